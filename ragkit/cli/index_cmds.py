@@ -1,0 +1,101 @@
+"""`ragkit ingest`, `ragkit search`, `ragkit bench validate`."""
+
+from __future__ import annotations
+
+import click
+
+from . import echo_json, main
+from .progress import TqdmProgress
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--index", "index_dir", required=True, type=click.Path(), help="Index directory (created if new).")
+@click.option("--embed-model", default="all-minilm-l6-v2", show_default=True,
+              help="Bundled embedding model name or a local sentence-transformers directory.")
+@click.option("--chunk-size", default=200, show_default=True, help="Chunk size in the embedding model's tokens.")
+@click.option("--chunk-overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
+@click.option("--dense-index", type=click.Choice(["flat", "hnsw", "ivf"]), default="flat", show_default=True,
+              help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora.")
+@click.option("--batch-size", default=64, show_default=True, help="Embedding batch size.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index, batch_size, as_json):
+    """Build or update a hybrid (FAISS + BM25) index from documents.
+
+    PATHS are files or folders (walked recursively): .txt .md .html .pdf .docx .csv .jsonl.
+    Re-running adds new files, re-embeds changed ones and drops deleted ones.
+    """
+    from ..index.build import IngestConfig, ingest as run_ingest
+    from ..ingest.chunking import ChunkingConfig
+
+    try:
+        config = IngestConfig(
+            embed_model=embed_model,
+            chunking=ChunkingConfig(chunk_size=chunk_size, chunk_overlap=chunk_overlap),
+            dense_index=dense_index,
+            batch_size=batch_size,
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    summary = run_ingest(list(paths), index_dir, config, progress=TqdmProgress())
+    if as_json:
+        echo_json(summary.to_dict())
+    else:
+        s = summary
+        click.echo(f"Index {s.index}: {s.chunks} chunks from {s.files_seen - len(s.skipped)} files in {s.seconds:.1f}s")
+        click.echo(
+            f"  files: {s.files_added} added, {s.files_changed} changed, {s.files_unchanged} unchanged, "
+            f"{s.files_deleted} deleted, {len(s.skipped)} skipped; {s.chunks_embedded} chunks embedded"
+        )
+        for path, reason in s.skipped:
+            click.echo(f"  skipped {path}: {reason}", err=True)
+    if summary.skipped:
+        raise SystemExit(3)  # the index was updated, but not with every file
+
+
+@main.command()
+@click.argument("query")
+@click.option("--index", "index_dir", required=True, type=click.Path())
+@click.option("-k", "k", default=5, show_default=True, help="Number of chunks to return.")
+@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--embed-model", default=None, help="Refuse to search unless the index was built with this model.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+def search(query, index_dir, k, mode, embed_model, as_json):
+    """Show the chunks an index retrieves for QUERY."""
+    from ..index.store import Index
+
+    index = Index.open(index_dir, embed_model=embed_model)
+    hits = index.search(query, k=k, mode=mode)
+    if as_json:
+        echo_json({"hits": [h.to_dict() for h in hits]})
+        return
+    if not hits:
+        click.echo("No results.")
+    for h in hits:
+        where = f"{h.source}" + (f" p.{h.page}" if h.page else "") + f" [{h.start}:{h.end}]"
+        click.secho(f"{h.rank}. {where}  score={h.score:.3f}", bold=True)
+        text = " ".join(h.text.split())
+        click.echo(f"   {text[:300]}{'…' if len(text) > 300 else ''}")
+
+
+@main.group()
+def bench():
+    """Bench files: one question per line in JSONL."""
+
+
+@bench.command("validate")
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+def bench_validate(file, as_json):
+    """Check a bench file and report malformed lines with their numbers."""
+    from ..eval.bench import validate_bench
+
+    valid, errors = validate_bench(file)
+    if as_json:
+        echo_json({"valid": valid, "errors": [{"line": n, "problem": p} for n, p in errors]})
+    else:
+        for n, p in errors:
+            click.echo(f"{file}:{n}: {p}", err=True)
+        click.echo(f"{valid} valid items, {len(errors)} problems")
+    if errors:
+        raise SystemExit(1)

@@ -1,0 +1,63 @@
+"""Sentence embeddings through sentence-transformers, from a bundled name or a local directory.
+
+Texts are embedded longest-first in fixed batches, so each batch pads to similar lengths and the
+progress bar advances per batch; vectors are L2-normalised float32 (inner product = cosine).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .models import resolve_embedder
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, name_or_path: str = "all-minilm-l6-v2", device: str | None = None, batch_size: int = 64):
+        self.name, path = resolve_embedder(name_or_path)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory must never trigger a hub call
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+        self.batch_size = batch_size
+        self._tokenizer = self.model.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def embed(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            vecs = self.model.encode(
+                [texts[j] for j in idx],
+                batch_size=len(idx),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            out[idx] = vecs.astype(np.float32, copy=False)
+            if on_batch:
+                on_batch(len(idx))
+        return out

@@ -1,0 +1,62 @@
+"""BM25 over chunk texts with bm25s: jieba words for Chinese runs, lower-cased words for Latin runs.
+
+Scores are also given normalised to [0, 1] by the best score any chunk could reach for the query
+(every query word matched with saturated term frequency), so a score means "how much of the query
+this chunk matches" and can be compared across queries, fused with cosine similarity, and
+thresholded for "not in the documents". Query words absent from the corpus count in that bound: a
+question about something the corpus never mentions scores low.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..lang import tokenize_for_search
+
+
+class BM25Index:
+    def __init__(self, retriever):
+        self._r = retriever
+        indptr = np.asarray(retriever.scores["indptr"])
+        self._df = np.diff(indptr)  # chunks containing each vocabulary word
+        self.n_docs = int(retriever.scores["num_docs"])
+
+    @classmethod
+    def build(cls, token_lists: list[list[str]]) -> "BM25Index":
+        import bm25s
+
+        retriever = bm25s.BM25(method="lucene")
+        # A placeholder word keeps empty chunks (a lone table border, say) from breaking indexing.
+        retriever.index([t or ["\u2400"] for t in token_lists], show_progress=False)
+        return cls(retriever)
+
+    def save(self, directory: Path) -> None:
+        self._r.save(str(directory), show_progress=False)  # .npy and .json files, no pickle
+
+    @classmethod
+    def load(cls, directory: Path) -> "BM25Index":
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(directory), allow_pickle=False))
+
+    def _idf(self, df: int) -> float:
+        return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+
+    def scores(self, query: str) -> tuple[np.ndarray, float]:
+        """(raw BM25 score of every chunk, the largest score the query could reach)."""
+        tokens = tokenize_for_search(query)
+        if not tokens:
+            return np.zeros(self.n_docs, dtype=np.float32), 0.0
+        vocab = self._r.vocab_dict
+        bound = sum(self._idf(int(self._df[vocab[t]]) if t in vocab else 0) for t in tokens)
+        known = [t for t in tokens if t in vocab]
+        if not known:
+            return np.zeros(self.n_docs, dtype=np.float32), bound
+        return np.asarray(self._r.get_scores(known), dtype=np.float32), bound
+
+    def normalized_scores(self, query: str) -> np.ndarray:
+        raw, bound = self.scores(query)
+        return raw / bound if bound > 0 else raw
