@@ -1,0 +1,89 @@
+"""The bench format: JSONL, one question per line, shared by every arm of `ragkit eval`.
+
+Fields: id, question, answers (acceptable answer strings; any one counts), sources (paths relative
+to the ingested root that hold the answer), category (knowledge, logic, common, ...), difficulty
+(easy, medium, hard, simple, complex), optional notes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import BenchFormatError
+from ..types import BenchItem
+
+DIFFICULTIES = ("easy", "medium", "hard", "simple", "complex")
+REQUIRED = ("id", "question", "answers", "sources", "category", "difficulty")
+OPTIONAL = ("notes",)
+
+
+def check_record(record: object) -> list[str]:
+    """Problems with one parsed line, as short phrases (empty when the line is valid)."""
+    if not isinstance(record, dict):
+        return ["not a JSON object"]
+    problems = [f"missing field '{f}'" for f in REQUIRED if f not in record]
+    unknown = set(record) - set(REQUIRED) - set(OPTIONAL)
+    if unknown:
+        problems.append(f"unknown field(s) {', '.join(sorted(unknown))}")
+    for f in ("id", "question", "category"):
+        if f in record and (not isinstance(record[f], str) or not record[f].strip()):
+            problems.append(f"'{f}' must be a non-empty string")
+    for f in ("answers", "sources"):
+        if f in record:
+            v = record[f]
+            if not isinstance(v, list) or not v or not all(isinstance(s, str) and s.strip() for s in v):
+                problems.append(f"'{f}' must be a non-empty list of non-empty strings")
+    if "difficulty" in record and record["difficulty"] not in DIFFICULTIES:
+        problems.append(f"'difficulty' must be one of {', '.join(DIFFICULTIES)}")
+    if "notes" in record and record["notes"] is not None and not isinstance(record["notes"], str):
+        problems.append("'notes' must be a string")
+    return problems
+
+
+def validate_bench(path: str | Path) -> tuple[int, list[tuple[int, str]]]:
+    """Return (number of valid items, [(line number, problem), ...]) for a bench file."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchFormatError(f"bench file {path} does not exist")
+    errors: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    valid = 0
+    with path.open(encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                errors.append((lineno, f"invalid JSON ({e.msg} at column {e.colno})"))
+                continue
+            problems = check_record(record)
+            if not problems and record["id"] in seen:
+                problems.append(f"duplicate id '{record['id']}' (first on line {seen[record['id']]})")
+            if problems:
+                errors.extend((lineno, p) for p in problems)
+            else:
+                seen[record["id"]] = lineno
+                valid += 1
+    if valid == 0 and not errors:
+        errors.append((0, "the file holds no items"))
+    return valid, errors
+
+
+def load_bench(path: str | Path) -> list[BenchItem]:
+    """Load a bench file, refusing it whole if any line is malformed."""
+    valid, errors = validate_bench(path)
+    if errors:
+        lineno, problem = errors[0]
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise BenchFormatError(
+            f"{path} line {lineno}: {problem}{more}; run 'ragkit bench validate {path}' for the full list"
+        )
+    items = []
+    with Path(path).open(encoding="utf-8-sig") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                items.append(BenchItem(**{k: r.get(k) for k in REQUIRED + OPTIONAL}))
+    return items
