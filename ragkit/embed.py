@@ -61,3 +61,18 @@ class SentenceTransformerEmbedder:
             if on_batch:
                 on_batch(len(idx))
         return out
+
+
+# Embedders by name. Tests and plugins register their own (e.g. a fake) with register_embedder;
+# anything else is a bundled name or a local sentence-transformers directory.
+_REGISTRY: dict[str, Callable[[], Embedder]] = {}
+
+
+def register_embedder(name: str, factory: Callable[[], Embedder]) -> None:
+    _REGISTRY[name] = factory
+
+
+def load_embedder(name_or_path: str, batch_size: int = 64) -> Embedder:
+    if name_or_path in _REGISTRY:
+        return _REGISTRY[name_or_path]()
+    return SentenceTransformerEmbedder(name_or_path, batch_size=batch_size)

@@ -44,6 +44,14 @@ EN_STOPWORDS = frozenset(
 )
 
 
+# Function words and question words: they match almost every chunk, so they only add noise to BM25
+# and keep a question about something absent from the corpus from scoring zero.
+ZH_STOPWORDS = frozenset(
+    """的 了 是 在 和 与 及 或 吗 呢 吧 啊 呀 也 都 就 而 之 其 这 那 这个 那个 什么 怎么 怎样 如何 多少
+    哪 哪些 哪个 哪里 请问 一个 我 你 他 她 它 我们 你们 他们 有 没有 被 把 为 为什么 对 从 到 以 于 吗 么 几""".split()
+)
+
+
 def _jieba():
     import jieba  # heavy-ish dictionary load: only when Chinese text is actually seen
 
@@ -61,7 +69,7 @@ def tokenize_for_search(text: str) -> list[str]:
     tokens: list[str] = []
     for cjk, latin in _RUNS_RE.findall(text):
         if cjk:
-            tokens.extend(t for t in _jieba().lcut_for_search(cjk) if t.strip())
+            tokens.extend(t for t in _jieba().lcut_for_search(cjk) if t.strip() and t not in ZH_STOPWORDS)
         else:
             w = latin.lower()
             if w not in EN_STOPWORDS:

@@ -233,7 +233,7 @@ def ingest(
         if old_manifest is not None:
             if old_manifest.get("format") != FORMAT_VERSION:
                 raise IndexIncompatible(f"index {index_dir} has an older format; ingest into a new directory")
-            check_embedder(old_manifest, config.embed_model, index_dir)
+            check_embedder(old_manifest, embedder.name if embedder is not None else config.embed_model, index_dir)
             old_cfg = old_manifest["chunking"]
             if (old_cfg["chunk_size"], old_cfg["chunk_overlap"]) != (
                 config.chunking.chunk_size, config.chunking.chunk_overlap
@@ -243,9 +243,9 @@ def ingest(
                     f"{old_cfg['chunk_overlap']}; pass the same settings or ingest into a new directory"
                 )
         if embedder is None:
-            from ..embed import SentenceTransformerEmbedder
+            from ..embed import load_embedder
 
-            embedder = SentenceTransformerEmbedder(config.embed_model, batch_size=config.batch_size)
+            embedder = load_embedder(config.embed_model, batch_size=config.batch_size)
 
         found = discover(roots)
         summary.files_seen = len(found)

@@ -47,11 +47,12 @@ def read_manifest(version_dir: Path) -> dict:
 
 def check_embedder(manifest: dict, requested: str | None, index_dir: Path) -> None:
     built = manifest["embedding"]["model"]
-    if requested is None:
+    if requested is None or requested == built:
         return
+    from ..embed import _REGISTRY
     from ..models import resolve_embedder
 
-    name, _ = resolve_embedder(requested)
+    name = requested if requested in _REGISTRY else resolve_embedder(requested)[0]
     if name != built:
         raise IndexIncompatible(
             f"index {index_dir} was built with embedding model '{built}', not '{name}'; "
@@ -94,9 +95,9 @@ class Index:
     @property
     def embedder(self):
         if self._embedder is None:
-            from ..embed import SentenceTransformerEmbedder
+            from ..embed import load_embedder
 
-            self._embedder = SentenceTransformerEmbedder(self.manifest["embedding"]["model"])
+            self._embedder = load_embedder(self.manifest["embedding"]["model"])
         return self._embedder
 
     @property
