@@ -26,8 +26,8 @@ def convert(src: Path, out: Path, limit: int | None = None) -> tuple[int, int]:
                 n_par += 1
                 for qa in para["qas"]:
                     answers = sorted({a["text"].strip() for a in qa["answers"] if a["text"].strip()})
-                    if not answers:
-                        continue
+                    if not answers or not qa["question"].strip():
+                        continue  # upstream has a couple of items with an empty question
                     item = {"id": qa["id"], "question": qa["question"].strip(), "answers": answers,
                             "sources": [name], "category": "knowledge", "difficulty": "easy"}
                     bench.write(json.dumps(item, ensure_ascii=False) + "\n")
