@@ -1,8 +1,7 @@
-"""`ragkit eval`: retrieval metrics on a bench (answer arms are added by the eval module)."""
+"""`ragkit eval` (retrieval metrics and answer arms on a bench) and `ragkit report` (show or compare runs)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -12,33 +11,109 @@ from .progress import TqdmProgress
 
 
 @main.command("eval")
-@click.option("--bench", "bench_file", required=True, type=click.Path())
-@click.option("--index", "index_dir", required=True, type=click.Path())
-@click.option("--out", "out_dir", required=True, type=click.Path())
+@click.option("--bench", "bench_file", required=True, type=click.Path(), help="Bench JSONL file.")
+@click.option("--index", "index_dir", type=click.Path(), help="Index directory (needed by rag arms and retrieval metrics).")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory (re-use it to resume).")
+@click.option("--arms", default="closed_book,rag,sft,sft_rag", show_default=True,
+              help="Comma-separated arms: closed_book, rag, sft, sft_rag.")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
+@click.option("--model", "models", multiple=True,
+              help="Base model for every language, or LANG=MODEL (repeatable). Default: smollm2-135m for en, "
+                   "gemma3-270m for zh.")
+@click.option("--adapter", "adapters", multiple=True,
+              help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
+@click.option("--tuned-model", "tuned_models", multiple=True,
+              help="A merged fine-tuned model for the sft arms, or LANG=MODEL (instead of --adapter).")
+@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None)
+@click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend).")
+@click.option("--n-ctx", type=int, default=None, help="Context length to load models with.")
+@click.option("-k", "k", default=5, show_default=True, help="Chunks retrieved per question (rag arms).")
 @click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def eval_cmd(bench_file, index_dir, out_dir, retrieval_only, mode, as_json):
-    """Evaluate retrieval (and, with arms, answers) on a bench set; writes OUT/report.json."""
-    from ..eval.bench import load_bench
-    from ..eval.retrieval import evaluate_retrieval
-    from ..index.store import Index
+@click.option("--min-score", type=float, default=None, help="Refuse when the best chunk scores below this (rag arms). "
+              "Default: the pipeline's calibrated threshold in hybrid mode, none otherwise.")
+@click.option("--max-tokens", default=64, show_default=True, help="Answer length limit, every arm.")
+@click.option("--temperature", default=0.0, show_default=True, help="0 = greedy (reproducible).")
+@click.option("--limit", type=int, default=None, help="Only the first N items (taken across categories).")
+@click.option("--judge", default=None, help="LLM judge as BACKEND/MODEL, e.g. llamacpp/gemma3-270m.")
+@click.option("--seed", default=0, show_default=True, help="Seed for sampling and the bootstrap.")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
+def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapters, tuned_models, backend,
+             base_url, n_ctx, k, mode, min_score, max_tokens, temperature, limit, judge, seed, as_json):
+    """Evaluate retrieval and answers on a bench; writes OUT/report.{json,md}, items.jsonl and charts.
 
-    items = load_bench(bench_file)
-    index = Index.open(index_dir)
-    bar = TqdmProgress()
-    bar.stage("retrieval", len(items))
-    agg, rows = evaluate_retrieval(items, lambda q: index.search(q, k=10, mode=mode), on_item=bar.advance)
-    bar.done()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = {"retrieval": agg, "config": {"bench": str(bench_file), "index": str(index_dir), "mode": mode}}
-    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    with (out / "retrieval_items.jsonl").open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    Every arm shares the bench, prompts, decoding and k, so differences come from the knowledge
+    source: closed_book (base model), rag (base + retrieval), sft (tuned), sft_rag (tuned + retrieval).
+    Re-running with the same settings and --out reuses finished items.
+    """
+    from ..errors import UsageError
+    from ..eval.runner import EvalConfig, parse_lang_map, run_eval
+
+    if retrieval_only and not index_dir:
+        raise UsageError("--retrieval-only needs --index DIR")
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
+    if retrieval_only:
+        arm_list = []
+    try:
+        config = EvalConfig(
+            bench=bench_file, out=out_dir, index=index_dir, arms=arm_list,
+            models=parse_lang_map(models, "model"), adapters=parse_lang_map(adapters, "adapter"),
+            tuned_models=parse_lang_map(tuned_models, "tuned-model"), backend=backend, base_url=base_url,
+            n_ctx=n_ctx, k=k, mode=mode, min_score=min_score, max_tokens=max_tokens, temperature=temperature,
+            limit=limit, judge=judge, seed=seed,
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    report = run_eval(config, progress=TqdmProgress(), retrieval_only=retrieval_only,
+                      log=lambda m: click.echo(m, err=True))
     if as_json:
         echo_json(report)
+        return
+    ret = report["retrieval"]
+    if ret:
+        keys = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_context", "n")
+        click.echo(" ".join(f"{k}={ret[k]}" for k in keys if k in ret))
+    if report["arms"]:
+        from ..eval.report import arms_table, breakdown_table
+
+        click.echo("\n".join(arms_table(report)))
+        click.echo("\n".join(breakdown_table(report, "by_category")))
+    for arm, why in report["skipped_arms"].items():
+        click.echo(f"Skipped {arm}: {why}", err=True)
+    for note in report["notes"]:
+        click.echo(f"Note: {note}", err=True)
+    click.echo(f"Report written to {Path(out_dir) / 'report.json'} (and report.md)")
+
+
+@main.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def report_cmd(runs, as_json):
+    """Show one eval run's tables, or compare two runs side by side (B − A).
+
+    RUNS are eval output directories (or report.json files); a `ragkit run` directory works too.
+    """
+    from ..errors import UsageError
+    from ..eval.report import compare, load_report, render_comparison, render_markdown
+
+    if len(runs) > 2:
+        raise UsageError("give one run to show or two runs to compare")
+    reports = [load_report(_report_path(r)) for r in runs]
+    if len(reports) == 1:
+        if as_json:
+            echo_json(reports[0])
+        else:
+            click.echo(render_markdown(reports[0]))
+        return
+    cmp = compare(*reports)
+    if as_json:
+        echo_json({"a": runs[0], "b": runs[1], **cmp})
     else:
-        click.echo(" ".join(f"{k}={v}" for k, v in agg.items()))
-        click.echo(f"Report written to {out / 'report.json'}")
+        click.echo(render_comparison(cmp, runs[0], runs[1]))
+
+
+def _report_path(run: str) -> Path:
+    """An eval directory, a report.json, or a `ragkit run` directory (its report is under eval/)."""
+    p = Path(run)
+    if p.is_dir() and not (p / "report.json").exists() and (p / "eval" / "report.json").exists():
+        return p / "eval"
+    return p

@@ -1,0 +1,152 @@
+"""Settings of `ragkit eval` (EvalConfig) and how they pick models, adapters and bench items.
+
+Each item's question decides its language, and the language picks the model (`models`, default
+models.DEFAULT_LLM: smollm2-135m for English, gemma3-270m for Chinese). The tuned model of a
+language is `tuned_models[lang]` (a merged model) or its base with `adapters[lang]`; "*" stands for
+every language. `resolve_adapter` reads the base an adapter was trained on and picks the backend
+that loads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import UsageError
+from ..types import BenchItem
+
+ARMS = ("closed_book", "rag", "sft", "sft_rag")
+TUNED_ARMS = ("sft", "sft_rag")
+RETRIEVAL_ARMS = ("rag", "sft_rag")
+MODES = ("dense", "bm25", "hybrid")
+
+
+@dataclass
+class EvalConfig:
+    bench: str
+    out: str
+    index: str | None = None
+    arms: list[str] = field(default_factory=lambda: ["closed_book", "rag", "sft", "sft_rag"])
+    models: dict[str, str] = field(default_factory=dict)  # lang or "*" -> model; empty: defaults
+    backend: str | None = None
+    adapters: dict[str, str] = field(default_factory=dict)  # lang or "*" -> adapter path
+    tuned_models: dict[str, str] = field(default_factory=dict)  # lang or "*" -> merged model
+    base_url: str | None = None
+    n_ctx: int | None = None
+    k: int = 5
+    mode: str = "hybrid"
+    min_score: float | None = None
+    max_tokens: int = 64
+    temperature: float = 0.0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+    limit: int | None = None
+    judge: str | None = None
+    n_boot: int = 2000
+
+    def __post_init__(self) -> None:
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown:
+            raise ValueError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError("each arm may be named once")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if self.k < 1:
+            raise ValueError("k must be at least 1")
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be at least 1")
+        if self.n_boot < 100:
+            raise ValueError("n_boot must be at least 100 bootstrap resamples")
+        for name in ("models", "adapters", "tuned_models"):
+            bad = [k for k in getattr(self, name) if k not in ("*", "en", "zh")]
+            if bad:
+                raise ValueError(f"{name} keys must be a language (en, zh) or '*', not {', '.join(bad)}")
+        if any(a in RETRIEVAL_ARMS for a in self.arms) and not self.index:
+            raise ValueError("the rag and sft_rag arms need an index")
+
+    def decoding(self):
+        from ..generate.base import Decoding
+
+        return Decoding(temperature=self.temperature, max_tokens=self.max_tokens,
+                        repetition_penalty=self.repetition_penalty, seed=self.seed)
+
+    def base_model(self, lang: str) -> str | None:
+        """The model for `lang`: named, else the bundled default (None: the server's own model)."""
+        from ..models import DEFAULT_LLM
+
+        named = self.models.get(lang) or self.models.get("*")
+        return named or (None if self.base_url else DEFAULT_LLM.get(lang))
+
+    def tuned_model(self, lang: str) -> tuple[str | None, str | None] | None:
+        """(model, adapter) answering the sft arms for `lang`, or None when there is no tuned model."""
+        merged = self.tuned_models.get(lang) or self.tuned_models.get("*")
+        if merged:
+            return merged, None
+        adapter = self.adapters.get(lang) or self.adapters.get("*")
+        if adapter:
+            return self.base_model(lang), adapter
+        return None
+
+
+def resolve_adapter(model: str | None, adapter: str, backend: str | None) -> tuple[str | None, str, str | None]:
+    """(base model, adapter, backend) for a tuned arm.
+
+    An adapter only fits the model it was trained on, so the base it records (ragkit_adapter.json
+    of a `ragkit train` directory, or the ragkit.base key of an exported GGUF adapter) wins over
+    the eval's base model. A PEFT directory runs on the hf backend, a GGUF adapter on llama.cpp.
+    """
+    from ..sft.export import adapter_meta, gguf_adapter_info
+    from ..sft.export import resolve_adapter as adapter_kind
+
+    kind, path = adapter_kind(adapter)
+    if kind == "peft":
+        if backend not in (None, "hf"):
+            raise UsageError(f"{adapter} is a PEFT adapter, which the {backend} backend cannot load; "
+                             "export it with 'ragkit sft export-gguf' or use --backend hf")
+        return adapter_meta(path).get("base") or model, str(path), "hf"
+    if backend not in (None, "llamacpp"):
+        raise UsageError(f"{adapter} is a GGUF adapter, which only the llamacpp backend loads")
+    return gguf_adapter_info(path).get("base") or model, str(path), "llamacpp"
+
+
+def select_items(items: list[BenchItem], limit: int | None) -> list[BenchItem]:
+    """`limit` items taken round-robin over (language, category) groups, file order within each, so
+    a small slice still covers every language and category; all items when `limit` is None."""
+    from ..lang import detect_language
+
+    if limit is None or limit >= len(items):
+        return items
+    by_cat: dict[tuple[str, str], list[BenchItem]] = {}
+    for it in items:
+        by_cat.setdefault((detect_language(it.question), it.category), []).append(it)
+    chosen: set[str] = set()
+    queues = [list(v) for v in by_cat.values()]
+    while len(chosen) < limit:
+        for q in queues:
+            if q and len(chosen) < limit:
+                chosen.add(q.pop(0).id)
+    return [it for it in items if it.id in chosen]
+
+
+def config_dict(config: EvalConfig, n_items: int, n_bench: int) -> dict:
+    """The settings as report.json records them."""
+    d = asdict(config)
+    d["n_items"], d["n_bench_items"] = n_items, n_bench
+    d["decoding"] = asdict(config.decoding())
+    return d
+
+
+def parse_lang_map(values: tuple[str, ...] | list[str], what: str) -> dict[str, str]:
+    """CLI values 'MODEL' or 'LANG=MODEL' (repeatable) → {lang or '*': model}."""
+    out: dict[str, str] = {}
+    for v in values:
+        lang, sep, rest = v.partition("=")
+        if sep and lang in ("en", "zh", "*"):
+            out[lang] = rest
+        elif sep and len(lang) <= 3 and "/" not in lang:
+            raise UsageError(f"--{what} {v}: the language before '=' must be en or zh")
+        else:
+            out["*"] = v
+    return out

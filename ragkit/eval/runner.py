@@ -1,0 +1,314 @@
+"""`ragkit eval`: run the bench through each arm, score every answer, write items.jsonl and the report.
+
+Arms differ in the knowledge source only; the bench, prompts, decoding and k are shared:
+
+    closed_book  base model, no retrieval        sft      tuned model, no retrieval
+    rag          base model + retrieval          sft_rag  tuned model + retrieval
+
+Each item's question decides its language, and the language picks the model (`models`, default
+models.DEFAULT_LLM: smollm2-135m for English, gemma3-270m for Chinese). The tuned model of a
+language is `tuned_models[lang]` (a merged model) or the base model with `adapters[lang]`; "*"
+stands for every language. A sft arm runs on the items whose language has a tuned model; with
+none it is skipped with a note.
+
+Resuming: every finished item is appended to OUT/items.jsonl with a key hashing what decided its
+output (arm, model, adapter, decoding, k, mode, index version, question). A re-run reuses rows
+whose key matches and recomputes their scores from the stored output, so metric fixes apply
+without generating again.
+
+    from ragkit.eval.runner import EvalConfig, run_eval
+    report = run_eval(EvalConfig(bench="data/bench/sample.jsonl", index=".ragkit/demo-index", out="out"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from ..errors import ContextOverflow
+from ..types import BenchItem
+from . import metrics
+from .config import (  # noqa: F401  (re-exported: the runner is where callers look for them)
+    ARMS,
+    RETRIEVAL_ARMS,
+    TUNED_ARMS,
+    EvalConfig,
+    config_dict,
+    parse_lang_map,
+    resolve_adapter,
+    select_items,
+)
+
+
+def _fingerprint(path: str | None) -> str | None:
+    """Size and mtime of a file or a directory's files: a retrained adapter gets a new key."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_file():
+        st = p.stat()
+        return f"{st.st_size}:{int(st.st_mtime)}"
+    if p.is_dir():
+        parts = sorted(f"{f.relative_to(p)}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in p.rglob("*") if f.is_file())
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return None
+
+
+def item_key(arm: str, item: BenchItem, model_spec: dict, settings: dict) -> str:
+    blob = json.dumps({"arm": arm, "q": item.question, "model": model_spec, **settings}, sort_keys=True,
+                      ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+
+
+def read_items(path: Path) -> dict[tuple[str, str, str], dict]:
+    """Finished rows of an earlier run, by (arm, item id, key). A torn last line is ignored."""
+    rows: dict[tuple[str, str, str], dict] = {}
+    if not path.is_file():
+        return rows
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+                rows[(r["arm"], r["id"], r["key"])] = r
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return rows
+
+
+def score_row(row: dict, item: BenchItem) -> dict:
+    """(Re)compute a row's scores from its stored output."""
+    from ..generate.citations import strip_citations
+
+    text = strip_citations(row.get("output") or "")
+    row["scores"] = metrics.score_answer(text, item.answers, refused=bool(row.get("refused")))
+    row["answers"] = list(item.answers)
+    row["category"], row["difficulty"] = item.category, item.difficulty
+    return row
+
+
+def answer_row(arm: str, item: BenchItem, lang: str, key: str, pipe, closed_book: bool) -> dict:
+    t0 = time.perf_counter()
+    error = None
+    try:
+        ans = pipe.answer(item.question, closed_book=closed_book)
+    except ContextOverflow as e:
+        # One over-long item must not end a long run: recorded as an empty, wrong answer.
+        ans, error = None, str(e)
+    latency = round((time.perf_counter() - t0) * 1000, 2)
+    row = {"arm": arm, "id": item.id, "key": key, "lang": lang, "question": item.question}
+    if ans is None:
+        row.update(output="", refused=False, prompt="", sources=[], model=getattr(pipe.generator, "model", "?"),
+                   prompt_tokens=0, completion_tokens=0, latency_ms=latency, decode_tps=None, error=error)
+        return row
+    row.update(
+        model=ans.model,
+        prompt=ans.prompt,
+        sources=[{"rank": h.rank, "source": h.source, "chunk_id": h.chunk_id, "score": round(h.score, 4)}
+                 for h in ans.hits],
+        output=ans.answer,
+        refused=bool(ans.refused),
+        prompt_tokens=ans.prompt_tokens,
+        completion_tokens=ans.completion_tokens,
+        latency_ms=latency,
+        decode_tps=(ans.timings or {}).get("tokens_per_s"),
+        error=None,
+    )
+    return row
+
+
+class _Silent:
+    def stage(self, name: str, total: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def done(self) -> None: ...
+
+
+def _index_version(index) -> str | None:
+    vd = getattr(index, "version_dir", None)
+    return Path(vd).name if vd is not None else None
+
+
+def run_retrieval(items: list[BenchItem], index, config: EvalConfig, progress) -> tuple[dict, list[dict]]:
+    from .report import retrieval_breakdown
+    from .retrieval import evaluate_retrieval
+
+    progress.stage("retrieval", len(items))
+    agg, rows = evaluate_retrieval(
+        items, lambda q: index.search(q, k=10, mode=config.mode),
+        answer_in=lambda answers, ctx: bool(metrics.contains_answer(ctx, answers)),
+        context_k=config.k, on_item=progress.advance,
+    )
+    progress.done()
+    for item, r in zip(items, rows):
+        gold = set(item.sources)
+        r["first_relevant"] = next((i for i, s in enumerate(r["retrieved"], 1) if s in gold), None)
+    agg.update(retrieval_breakdown(rows))
+    return agg, rows
+
+
+def run_eval(
+    config: EvalConfig,
+    *,
+    load_generator: Callable | None = None,
+    index=None,
+    progress=None,
+    retrieval_only: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Run the eval described by `config`; write OUT/{items.jsonl, report.json, report.md, *.png}.
+
+    `load_generator` (default ragkit.generate.load_generator) and `index` may be injected (tests).
+    """
+    from .bench import load_bench
+    from .charts import write_charts
+    from .report import build_report, write_report
+
+    progress = progress or _Silent()
+    log = log or (lambda msg: None)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    all_items = load_bench(config.bench)
+    items = select_items(all_items, config.limit)
+    arms = [] if retrieval_only else list(config.arms)
+    if index is None and config.index:
+        from ..index.store import Index
+
+        index = Index.open(config.index)
+    if load_generator is None:
+        from ..generate import load_generator
+    from ..lang import detect_language
+
+    retrieval, ret_rows = ({}, [])
+    if index is not None:
+        retrieval, ret_rows = run_retrieval(items, index, config, progress)
+        with (out / "retrieval_items.jsonl").open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in ret_rows)
+
+    langs = {it.id: detect_language(it.question) for it in items}
+    skipped: dict[str, str] = {}
+    notes: list[str] = []
+    plan: dict[str, dict[str, tuple]] = {}  # arm -> lang -> (model, adapter, backend)
+    for arm in arms:
+        specs = {}
+        for lang in sorted(set(langs.values())):
+            if arm not in TUNED_ARMS:
+                specs[lang] = (config.base_model(lang), None, config.backend)
+            elif (tuned := config.tuned_model(lang)) is not None:
+                model, adapter = tuned
+                specs[lang] = resolve_adapter(model, adapter, config.backend) if adapter else (model, None, config.backend)
+        if not specs:
+            skipped[arm] = ("no tuned model: pass --adapter DIR (or --tuned-model) to run it" if arm in TUNED_ARMS
+                            else "no model")
+            continue
+        missing = sorted(set(langs.values()) - set(specs))
+        if missing:
+            n = sum(1 for lang in langs.values() if lang in specs)
+            notes.append(f"{arm} ran on the {n} items in {', '.join(sorted(specs))} only; no tuned model "
+                         f"for {', '.join(missing)}")
+        plan[arm] = specs
+    backends = {arm: {s[2] for s in specs.values()} for arm, specs in plan.items()}
+    if len(set().union(*backends.values()) if backends else set()) > 1:
+        notes.append("arms ran on different backends (" + "; ".join(
+            f"{a}: {', '.join(sorted(b or 'default' for b in bs))}" for a, bs in backends.items())
+            + "): PEFT adapters run on hf in full precision while the base GGUF runs quantised on llama.cpp; "
+            "for a like-for-like comparison use --backend hf for every arm or export the adapter to GGUF")
+    items_path = out / "items.jsonl"
+    done = read_items(items_path)
+    decoding = config.decoding()
+    settings = {"decoding": asdict(decoding), "base_url": config.base_url,
+                "n_ctx": config.n_ctx}
+    rag_settings = {"k": config.k, "mode": config.mode, "min_score": config.min_score,
+                    "index": _index_version(index)}
+    pipes: dict[tuple, object] = {}
+    rows_by_arm: dict[str, list[dict]] = {}
+    reused = 0
+    with items_path.open("a", encoding="utf-8") as sink:
+        for n_arm, arm in enumerate(plan, 1):
+            arm_items = [it for it in items if langs[it.id] in plan[arm]]
+            progress.stage(f"{arm} ({n_arm}/{len(plan)})", len(arm_items))
+            rows = []
+            for item in arm_items:
+                lang = langs[item.id]
+                model, adapter, backend = plan[arm][lang]
+                spec = {"model": model, "adapter": adapter, "adapter_fp": _fingerprint(adapter), "lang": lang,
+                        "backend": backend}
+                key = item_key(arm, item, spec, {**settings, **(rag_settings if arm in RETRIEVAL_ARMS else {})})
+                row = done.get((arm, item.id, key))
+                if row is not None:
+                    reused += 1
+                else:
+                    pk = (model, adapter, lang, backend)
+                    if pk not in pipes:
+                        from ..pipeline import Pipeline
+
+                        gen = load_generator(model, backend, adapter=adapter, base_url=config.base_url,
+                                             lang=lang, n_ctx=config.n_ctx)
+                        pipes[pk] = Pipeline(index, gen, k=config.k, mode=config.mode, decoding=decoding,
+                                             min_score=config.min_score)
+                    row = answer_row(arm, item, lang, key, pipes[pk], closed_book=arm not in RETRIEVAL_ARMS)
+                    sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    sink.flush()
+                rows.append(score_row(row, item))
+                progress.advance()
+            progress.done()
+            rows_by_arm[arm] = rows
+    if reused:
+        log(f"Reused {reused} finished item(s) from {items_path}")
+
+    if config.judge and rows_by_arm:
+        judge_rows(config, rows_by_arm, items, load_generator, progress, items_path)
+    errors = {a: sum(1 for r in rs if r.get("error")) for a, rs in rows_by_arm.items()}
+    for a, n in errors.items():
+        if n:
+            notes.append(f"{a}: {n} item(s) failed (prompt too long) and count as wrong; see items.jsonl")
+
+    _write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
+    cfg = config_dict(config, len(items), len(all_items))
+    cfg["index_version"] = _index_version(index)
+    report = build_report(retrieval, rows_by_arm, cfg, skipped, notes, n_boot=config.n_boot, seed=config.seed)
+    charts = write_charts(report, out)
+    write_report(out, report, charts)
+    return report
+
+
+def judge_rows(config: EvalConfig, rows_by_arm, items, load_generator, progress, items_path: Path) -> None:
+    """Grade every row not yet graded by this judge; unparseable replies are kept as such.
+
+    Each graded row is appended to items.jsonl at once (a later line wins when it is read back), so
+    an interrupted judging pass keeps the verdicts it has."""
+    from .judge import Judge, parse_judge_spec
+
+    backend, model = parse_judge_spec(config.judge)
+    judge = Judge(load_generator(model, backend, base_url=config.base_url if backend == "openai" else None,
+                                 n_ctx=config.n_ctx))
+    by_id = {it.id: it for it in items}
+    todo = [r for rs in rows_by_arm.values() for r in rs
+            if not (r.get("judge") and r["judge"].get("model") == config.judge)]
+    progress.stage("judge", len(todo))
+    from ..generate.citations import strip_citations
+
+    with items_path.open("a", encoding="utf-8") as sink:
+        for r in todo:
+            item = by_id[r["id"]]
+            v = judge.grade(item.question, item.answers, strip_citations(r.get("output") or ""))
+            r["judge"] = {"model": config.judge, **v.to_dict()}
+            sink.write(json.dumps(r, ensure_ascii=False) + "\n")
+            sink.flush()
+            progress.advance()
+    progress.done()
+
+
+def _write_items(path: Path, rows: list[dict]) -> None:
+    """Rewrite items.jsonl with this run's rows only, in arm and bench order (atomic)."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    os.replace(tmp, path)
+
+

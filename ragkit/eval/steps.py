@@ -1,0 +1,267 @@
+"""`ragkit run`: carry out a pipeline (ragkit.experiment.PipelineConfig) step by step in a run directory.
+
+    ingest → sft_data → train (one LoRA adapter per language) → eval → report
+
+Layout of runs/<name>-<timestamp>/:
+
+    config.yaml      the resolved pipeline (file + --set overrides, absolute paths)
+    state.json       finished steps with the hash of their inputs
+    index/           the ingested corpus           sft/       SFT data (all, and per language)
+    adapters/<lang>/ LoRA adapters                 eval/      items.jsonl, report.{json,md}, charts
+
+A step whose inputs hash the same as when it last finished is skipped; an interrupted step starts
+again (train resumes from its checkpoints, eval reuses finished items).
+
+    from ragkit.experiment import load_pipeline
+    from ragkit.eval.steps import run_pipeline
+    run_pipeline(load_pipeline("pipelines/sample-quick.yaml"))
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import RagkitError, UsageError
+from ..experiment import PipelineConfig, config_hash
+
+STEPS = ("ingest", "sft_data", "train", "eval", "report")
+
+
+def _files_fingerprint(paths: list[str]) -> list[tuple[str, int, int]]:
+    """(path, size, mtime) of every file under `paths`: a changed corpus or bench means a new hash."""
+    out = []
+    for p in map(Path, paths):
+        files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+        out += [(str(f), f.stat().st_size, int(f.stat().st_mtime)) for f in files]
+    return out
+
+
+class RunState:
+    """state.json of a run directory: which steps finished, with which input hash."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "state.json"
+        self.data = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {"steps": {}}
+
+    def up_to_date(self, step: str, h: str) -> bool:
+        s = self.data["steps"].get(step)
+        return bool(s and s.get("status") == "done" and s.get("hash") == h)
+
+    def mark(self, step: str, h: str, seconds: float, **info) -> None:
+        self.data["steps"][step] = {"status": "done", "hash": h, "seconds": round(seconds, 1), **info}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def choose_run_dir(cfg: PipelineConfig, runs_dir: str | Path, how: str = "auto") -> tuple[Path, bool]:
+    """(run directory, whether it continues an earlier run).
+
+    how: "new" always starts runs/<name>-<timestamp>; "resume" continues the latest run of this
+    name; "auto" continues it only when its resolved config equals this one (a changed --set
+    starts a new run, so the two can be compared with `ragkit report`).
+    """
+    import re
+    import time
+
+    import yaml
+
+    if how not in ("auto", "resume", "new"):
+        raise ValueError("how must be auto, resume or new")
+    runs = Path(runs_dir)
+    pat = re.compile(rf"{re.escape(cfg.name)}-\d{{8}}-\d{{6}}(-\d+)?")
+    existing = sorted((d for d in runs.glob(f"{cfg.name}-*") if d.is_dir() and pat.fullmatch(d.name)
+                       and (d / "config.yaml").is_file()), key=lambda d: d.name)
+    latest = existing[-1] if existing else None
+    if latest is not None and how != "new":
+        same = yaml.safe_load((latest / "config.yaml").read_text(encoding="utf-8")) == cfg.to_dict()
+        if how == "resume" or same:
+            return latest, True
+    if how == "resume":
+        raise UsageError(f"no earlier run of '{cfg.name}' under {runs}; run without --resume to start one")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    d, n = runs / f"{cfg.name}-{stamp}", 1
+    while d.exists():
+        n += 1
+        d = runs / f"{cfg.name}-{stamp}-{n}"
+    return d, False
+
+
+class _TrainProgress:
+    """Adapts a stage/advance/done progress bar to the trainer's protocol (which adds message)."""
+
+    def __init__(self, bar, log):
+        self.bar, self.log = bar, log
+
+    def stage(self, name, total):
+        self.bar.stage(name, total)
+
+    def advance(self, n=1, **stats):
+        self.bar.advance(n)
+
+    def message(self, text):
+        self.log(text)
+
+    def done(self):
+        self.bar.done()
+
+
+def split_by_language(data: Path, out_dir: Path, langs: list[str]) -> dict[str, Path]:
+    """One SFT file per language (records keep their format; a record's language is its first
+    question's), so each language's adapter trains on its own base model."""
+    from ..lang import detect_language
+    from ..sft.data import _records, detect_format, record_pairs
+
+    files = {lang: out_dir / f"{data.stem}-{lang}.jsonl" for lang in langs}
+    sinks = {lang: [] for lang in langs}
+    for _, rec in _records(data):
+        fmt = detect_format(rec)
+        pairs = record_pairs(rec, fmt) if fmt else []
+        lang = detect_language(pairs[0][0]) if pairs else None
+        if lang in sinks:
+            sinks[lang].append(json.dumps(rec, ensure_ascii=False) + "\n")
+    for lang, lines in sinks.items():
+        if lines:
+            files[lang].write_text("".join(lines), encoding="utf-8")
+    return {lang: files[lang] for lang in langs if sinks[lang]}
+
+
+def merge_bench(paths: list[str], out: Path) -> Path:
+    """The bench as one file: the given file itself, or several files joined (ids must stay unique)."""
+    if len(paths) == 1:
+        return Path(paths[0])
+    text = "".join(Path(p).read_text(encoding="utf-8-sig").rstrip("\n") + "\n" for p in paths)
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+class _Silent:
+    def stage(self, name: str, total: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def done(self) -> None: ...
+
+
+def step_ingest(cfg: PipelineConfig, run_dir: Path, progress) -> dict:
+    from ..index.build import ingest
+
+    s = ingest(cfg.corpus, run_dir / "index", cfg.index.ingest_config(), progress=progress)
+    if s.skipped:
+        raise RagkitError(f"ingest skipped {len(s.skipped)} file(s) ({s.skipped[0][0]}: {s.skipped[0][1]}); "
+                          "fix or remove them so every arm sees the whole corpus")
+    return {"chunks": s.chunks, "files": s.files_seen}
+
+
+def step_sft_data(cfg: PipelineConfig, run_dir: Path, bench: Path, progress) -> dict:
+    from ..sft.qa import build_sft_data
+
+    s = cfg.sft_data
+    out = run_dir / "sft" / "qa.jsonl"
+    summary = build_sft_data(run_dir / "index", out, s.data_config(), fmt=s.format, mix=s.mix,
+                             mix_ratio=s.mix_ratio, exclude_bench=bench if s.exclude_bench else None,
+                             progress=progress)
+    return {"file": str(out), "rows": summary.rows, "kept_by_lang": summary.kept_by_lang}
+
+
+def step_train(cfg: PipelineConfig, run_dir: Path, log, progress) -> dict:
+    from ..sft.train import train
+
+    data = run_dir / "sft" / "qa.jsonl"
+    per_lang = split_by_language(data, data.parent, cfg.train.languages)
+    adapters = {}
+    for lang in cfg.train.languages:
+        if lang not in per_lang:
+            log(f"train: no {lang} examples in {data.name}; the sft arms skip {lang} items")
+            continue
+        out = run_dir / "adapters" / lang
+        tc = cfg.train.train_config(str(per_lang[lang]), cfg.base_model(lang), str(out))
+        if not (out / "train_summary.json").is_file():  # else finished in an interrupted earlier attempt
+            tc.resume = out.is_dir() and (out / "checkpoints").is_dir()
+            log(f"train: {lang} adapter on {tc.base} ({'resuming' if tc.resume else 'starting'})")
+            train(tc, progress=_TrainProgress(progress, log))
+        adapters[lang] = str(out)
+        if cfg.train.export_gguf:
+            from ..sft.export import export_gguf_adapter
+
+            gguf_file = run_dir / "adapters" / f"{lang}.gguf"
+            if not gguf_file.is_file():
+                partial = gguf_file.with_name(f"{lang}.partial.gguf")  # never leave a torn adapter behind
+                export_gguf_adapter(out, partial)
+                partial.replace(gguf_file)
+            adapters[lang] = str(gguf_file)
+    return {"adapters": adapters}
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    runs_dir: str | Path = "runs",
+    *,
+    how: str = "auto",
+    progress=None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Run every step not up to date; return {run_dir, steps: {step: "done" | "up to date" | "off"}, report}."""
+    import shutil
+
+    import yaml
+
+    log = log or (lambda m: None)
+    progress = progress or _Silent()
+    run_dir, resumed = choose_run_dir(cfg, runs_dir, how)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), allow_unicode=True, sort_keys=False),
+                                         encoding="utf-8")
+    log(f"{'Continuing' if resumed else 'Starting'} run {run_dir}")
+    state = RunState(run_dir)
+    status: dict[str, str] = {}
+
+    def step(name: str, h: str, fn: Callable[[], dict], clear: Path | None = None) -> dict:
+        if state.up_to_date(name, h):
+            status[name] = "up to date"
+            log(f"[{name}] up to date")
+            return state.data["steps"][name]
+        prev = state.data["steps"].get(name)
+        if clear is not None and prev and prev.get("hash") != h and clear.exists():
+            shutil.rmtree(clear)  # settings changed: outputs of the old settings must not be resumed
+        log(f"[{name}] running")
+        t0 = time.perf_counter()
+        info = fn()
+        state.mark(name, h, time.perf_counter() - t0, **info)
+        status[name] = "done"
+        return state.data["steps"][name]
+
+    h_ingest = config_hash([cfg.index.__dict__, _files_fingerprint(cfg.corpus)])
+    step("ingest", h_ingest, lambda: step_ingest(cfg, run_dir, progress))
+
+    bench = merge_bench(cfg.bench, run_dir / "bench.jsonl")
+    h_bench = config_hash(_files_fingerprint([str(bench)]))
+    adapters: dict[str, str] = {}
+    if cfg.sft_data.enabled:
+        h_sft = config_hash([h_ingest, cfg.sft_data.__dict__, h_bench if cfg.sft_data.exclude_bench else None,
+                             _files_fingerprint([cfg.sft_data.mix]) if cfg.sft_data.mix else None])
+        step("sft_data", h_sft, lambda: step_sft_data(cfg, run_dir, bench, progress))
+        if cfg.train.enabled:
+            h_train = config_hash([h_sft, cfg.train.__dict__, {lang: cfg.base_model(lang) for lang in cfg.train.languages}])
+            adapters = step("train", h_train, lambda: step_train(cfg, run_dir, log, progress),
+                            clear=run_dir / "adapters")["adapters"]
+    status.setdefault("sft_data", "off")
+    status.setdefault("train", "off")
+
+    from .runner import run_eval
+
+    ecfg = cfg.eval.eval_config(str(bench), str(run_dir / "eval"), str(run_dir / "index"), adapters)
+    h_eval = config_hash([h_ingest, cfg.eval.__dict__, adapters, [_files_fingerprint([a]) for a in adapters.values()],
+                          h_bench])
+    step("eval", h_eval, lambda: {"items": run_eval(ecfg, progress=progress, log=log)["config"]["n_items"]})
+
+    from .report import load_report, render_markdown
+
+    report = load_report(run_dir / "eval")
+    (run_dir / "report.md").write_text(render_markdown(report, ["eval/accuracy.png", "eval/recall.png"]),
+                                       encoding="utf-8")
+    status["report"] = "done"
+    return {"run_dir": str(run_dir), "resumed": resumed, "steps": status, "report": report}
