@@ -10,7 +10,7 @@ LLAMA_CMAKE_ARGS ?=
 STAMP := $(VENV)/.ragkit-installed
 DEMO_INDEX ?= .ragkit/demo-index
 
-.PHONY: install demo test test-fast lint clean perf
+.PHONY: install demo test test-fast lint clean
 
 install: $(STAMP)
 
@@ -32,7 +32,10 @@ $(STAMP): pyproject.toml $(VENV)/.llamacpp-built
 
 demo: install
 	$(BIN)/ragkit ingest data/corpus --index $(DEMO_INDEX)
-	$(BIN)/ragkit search "How long is the warranty?" --index $(DEMO_INDEX) -k 3
+	$(BIN)/ragkit search "What is the maximum slope of the Kestrel M3?" --index $(DEMO_INDEX) -k 3
+	$(BIN)/ragkit ask "What is the dustbin capacity of the Kestrel V7?" --index $(DEMO_INDEX) --max-tokens 64
+	$(BIN)/ragkit ask "隼鸟 V7 的吸力是多少帕？" --index $(DEMO_INDEX) --max-tokens 32
+	$(BIN)/ragkit run pipelines/sample-quick.yaml
 
 test: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -1,0 +1,42 @@
+"""A LangChain retriever over a ragkit index, so a LangChain chain can use ragkit's hybrid search.
+
+    from ragkit.index.langchain import RagkitRetriever
+    retriever = RagkitRetriever.from_dir(".ragkit/demo-index", k=5)
+    docs = retriever.invoke("What is the maximum slope of the M3?")
+
+Each Document carries the hit's source, score, page, character span and chunk id in metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from .store import Index
+
+
+class RagkitRetriever(BaseRetriever):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    index: Any  # ragkit.index.store.Index (Any: pydantic need not validate it)
+    k: int = 5
+    mode: str = "hybrid"
+
+    @classmethod
+    def from_dir(cls, directory: str, **kwargs) -> "RagkitRetriever":
+        return cls(index=Index.open(directory), **kwargs)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [
+            Document(
+                page_content=h.text,
+                id=h.chunk_id,
+                metadata={"source": h.source, "score": h.score, "page": h.page, "start": h.start,
+                          "end": h.end, "rank": h.rank, "chunk_id": h.chunk_id},
+            )
+            for h in self.index.search(query, k=self.k, mode=self.mode)
+        ]

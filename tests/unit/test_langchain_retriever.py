@@ -1,0 +1,13 @@
+from ragkit.index.build import IngestConfig, ingest
+from ragkit.index.langchain import RagkitRetriever
+
+
+def test_langchain_retriever_returns_ragkit_hits_as_documents(mini_corpus, tmp_path, fake_embedder):
+    idx = tmp_path / "idx"
+    ingest([mini_corpus], idx, IngestConfig(embed_model="fake-embedder"))
+    retriever = RagkitRetriever.from_dir(str(idx), k=2, mode="bm25")
+    docs = retriever.invoke("battery warranty months")
+    assert len(docs) == 2
+    assert docs[0].metadata["source"] == "warranty.md" and docs[0].metadata["rank"] == 1
+    assert docs[0].page_content.startswith("# Warranty")
+    assert docs[0].id == docs[0].metadata["chunk_id"]
