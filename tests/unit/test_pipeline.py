@@ -1,0 +1,211 @@
+"""Pipeline: citation mapping, negative rejection, closed-book, streaming, trimming — with fakes.
+
+The fake generator replies from a script and honours stop strings the way real backends do
+(through StopScanner), so what is tested is the pipeline, not a model.
+"""
+
+import re
+
+import pytest
+
+from ragkit.errors import ContextOverflow, UsageError
+from ragkit.generate.base import Decoding, StopScanner
+from ragkit.generate.citations import infer_citations, is_refusal, parse_citations, strip_citations
+from ragkit.generate.prompts import plain_chat
+from ragkit.pipeline import DEFAULT_MIN_SCORE, Pipeline
+from ragkit.types import Completion, Hit
+
+
+class FakeGenerator:
+    backend = "fake"
+    model = "fake-model"
+
+    def __init__(self, reply="", prompt_style="fewshot", context_length=4096):
+        self.reply = reply  # a string, or a function prompt -> string
+        self.prompt_style = prompt_style
+        self.context_length = context_length
+        self.prompts: list[str] = []
+        self.decodings: list[Decoding] = []
+
+    def count_tokens(self, text):
+        return len(re.findall(r"[\u4e00-\u9fff]|\S+", text))
+
+    def render_chat(self, messages):
+        return plain_chat(messages)
+
+    def generate(self, prompt, decoding, on_token=None):
+        self.prompts.append(prompt)
+        self.decodings.append(decoding)
+        text = self.reply(prompt) if callable(self.reply) else self.reply
+        scanner = StopScanner(decoding.stop, on_token)
+        n = 0
+        for piece in re.findall(r"\s*\S+", text) or [text]:
+            n += 1
+            if scanner.feed(piece) or n >= decoding.max_tokens:
+                break
+        return Completion(scanner.finish(), self.count_tokens(prompt), n, first_token_ms=1.0, total_ms=5.0,
+                          finish_reason="stop")
+
+
+class FakeIndex:
+    def __init__(self, hits):
+        self.hits = hits
+        self.queries = []
+
+    def search(self, query, k=5, mode="hybrid"):
+        self.queries.append((query, k, mode))
+        return self.hits[:k]
+
+
+def hit(n, text, source, page=None, score=0.8, start=0):
+    return Hit(rank=n, chunk_id=f"{source}#{n}", source=source, score=score, text=text, page=page,
+               start=start, end=start + len(text))
+
+
+HITS = [
+    hit(1, "The Kestrel V7 has a 400 mL dustbin.", "en/v7.md", score=0.71),
+    hit(2, "The M3 main unit warranty is 2 years.", "en/warranty.pdf", page=4, score=0.66, start=120),
+    hit(3, "Kestrel was founded in 2016 in Lindenport.", "en/about.html", score=0.5),
+]
+ZH_HITS = [hit(1, "隼鸟 M3 整机保修两年。", "zh/保修.md", score=0.6), hit(2, "公司 2016 年成立于林港市。", "zh/公司.md", score=0.5)]
+
+
+def test_cited_number_maps_to_source_page_and_span():
+    gen = FakeGenerator(" 2 years [2]\nQuestion: next one")
+    ans = Pipeline(FakeIndex(HITS), gen, k=3).answer("How long is the M3 warranty?")
+    assert ans.answer == "2 years [2]"  # cut at the few-shot stop, leading space dropped
+    assert [(c.number, c.source, c.page, c.start, c.end) for c in ans.citations] == [
+        (2, "en/warranty.pdf", 4, 120, 120 + len(HITS[1].text))]
+    assert not ans.refused and ans.hits == HITS and ans.prompt == gen.prompts[0]
+    assert gen.decodings[0].stop == ["\n"]
+    assert "[2] (source: en/warranty.pdf, page 4) The M3 main unit warranty is 2 years." in ans.prompt
+    assert ans.prompt.count("Question: ") == 4  # three worked examples with passages
+
+
+def test_uncited_answer_gets_the_passage_that_holds_it():
+    ans = Pipeline(FakeIndex(HITS), FakeGenerator("Lindenport")).answer("Where was Kestrel founded?")
+    assert ans.answer == "Lindenport [3]" and [c.number for c in ans.citations] == [3]
+    # An answer no passage supports gets no citation rather than a wrong one.
+    ans = Pipeline(FakeIndex(HITS), FakeGenerator("Paris, France")).answer("Where was Kestrel founded?")
+    assert ans.answer == "Paris, France" and ans.citations == []
+
+
+def test_low_retrieval_score_refuses_without_generating():
+    low = [hit(1, "Unrelated text.", "x.md", score=DEFAULT_MIN_SCORE["en"] - 0.01)]
+    gen = FakeGenerator("should not be called")
+    ans = Pipeline(FakeIndex(low), gen).answer("What is the capital of Peru?")
+    assert ans.refused and ans.answer.startswith("I don't know") and gen.prompts == []
+    assert ans.citations == [] and ans.hits == low and ans.completion_tokens == 0
+    zh = Pipeline(FakeIndex([]), gen).answer("秘鲁的首都是哪里？")
+    assert zh.refused and zh.answer.startswith("不知道")
+    # Chinese scores run lower (BM25-led), so its calibrated threshold is lower too.
+    mid = [hit(1, "秘鲁", "x.md", score=(DEFAULT_MIN_SCORE["zh"] + DEFAULT_MIN_SCORE["en"]) / 2)]
+    assert not Pipeline(FakeIndex(mid), FakeGenerator("利马")).answer("秘鲁的首都是哪里？").refused
+    assert Pipeline(FakeIndex(mid), FakeGenerator("Lima")).answer("What is the capital of Peru?").refused
+    # Other modes' scores are on other scales: no default threshold there.
+    assert not Pipeline(FakeIndex(low), FakeGenerator("Lima"), mode="bm25").answer("Capital of Peru?").refused
+    # min_score=0 switches the threshold off: the model is asked.
+    ans = Pipeline(FakeIndex(low), FakeGenerator("Lima"), min_score=0).answer("What is the capital of Peru?")
+    assert not ans.refused and ans.answer == "Lima"
+
+
+@pytest.mark.parametrize("reply", [
+    "I don't know", "The context does not mention the price.", "There is no information about that [1].",
+    "The price is not mentioned in the passages.", "不知道", "资料中没有提到价格。", "",
+])
+def test_model_saying_context_lacks_answer_is_a_refusal(reply):
+    q = "隼鸟 M9 多少钱？" if re.search(r"[\u4e00-\u9fff]", reply) else "How much is the M9?"
+    ans = Pipeline(FakeIndex(HITS), FakeGenerator(reply)).answer(q)
+    assert ans.refused and ans.citations == []
+    assert ans.answer in ("I don't know: the documents do not contain the answer.", "不知道：文档中没有找到答案。")
+
+
+@pytest.mark.parametrize("text", ["2 years [2]", "Lindenport, founded in 2016", "隼鸟 M3 保修两年 [1]", "E07 means the RTK signal was lost"])
+def test_answers_are_not_mistaken_for_refusals(text):
+    assert not is_refusal(text)
+
+
+def test_chinese_question_gets_chinese_prompt():
+    gen = FakeGenerator(" 两年")
+    ans = Pipeline(FakeIndex(ZH_HITS), gen).answer("隼鸟 M3 整机保修多久？")
+    assert gen.prompts[0].endswith("资料：[1]（来源：zh/保修.md）隼鸟 M3 整机保修两年。 [2]（来源：zh/公司.md）"
+                                   "公司 2016 年成立于林港市。\n问题：隼鸟 M3 整机保修多久？\n答案：")
+    assert gen.prompts[0].count("问题：") == 4  # three worked examples with passages
+    assert ans.answer == "两年 [1]" and ans.citations[0].source == "zh/保修.md"
+
+
+def test_closed_book_skips_retrieval():
+    index, gen = FakeIndex(HITS), FakeGenerator("Paris", prompt_style="chat")
+    ans = Pipeline(index, gen).answer("What is the capital of France?", closed_book=True)
+    assert index.queries == [] and ans.hits == [] and ans.citations == [] and ans.answer == "Paris"
+    assert "Context" not in ans.prompt and ans.timings["retrieval_ms"] == 0
+    assert Pipeline(None, FakeGenerator("Paris")).answer("Capital of France?").hits == []
+
+
+def test_streaming_matches_answer_and_json_schema():
+    pieces = []
+    ans = Pipeline(FakeIndex(HITS), FakeGenerator("  The warranty is 2 years [2]")).answer(
+        "How long is the M3 warranty?", on_token=pieces.append)
+    assert "".join(pieces) == ans.answer == "The warranty is 2 years [2]"
+    d = ans.to_dict()
+    assert set(d) == {"answer", "citations", "sources", "prompt_tokens", "completion_tokens", "timings",
+                      "backend", "model", "refused"}
+    assert set(d["timings"]) == {"retrieval_ms", "first_token_ms", "total_ms", "tokens_per_s"}
+    assert d["sources"][1] == HITS[1].to_dict() and d["citations"][0]["number"] == 2
+    assert d["backend"] == "fake" and d["model"] == "fake-model" and d["completion_tokens"] == 6
+
+
+def test_prompt_is_trimmed_to_leave_room_for_the_answer():
+    long_hits = [hit(i, " ".join(f"word{j}" for j in range(150)), f"d{i}.md") for i in range(1, 6)]
+    gen = FakeGenerator("word1 [1]", context_length=600)
+    pipe = Pipeline(FakeIndex(long_hits), gen, decoding=Decoding(max_tokens=100))
+    pipe.answer("Which word?")
+    assert gen.count_tokens(gen.prompts[0]) <= 600 - 100
+    kept = re.findall(r"\[(\d)\] \(source: d", gen.prompts[0])
+    assert kept == [str(i) for i in range(1, len(kept) + 1)] and 1 <= len(kept) < 5  # the lowest ranked went
+    # ...and no more than had to: one more passage would not have fitted.
+    more = Pipeline(FakeIndex(long_hits[: len(kept) + 1]), FakeGenerator("x", context_length=10**6), examples=1)
+    assert gen.prompts[0].count("Question: ") == 2  # examples went first, down to one
+    assert gen.count_tokens(more.plan("Which word?", long_hits[: len(kept) + 1], "en").text) > 500
+    with pytest.raises(ContextOverflow, match="max-tokens"):
+        Pipeline(FakeIndex(long_hits), gen, decoding=Decoding(max_tokens=600)).answer("Which word?")
+
+
+def test_bad_input():
+    pipe = Pipeline(FakeIndex(HITS), FakeGenerator("x"))
+    with pytest.raises(UsageError, match="empty"):
+        pipe.answer("  ")
+    with pytest.raises(UsageError):
+        Pipeline(FakeIndex(HITS), FakeGenerator("x"), k=0)
+    with pytest.raises(UsageError):
+        Pipeline(FakeIndex(HITS), FakeGenerator("x"), min_score=1.5)
+
+
+def test_pipeline_over_a_real_index(mini_corpus, tmp_path, fake_embedder):
+    from ragkit.index.build import IngestConfig, ingest
+    from ragkit.index.store import Index
+
+    ingest([mini_corpus], tmp_path / "idx", IngestConfig(embed_model="fake-embedder"))
+    gen = FakeGenerator(lambda prompt: "24 months")
+    ans = Pipeline(Index.open(tmp_path / "idx"), gen, k=2, min_score=0).answer("How long is the Falcon X2 warranty?")
+    assert ans.hits and ans.hits[0].source == "warranty.md"
+    assert ans.answer == "24 months [1]" and ans.citations[0].source == "warranty.md"
+
+
+def test_citation_parsing_and_stripping():
+    assert parse_citations("A [2] and B [1, 3]; also [9] and 【2】 [1-2]", 3) == [2, 1, 3]
+    assert strip_citations("Two years [1][2].") == "Two years."
+    assert infer_citations("2 years", HITS) == [2]
+    assert infer_citations("", HITS) == []
+
+
+def test_only_the_top_passages_go_into_the_prompt():
+    gen = FakeGenerator("Lindenport")
+    ans = Pipeline(FakeIndex(HITS), gen, k=3, passages=1).answer("Where was Kestrel founded?")
+    assert "[2] (source:" not in gen.prompts[0] and ans.hits == HITS  # all k still reported as sources
+    assert ans.citations == []  # the answer is in passage 3, which the model never saw: no citation
+    # A generator's max_passages hint is the default (gemma3-270m answers best from one chunk).
+    gen = FakeGenerator("The V7 dustbin is 400 mL")
+    gen.max_passages = 1
+    ans = Pipeline(FakeIndex(HITS), gen, k=3).answer("How big is the V7 dustbin?")
+    assert "[2] (source:" not in gen.prompts[0] and ans.answer.endswith("[1]")
