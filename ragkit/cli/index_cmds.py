@@ -18,8 +18,12 @@ from .progress import TqdmProgress
 @click.option("--dense-index", type=click.Choice(["flat", "hnsw", "ivf"]), default="flat", show_default=True,
               help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora.")
 @click.option("--batch-size", default=64, show_default=True, help="Embedding batch size.")
+@click.option("--embed-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
+              help="Run the embedding model with sentence-transformers (torch) or ONNX Runtime (onnx, onnx-int8: "
+                   "about 2x faster on a CPU). Default: an existing index's own; for a new one onnx-int8, "
+                   "or torch when CUDA is available.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index, batch_size, as_json):
+def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index, batch_size, embed_backend, as_json):
     """Build or update a hybrid (FAISS + BM25) index from documents.
 
     PATHS are files or folders (walked recursively): .txt .md .html .pdf .docx .csv .jsonl.
@@ -34,6 +38,7 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             chunking=ChunkingConfig(chunk_size=chunk_size, chunk_overlap=chunk_overlap),
             dense_index=dense_index,
             batch_size=batch_size,
+            embed_backend=embed_backend,
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None

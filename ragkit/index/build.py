@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
+from ..embed import BACKENDS
 from ..errors import IndexIncompatible, IndexLocked, UsageError
 from ..ingest.chunking import ChunkingConfig, chunk_documents
 from ..ingest.loaders import LoadError, discover, load_file
@@ -39,10 +40,13 @@ class IngestConfig:
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     dense_index: str = "flat"
     batch_size: int = 64
+    embed_backend: str | None = None  # torch | onnx | onnx-int8; None: the index's own, else default_backend()
 
     def __post_init__(self) -> None:
         if self.dense_index not in DENSE_TYPES:
             raise ValueError(f"dense_index must be one of {', '.join(DENSE_TYPES)}")
+        if self.embed_backend is not None and self.embed_backend not in BACKENDS:
+            raise ValueError(f"embed_backend must be one of {', '.join(BACKENDS)}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
 
@@ -242,10 +246,18 @@ def ingest(
                     f"index {index_dir} was chunked with size {old_cfg['chunk_size']} and overlap "
                     f"{old_cfg['chunk_overlap']}; pass the same settings or ingest into a new directory"
                 )
+        # One index, one backend: queries and every chunk are embedded alike (int8 and fp32 differ slightly).
+        built_backend = (old_manifest["embedding"].get("backend") or "torch") if old_manifest else None
         if embedder is None:
-            from ..embed import load_embedder
+            from ..embed import default_backend, load_embedder
 
-            embedder = load_embedder(config.embed_model, batch_size=config.batch_size)
+            backend = config.embed_backend or built_backend or default_backend()
+            embedder = load_embedder(config.embed_model, batch_size=config.batch_size, backend=backend)
+        if built_backend and getattr(embedder, "backend", built_backend) != built_backend:
+            raise IndexIncompatible(
+                f"index {index_dir} was embedded with the '{built_backend}' backend, not '{embedder.backend}'; "
+                f"use --embed-backend {built_backend} or ingest into a new index"
+            )
 
         found = discover(roots)
         summary.files_seen = len(found)
@@ -336,6 +348,7 @@ def ingest(
                 "model": embedder.name,
                 "dim": embedder.dim,
                 "languages": list(info.languages) if info else None,
+                "backend": getattr(embedder, "backend", None),
             },
             "chunking": {**asdict(config.chunking), "unit": f"tokens of {embedder.name}"},
             "dense_index": config.dense_index,

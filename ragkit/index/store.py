@@ -97,7 +97,8 @@ class Index:
         if self._embedder is None:
             from ..embed import load_embedder
 
-            self._embedder = load_embedder(self.manifest["embedding"]["model"])
+            emb = self.manifest["embedding"]  # the backend the chunks were embedded with (older indexes: torch)
+            self._embedder = load_embedder(emb["model"], backend=emb.get("backend") or "torch")
         return self._embedder
 
     @property
