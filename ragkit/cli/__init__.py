@@ -46,3 +46,7 @@ def stderr_is_tty() -> bool:
 # Command modules register themselves on `main` when imported.
 from . import index_cmds  # noqa: E402,F401
 from . import eval_cmds  # noqa: E402,F401
+from . import ask_cmds  # noqa: E402,F401
+from . import run_cmds  # noqa: E402,F401
+from . import train_cmds  # noqa: E402,F401
+from . import sft_data_cmds  # noqa: E402,F401

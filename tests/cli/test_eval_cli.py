@@ -33,6 +33,7 @@ class ReadingGenerator:
 
     def generate(self, prompt, decoding, on_token=None):
         self.calls += 1
+        prompt = prompt.replace("：", ":")  # Chinese prompts use full-width labels (问题：)
         label = "资料:" if "问题:" in prompt else "Context:"
         last = prompt.rsplit(label, 1)[-1] if label in prompt else ""
         question = last.rsplit("Question:", 1)[-1].rsplit("问题:", 1)[-1]
