@@ -20,7 +20,7 @@ def convert(src: Path, out: Path, limit: int | None = None) -> tuple[int, int]:
     n_par = n_q = 0
     with (out / "bench.jsonl").open("w", encoding="utf-8") as bench:
         for article in data:
-            for p_i, para in enumerate(article["paragraphs"]):
+            for para in article["paragraphs"]:
                 name = f"{para.get('id') or article.get('id') or n_par}.txt"
                 (corpus / name).write_text(para["context"].strip() + "\n", encoding="utf-8")
                 n_par += 1

@@ -29,7 +29,8 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
     PATHS are files or folders (walked recursively): .txt .md .html .pdf .docx .csv .jsonl.
     Re-running adds new files, re-embeds changed ones and drops deleted ones.
     """
-    from ..index.build import IngestConfig, ingest as run_ingest
+    from ..index.build import IngestConfig
+    from ..index.build import ingest as run_ingest
     from ..ingest.chunking import ChunkingConfig
 
     try:

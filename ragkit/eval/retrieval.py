@@ -11,7 +11,7 @@ A retrieved chunk is relevant when its source is one of the item's `sources`.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..types import BenchItem, Hit
 

@@ -25,7 +25,7 @@ class BM25Index:
         self.n_docs = int(retriever.scores["num_docs"])
 
     @classmethod
-    def build(cls, token_lists: list[list[str]]) -> "BM25Index":
+    def build(cls, token_lists: list[list[str]]) -> BM25Index:
         import bm25s
 
         retriever = bm25s.BM25(method="lucene")
@@ -37,7 +37,7 @@ class BM25Index:
         self._r.save(str(directory), show_progress=False)  # .npy and .json files, no pickle
 
     @classmethod
-    def load(cls, directory: Path) -> "BM25Index":
+    def load(cls, directory: Path) -> BM25Index:
         import bm25s
 
         return cls(bm25s.BM25.load(str(directory), allow_pickle=False))

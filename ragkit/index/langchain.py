@@ -27,7 +27,7 @@ class RagkitRetriever(BaseRetriever):
     mode: str = "hybrid"
 
     @classmethod
-    def from_dir(cls, directory: str, **kwargs) -> "RagkitRetriever":
+    def from_dir(cls, directory: str, **kwargs) -> RagkitRetriever:
         return cls(index=Index.open(directory), **kwargs)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -76,7 +76,7 @@ class Index:
         self.fusion = FusionWeights(**fw) if fw else FusionWeights()
 
     @classmethod
-    def open(cls, directory: str | Path, embed_model: str | None = None, embedder=None) -> "Index":
+    def open(cls, directory: str | Path, embed_model: str | None = None, embedder=None) -> Index:
         directory = Path(directory)
         if not directory.exists():
             raise IndexMissing(f"no index at {directory}; build one with 'ragkit ingest PATH --index {directory}'")

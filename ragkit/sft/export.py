@@ -348,8 +348,8 @@ def verify(
         bare, _ = answers(load_generator(str(base), "llamacpp", prompt_style=style))
     finally:
         clear_cache()
-    rows = [{"question": q, "hf_peft": h, "llamacpp_lora": l, "llamacpp_base": b, "agree": h == l}
-            for q, h, l, b in zip(qs, hf, lc, bare)]
+    rows = [{"question": q, "hf_peft": h, "llamacpp_lora": lora, "llamacpp_base": b, "agree": h == lora}
+            for q, h, lora, b in zip(qs, hf, lc, bare)]
     return {
         "prompts": len(rows),
         "agreement": round(sum(r["agree"] for r in rows) / len(rows), 3),

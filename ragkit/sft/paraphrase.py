@@ -300,7 +300,7 @@ def rule_variants(question: str, title: str | None, lang: str) -> list[str]:
     have?", "…是多少？" → "…为多少？"), each re-anchored with another phrasing of the anchor."""
     core = strip_anchor(question)
     out = []
-    for n, (pattern, repls) in enumerate(_ZH_RULES if lang == "zh" else _EN_RULES):
+    for pattern, repls in _ZH_RULES if lang == "zh" else _EN_RULES:
         m = re.match(pattern, core)
         if not m:
             continue
