@@ -40,7 +40,8 @@ class SentenceTransformerEmbedder:
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim())
         self.max_tokens = int(self.model.max_seq_length)
         self.batch_size = batch_size
         self._tokenizer = self.model.tokenizer

@@ -253,10 +253,29 @@ class OnnxEmbedder:
             raise OnnxUnsupported(f"the ONNX model of {self.name} does not reproduce the torch model (cos {worst:.4f})")
 
     # -- the Embedder protocol -----------------------------------------------------------------
+    def _forward(self, session, enc, idx) -> np.ndarray:
+        """Pad the chosen tokenised texts as the tokenizer would (its side, its pad ids), run, pool."""
+        pad_ids = {"input_ids": self._tokenizer.pad_token_id or 0, "attention_mask": 0,
+                   "token_type_ids": getattr(self._tokenizer, "pad_token_type_id", 0) or 0}
+        left = self._tokenizer.padding_side == "left"
+        width = max(len(enc["input_ids"][j]) for j in idx)
+        feed = {}
+        for name in self._inputs:
+            a = np.full((len(idx), width), pad_ids[name], dtype=np.int64)
+            for r, j in enumerate(idx):
+                row = enc[name][j]
+                if left:
+                    a[r, width - len(row):] = row
+                else:
+                    a[r, : len(row)] = row
+            feed[name] = a
+        return pool(session.run(None, feed)[0], feed["attention_mask"], self.pooling)
+
+    def _encode(self, texts: list[str]):
+        return self._tokenizer(texts, truncation=True, max_length=self.max_tokens, verbose=False)
+
     def _run(self, session, texts: list[str]) -> np.ndarray:
-        enc = self._tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np")
-        feed = {n: enc[n].astype(np.int64, copy=False) for n in self._inputs}
-        return pool(session.run(None, feed)[0], enc["attention_mask"], self.pooling)
+        return self._forward(session, self._encode(texts), list(range(len(texts))))
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
@@ -265,10 +284,13 @@ class OnnxEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch
+        enc = self._encode(texts)  # tokenised once, padded per batch
+        # Sorted by token count, not characters: a Chinese chunk is short in characters but long in
+        # tokens, so character order pads mixed corpora more (sample corpus: 23% padding vs 10%).
+        order = np.argsort([-len(ids) for ids in enc["input_ids"]], kind="stable")
         for i in range(0, len(order), self.batch_size):
             idx = order[i : i + self.batch_size]
-            out[idx] = self._run(self._session, [texts[j] for j in idx])
+            out[idx] = self._forward(self._session, enc, idx)
             if on_batch:
                 on_batch(len(idx))
         return out

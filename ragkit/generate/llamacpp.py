@@ -74,7 +74,9 @@ class LlamaCppGenerator:
             self.llm = Llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as e:
             raise BackendError(f"llama.cpp could not load {path}: {e}") from e
-        self.context_length = self.llm.n_ctx()
+        # llama.cpp rounds the context up (320 -> 512) but llama-cpp-python's token buffer keeps
+        # the requested size; the smaller of the two is what a prompt and answer can really use.
+        self.context_length = min(self.llm.n_ctx(), kwargs["n_ctx"])
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
         self.prompt_style = prompt_style or ("chat" if self.chat_template else "fewshot")
         if self.prompt_style == "chat" and not self.chat_template:

@@ -233,3 +233,55 @@ def test_bad_models_yaml_is_one_line(isolated_home):
     isolated_home.mkdir(parents=True, exist_ok=True)
     (isolated_home / "models.yaml").write_text("oops:\n  colour: blue\n", encoding="utf-8")
     one_line_error(run("models"), 2, "needs exactly one of 'path' or 'base_url'")
+
+
+def test_openai_backend_streams_sse_from_a_fake_server(index_dir):
+    seen = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _json(self, obj):
+            body = json.dumps(obj).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            self._json({"data": [{"id": "served-model", "max_model_len": 2048}]})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path == "/extras/tokenize":
+                return self._json({"tokens": list(range(len(body["input"].split())))})
+            seen[self.path] = body
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for piece in ["24 ", "months", " [1]", "\nextra"]:
+                event = {"choices": [{"delta": {"content": piece}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            usage = {"choices": [{"delta": {}, "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 99, "completion_tokens": 4}}
+            self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"  # /v1 is added
+        r = run("ask", "How long is the Falcon X2 warranty?", "--index", index_dir, "-k", "2", "--min-score", "0",
+                "--base-url", url, "--stop", "\n", "--temperature", "0", "--json")
+        assert r.exit_code == 0, r.output
+        d = json.loads(r.output)
+        assert d["answer"] == "24 months [1]" and d["backend"] == "openai" and d["model"] == "served-model"
+        assert d["citations"][0]["source"] == "warranty.md"
+        assert (d["prompt_tokens"], d["completion_tokens"]) == (99, 4)
+        req = seen["/v1/chat/completions"]
+        assert req["model"] == "served-model" and req["temperature"] == 0 and req["stream"] is True
+        assert [m["role"] for m in req["messages"]] == ["system", "user"]
+        assert "[1] (source: warranty.md)" in req["messages"][1]["content"] and req["stop"] == ["\n"]
+    finally:
+        server.shutdown()

@@ -71,6 +71,7 @@ def test_llamacpp_trims_to_a_small_context_with_the_real_tokenizer():
     plan = build_prompt("What does the robot do?", long_hits, "chat", "en", gen.render_chat,
                         count_tokens=gen.count_tokens, max_tokens=320 - 16)
     assert gen.count_tokens(plan.text) == plan.tokens <= 304 and len(plan.hits) < 4
+    assert gen.context_length == 320  # llama.cpp rounds the context up to 512; its token buffer does not
     ans = Pipeline(FakeIndex(long_hits), gen, decoding=Decoding(max_tokens=16)).answer("What does the robot do?")
     assert ans.prompt_tokens + ans.completion_tokens <= 320
 
@@ -87,7 +88,7 @@ def test_hf_cpu_loads_the_gguf_and_answers():
 
 
 def test_hf_applies_a_peft_adapter(tmp_path):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
     base = load_generator("smollm2-135m", "hf")
@@ -95,7 +96,7 @@ def test_hf_applies_a_peft_adapter(tmp_path):
     tiny = AutoModelForCausalLM.from_config(base.hf.config)
     get_peft_model(tiny, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "lora")
     tuned = load_generator("smollm2-135m", "hf", adapter=str(tmp_path / "lora"))
-    assert type(tuned.hf).__name__ == "PeftModelForCausalLM"
+    assert isinstance(tuned.hf, PeftModel) and tuned.hf.active_adapter == "default"
     prompt = base.render_chat([{"role": "user", "content": "Name a colour."}])
     assert tuned.generate(prompt, Decoding(max_tokens=8)).text == base.generate(prompt, Decoding(max_tokens=8)).text
 
