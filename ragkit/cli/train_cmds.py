@@ -81,8 +81,9 @@ def _config(**kw):
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--grad-accum", type=int, default=None, help="Micro-batches per step [default: effective batch 16].")
 @click.option("--max-len", type=int, default=512, show_default=True, help="Longest example in tokens.")
-@click.option("--languages", default=None, metavar="en,zh",
-              help="Train only on questions in these languages [default: all in the file].")
+@click.option("--languages", default=None, metavar="en,zh|all",
+              help="Train on questions in these languages [default: a bundled model's own languages, "
+                   "else all].")
 @click.option("--prompt-style", type=click.Choice(["chat", "fewshot"]), default=None,
               help="Prompt format [default: the model's, as ragkit ask uses].")
 @click.option("--seed", type=int, default=0, show_default=True)

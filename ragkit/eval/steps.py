@@ -31,11 +31,11 @@ STEPS = ("ingest", "sft_data", "train", "eval", "report")
 
 
 def _files_fingerprint(paths: list[str]) -> list[tuple[str, int, int]]:
-    """(path, size, mtime) of every file under `paths`: a changed corpus or bench means a new hash."""
+    """(path, size, mtime in ns) of every file under `paths`: a changed corpus or bench means a new hash."""
     out = []
     for p in map(Path, paths):
         files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-        out += [(str(f), f.stat().st_size, int(f.stat().st_mtime)) for f in files]
+        out += [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     return out
 
 
@@ -240,6 +240,7 @@ def run_pipeline(
     bench = merge_bench(cfg.bench, run_dir / "bench.jsonl")
     h_bench = config_hash(_files_fingerprint([str(bench)]))
     adapters: dict[str, str] = {}
+    h_train = None
     if cfg.sft_data.enabled:
         h_sft = config_hash([h_ingest, cfg.sft_data.__dict__, h_bench if cfg.sft_data.exclude_bench else None,
                              _files_fingerprint([cfg.sft_data.mix]) if cfg.sft_data.mix else None])
@@ -254,8 +255,9 @@ def run_pipeline(
     from .runner import run_eval
 
     ecfg = cfg.eval.eval_config(str(bench), str(run_dir / "eval"), str(run_dir / "index"), adapters)
+    # h_train: a retrained adapter can land at the same path with the same size in the same second.
     h_eval = config_hash([h_ingest, cfg.eval.__dict__, adapters, [_files_fingerprint([a]) for a in adapters.values()],
-                          h_bench])
+                          h_bench, h_train])
     step("eval", h_eval, lambda: {"items": run_eval(ecfg, progress=progress, log=log)["config"]["n_items"]})
 
     from .report import load_report, render_markdown

@@ -148,8 +148,9 @@ class OpenAIGenerator:
         if decoding.repetition_penalty != 1.0:
             # vLLM/TGI spell it repetition_penalty, llama-cpp-python repeat_penalty.
             body.update(repetition_penalty=decoding.repetition_penalty, repeat_penalty=decoding.repetition_penalty)
+        server_stops = len(decoding.stop) <= 4  # OpenAI's limit; the scanner below enforces any stop
         if decoding.stop:
-            body["stop"] = decoding.stop[:4]  # OpenAI's limit; the scanner below enforces the rest
+            body["stop"] = decoding.stop[:4]
         scanner = StopScanner(decoding.stop, on_token)
         usage, finish, chunks = {}, None, 0
         import httpx
@@ -177,12 +178,15 @@ class OpenAIGenerator:
                         ) from e
                     usage = event.get("usage") or usage
                     piece = (choice.get("delta") or {}).get("content") if messages is not None else choice.get("text")
-                    if piece:
+                    if piece and not scanner.stopped:
                         chunks += 1
                         if scanner.feed(piece):
                             finish = "stop"
-                            break
-                    finish = choice.get("finish_reason") or finish
+                            if not server_stops:
+                                break  # the server does not know this stop: it would run on to max_tokens
+                    # After a stop the server also knows, read on: the stream ends at once and the
+                    # final event may carry the usage counts.
+                    finish = finish if scanner.stopped else (choice.get("finish_reason") or finish)
         except httpx.TimeoutException as e:
             raise BackendError(f"the server at {self.server} did not answer in time ({_first_line(e)})") from e
         except httpx.HTTPError as e:

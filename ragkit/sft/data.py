@@ -1,4 +1,5 @@
-"""SFT data for `ragkit train`: read QA files, render them as inference prompts, tokenise with masking.
+"""SFT inputs for `ragkit train`: QA files, the base model's tokenizer and prompt style, the
+prompts `ragkit ask` would build, tokens with the prompt masked out, and length-grouped batches.
 
 Three input formats are accepted, detected per record (one JSON object per line, or a JSON array):
 - alpaca:   {"instruction": ..., "input": ..., "output": ...}
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataFormatError
+from ..errors import DataFormatError, ModelNotFound, UsageError
 from ..lang import detect_language
 
 IGNORE = -100
@@ -162,6 +163,36 @@ def split_heldout(
     return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
 
 
+def select_examples(config, progress, base: BaseSpec):
+    """(train examples, eval examples, all kept examples, data hash, eval hash) for a TrainConfig.
+
+    Languages: `config.languages`, else a bundled base model's own (an English-only model is not
+    trained on Chinese questions; "all" keeps every example). Held out: `config.eval_data`, else a
+    slice of the data.
+    """
+    examples = load_examples(config.data)
+    eval_ex = load_examples(config.eval_data) if config.eval_data else None
+    langs = config.languages
+    if langs is None and base.info is not None:
+        langs = list(base.info.languages)  # a bundled model: the languages it can answer in
+    if langs and langs != ["all"]:
+        n_all = len(examples)
+        examples = [e for e in examples if e.lang in langs]
+        eval_ex = [e for e in eval_ex if e.lang in langs] if eval_ex is not None else None
+        if not examples:
+            raise UsageError(f"{config.data} holds no {'/'.join(langs)} examples"
+                             + ("" if config.languages else f", the language(s) {base.spec} knows; "
+                                "--languages all trains on every example anyway"))
+        if config.languages is None and len(examples) < n_all:
+            progress.message(f"{base.spec} knows {'/'.join(langs)} only: training on {len(examples)} of {n_all} "
+                             f"examples (--languages all keeps the other {n_all - len(examples)})")
+    if eval_ex is not None:
+        train_ex = examples
+    else:
+        train_ex, eval_ex = split_heldout(examples, config.eval_fraction, config.seed)
+    return train_ex, eval_ex, examples, file_hash(config.data), config.eval_data and file_hash(config.eval_data)
+
+
 # ---------------------------------------------------------------------------- prompts and tokens
 
 
@@ -193,6 +224,59 @@ def chat_renderer(tokenizer) -> Callable[[list[dict]], str] | None:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     return render
+
+
+# ---------------------------------------------------------------------------- the base model
+
+
+@dataclass
+class BaseSpec:
+    spec: str  # as the user gave it
+    path: Path  # an HF directory or a GGUF file
+    gguf: bool
+    info: object | None  # models.ModelInfo of a bundled model
+
+
+def resolve_base(spec: str) -> BaseSpec:
+    """A bundled name, a .gguf file, a directory holding config.json (or one .gguf)."""
+    from ..models import BUNDLED, bundled_path, model_info, resolve_llm
+
+    _, path = resolve_llm(spec)  # ModelNotFound with a clear sentence
+    info = model_info(spec)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return BaseSpec(spec, path, False, None)
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) != 1:
+            raise ModelNotFound(f"{path} holds neither a transformers model (config.json) nor one .gguf file")
+        path = ggufs[0]
+    if path.suffix.lower() != ".gguf":
+        raise ModelNotFound(f"{path} is not a transformers model directory or a .gguf file")
+    for name, m in BUNDLED.items():  # a path to a bundled file still gets its known prompt style
+        if info is None and m.kind == "llm" and bundled_path(name, assemble=False) == path:
+            info = m
+    return BaseSpec(spec, path, True, info)
+
+
+def load_tokenizer(base: BaseSpec):
+    from transformers import AutoTokenizer
+
+    src, kw = (base.path.parent, {"gguf_file": base.path.name}) if base.gguf else (base.path, {})
+    tok = AutoTokenizer.from_pretrained(str(src), local_files_only=True, **kw)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def prompt_style_for(base: BaseSpec, tokenizer, override: str | None) -> str:
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if override == "chat" and not has_template:
+        raise UsageError(f"{base.spec} has no chat template; use --prompt-style fewshot")
+    return override or getattr(base.info, "prompt_style", None) or ("chat" if has_template else "fewshot")
+
+
+def prompt_format(style: str, tokenizer, examples: int = 2) -> PromptFormat:
+    return PromptFormat(style, chat_renderer(tokenizer) if style == "chat" else None, examples)
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from ..errors import ModelNotFound, RagkitError, UsageError
-from .train import ADAPTER_META
 
+ADAPTER_META = "ragkit_adapter.json"  # written by `ragkit train` next to the PEFT adapter
 PERMUTE_QK_ARCHS = {"llama"}  # GGUF architectures whose converter permutes q/k rows
 _MODEL_TYPE_TO_ARCH = {"llama": "llama", "mistral": "llama", "gemma3_text": "gemma3", "gemma3": "gemma3",
                        "gemma2": "gemma2", "gemma": "gemma", "qwen2": "qwen2", "qwen3": "qwen3", "phi3": "phi3"}
@@ -70,6 +70,25 @@ def resolve_adapter(path: str | Path) -> tuple[str, Path]:
     return "gguf", p
 
 
+def write_adapter_meta(out: Path, config, base, style: str, model, train_ex, data_hash: str) -> None:
+    """ragkit_adapter.json: what `adapter_meta` reads back (base, prompt style, sample questions)."""
+    cfg = model.get_base_model().config
+    cfg = getattr(cfg, "text_config", None) or cfg
+    samples = []
+    for e in train_ex:  # a few distinct trained questions for `export-gguf --verify`
+        if len(samples) < 8 and all(s["question"] != e.question for s in samples):
+            samples.append({"question": e.question, "answer": e.answer, "lang": e.lang})
+    meta = {
+        "format": 1, "base": base.spec if base.info is not None and base.spec.lower() == base.info.name else
+        str(base.path), "base_path": str(base.path), "base_is_gguf": base.gguf,
+        "prompt_style": style, "fewshot_examples": config.fewshot_examples, "model_type": cfg.model_type,
+        "n_layers": cfg.num_hidden_layers, "n_head": cfg.num_attention_heads,
+        "n_head_kv": getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads,
+        "data_sha256": data_hash, "samples": samples,
+    }
+    (out / ADAPTER_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
 def adapter_meta(adapter_dir: str | Path) -> dict:
     """What `ragkit train` recorded about the adapter (base, prompt style, sample questions).
 
@@ -105,7 +124,8 @@ def load_peft(adapter_dir: str | Path, base: str | None = None, device: str = "c
     """(PeftModel in eval mode, tokenizer, meta) for a trained adapter directory."""
     from peft import PeftModel
 
-    from .train import load_model, load_tokenizer, resolve_base
+    from .data import load_tokenizer, resolve_base
+    from .train import load_model
 
     meta = adapter_meta(adapter_dir)
     spec = resolve_base(base or meta.get("base_path") or meta["base"])

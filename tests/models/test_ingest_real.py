@@ -17,7 +17,8 @@ def test_real_embedder_ingest_and_search(mini_corpus, tmp_path):
     assert r.exit_code == 0, r.output
     manifest_dir = (idx / (idx / "CURRENT").read_text().strip())
     manifest = json.loads((manifest_dir / "manifest.json").read_text())
-    assert manifest["embedding"] == {"model": "all-minilm-l6-v2", "dim": 384, "languages": ["en"]}
+    assert manifest["embedding"] == {"model": "all-minilm-l6-v2", "dim": 384, "languages": ["en"],
+                                     "backend": "onnx-int8"}
     assert set(manifest["files"]) == {"warranty.md", "specs.txt", "zh/保修.md", "zh/参数.txt"}
 
     for query, mode, expected in [

@@ -303,6 +303,29 @@ def test_languages_keeps_only_those_questions_and_groups_batches_by_prompt(tiny_
         T.train(cfg(tmp_path, tiny_base, distinct_pairs(tmp_path), name="zh", languages="zh"))
 
 
+def test_a_bundled_models_own_languages_are_the_default(tmp_path):
+    from ragkit.models import BUNDLED
+
+    rows = [{"instruction": f"What is code E{i:02d}?", "output": f"fault {i}"} for i in range(24)]
+    rows += [{"instruction": f"故障码 E{i:02d} 是什么意思？", "output": f"故障 {i}"} for i in range(24)]
+    data = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    messages = []
+
+    class Sink(T._Silent):
+        def message(self, text):
+            messages.append(text)
+
+    def load(name, **kw):
+        spec = T.BaseSpec(name, tmp_path / "m.gguf", True, BUNDLED[name])
+        return T.select_examples(T.TrainConfig(data=str(data), base=name, out="o", **kw), Sink(), spec)[2]
+
+    assert {e.lang for e in load("smollm2-135m")} == {"en"}  # an English-only model
+    assert messages == ["smollm2-135m knows en only: training on 24 of 48 examples "
+                        "(--languages all keeps the other 24)"]
+    assert len(load("smollm2-135m", languages="all")) == 48
+    assert len(load("gemma3-270m")) == 48 and len(messages) == 1
+
+
 @pytest.mark.parametrize("kw, match", [
     ({"rank": 0}, "rank"), ({"lr": 0}, "learning rate"), ({"precision": "int8"}, "precision"),
     ({"target_modules": " , "}, "target_modules is empty"), ({"eval_fraction": 0.7}, "eval_fraction"),
