@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -52,10 +53,11 @@ ZH_STOPWORDS = frozenset(
 )
 
 
+@functools.cache
 def _jieba():
     import jieba  # heavy-ish dictionary load: only when Chinese text is actually seen
 
-    jieba.setLogLevel(60)
+    jieba.setLogLevel(60)  # once: setting a logger's level clears every logger's cache (0.15 ms a call)
     return jieba
 
 

@@ -32,7 +32,7 @@ _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
               help="Chunks put in the prompt (default: all k; 1 for gemma3-270m, which answers best from one).")
 @click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True)
 @click.option("--min-score", type=float, default=None,
-              help="Answer 'I don't know' unasked when no chunk scores this high (hybrid default: 0.22 English, "
+              help="Answer 'I don't know' unasked when no chunk scores this high (hybrid default: 0.20 English, "
                    "0.15 Chinese, calibrated on the sample corpus; 0 disables).")
 @click.option("--closed-book", is_flag=True, help="Skip retrieval: the model answers from its own weights.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help=_DECODING_HELP + ": 0 is greedy.")
