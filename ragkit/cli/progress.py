@@ -1,26 +1,42 @@
-"""tqdm progress bars on stderr for the library's Progress callbacks (silent when not a terminal)."""
+"""Progress on stderr for the library's Progress callbacks: a tqdm bar on a terminal, and when
+stderr is a log file (CI, nohup, `ragkit run ... 2> log`), a plain line at most every 30 seconds,
+so a long job can be followed without filling the log with bar redraws."""
 
 from __future__ import annotations
 
 import sys
+import time
+
+LOG_EVERY_S = 30.0
 
 
 class TqdmProgress:
-    def __init__(self, enabled: bool | None = None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+    def __init__(self, enabled: bool | None = None, log_every: float = LOG_EVERY_S):
+        self.tty = sys.stderr.isatty() if enabled is None else enabled
+        self.log_every = log_every
         self._bar = None
+        self._name, self._total, self._n, self._t0, self._last = "", 0, 0, 0.0, 0.0
 
     def stage(self, name: str, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
         self.done()
-        self._bar = tqdm(total=total, desc=name, unit="", file=sys.stderr, leave=False, dynamic_ncols=True)
+        self._name, self._total, self._n = name, total, 0
+        self._t0 = self._last = time.monotonic()
+        if self.tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=name, unit="", file=sys.stderr, leave=False, dynamic_ncols=True)
 
     def advance(self, n: int = 1) -> None:
+        self._n += n
         if self._bar is not None:
             self._bar.update(n)
+            return
+        now = time.monotonic()
+        if not self.tty and self.log_every and now - self._last >= self.log_every:
+            # Short stages print nothing: only work that outlasts the interval gets a line.
+            self._last = now
+            pct = f" ({100 * self._n / self._total:.0f}%)" if self._total else ""
+            print(f"{self._name}: {self._n}/{self._total}{pct}, {now - self._t0:.0f} s", file=sys.stderr, flush=True)
 
     def done(self) -> None:
         if self._bar is not None:

@@ -142,3 +142,16 @@ class StopScanner:
 
 def ms_since(t0: float, t1: float | None = None) -> float:
     return round(((t1 if t1 is not None else time.perf_counter()) - t0) * 1000, 2)
+
+
+def answer_room(prompt_tokens: int, context_length: int) -> int:
+    """Tokens left for the answer after the prompt, or ContextOverflow when there are none."""
+    from ..errors import ContextOverflow
+
+    room = context_length - prompt_tokens
+    if room < 1:
+        raise ContextOverflow(
+            f"the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; "
+            "use fewer passages (-k) or raise --n-ctx"
+        )
+    return room

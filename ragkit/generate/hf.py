@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import BackendError, ContextOverflow, ModelNotFound
+from ..errors import BackendError, ModelNotFound
 from ..types import Completion
-from .base import Decoding, StopScanner, ms_since
+from .base import Decoding, StopScanner, answer_room, ms_since
 
 DEFAULT_N_CTX = 4096
 
@@ -100,12 +100,7 @@ class HFGenerator:
 
         t0 = time.perf_counter()
         ids = self._encode(prompt)
-        room = self.context_length - len(ids)
-        if room < 1:
-            raise ContextOverflow(
-                f"the prompt is {len(ids)} tokens but the model's context holds {self.context_length}; "
-                "use fewer passages (-k) or raise --n-ctx"
-            )
+        room = answer_room(len(ids), self.context_length)
         scanner = StopScanner(decoding.stop, on_token)
         counter = {"n": 0}
 

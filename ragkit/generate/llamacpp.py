@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import BackendError, ContextOverflow, ModelNotFound
+from ..errors import BackendError, ModelNotFound
 from ..types import Completion
-from .base import Decoding, StopScanner, ms_since
+from .base import Decoding, StopScanner, answer_room, ms_since
 
 DEFAULT_N_CTX = 4096  # enough for k=5 passages and an answer; --n-ctx raises it
 
@@ -116,12 +116,7 @@ class LlamaCppGenerator:
 
         t0 = time.perf_counter()
         tokens = self.tokenize(prompt)
-        room = self.context_length - len(tokens)
-        if room < 1:
-            raise ContextOverflow(
-                f"the prompt is {len(tokens)} tokens but the model's context holds {self.context_length}; "
-                "use fewer passages (-k) or raise --n-ctx"
-            )
+        room = answer_room(len(tokens), self.context_length)
         max_tokens = min(decoding.max_tokens, room)
         if not decoding.greedy:
             self.llm.set_seed(decoding.seed)
