@@ -33,8 +33,8 @@ $(STAMP): pyproject.toml $(VENV)/.llamacpp-built
 demo: install
 	$(BIN)/ragkit ingest data/corpus --index $(DEMO_INDEX)
 	$(BIN)/ragkit search "What is the maximum slope of the Kestrel M3?" --index $(DEMO_INDEX) -k 3
-	$(BIN)/ragkit ask "What is the dustbin capacity of the Kestrel V7?" --index $(DEMO_INDEX) --max-tokens 64
-	$(BIN)/ragkit ask "隼鸟 V7 的吸力是多少帕？" --index $(DEMO_INDEX) --max-tokens 32
+	$(BIN)/ragkit ask "How long is the battery warranty after January 2025?" --index $(DEMO_INDEX) -k 3 --max-tokens 64
+	$(BIN)/ragkit ask "隼鸟客服热线是多少？" --index $(DEMO_INDEX) -k 3 --max-tokens 32
 	$(BIN)/ragkit run pipelines/sample-quick.yaml
 
 test: install
