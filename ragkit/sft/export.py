@@ -125,7 +125,7 @@ def load_peft(adapter_dir: str | Path, base: str | None = None, device: str = "c
     from peft import PeftModel
 
     from .data import load_tokenizer, resolve_base
-    from .train import load_model
+    from .lora import load_model
 
     meta = adapter_meta(adapter_dir)
     spec = resolve_base(base or meta.get("base_path") or meta["base"])

@@ -25,14 +25,14 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import ModelNotFound, RagkitError, UsageError
+from ..errors import UsageError
 from . import data as D
+from .checkpoints import latest_checkpoint, load_checkpoint, prune_step_checkpoints, save_checkpoint
 from .data import (  # noqa: F401  (re-exported: the trainer's public names)
     BaseSpec,
     load_tokenizer,
@@ -42,14 +42,22 @@ from .data import (  # noqa: F401  (re-exported: the trainer's public names)
     select_examples,
 )
 from .export import ADAPTER_META, write_adapter_meta  # noqa: F401
+from .lora import (  # noqa: F401  (re-exported)
+    OutOfMemory,
+    _fast_paths,
+    _is_oom,
+    _split_model,
+    add_lora,
+    check_memory,
+    check_targets,
+    load_model,
+    loss_sum,
+    training_bytes,
+)
 
 SUMMARY = "train_summary.json"
 _RESUME_KEYS = ("base", "prompt_style", "fewshot_examples", "languages", "rank", "alpha", "dropout",
                 "target_modules", "batch_size", "grad_accum", "max_len", "seed", "lr", "eval_fraction")
-
-
-class OutOfMemory(RagkitError):
-    """Training would not fit (or did not fit) in this machine's memory."""
 
 
 @dataclass
@@ -135,175 +143,6 @@ class _Silent:
     def done(self): pass
 
 
-# ---------------------------------------------------------------------------- the base model
-
-
-def load_model(base: BaseSpec, dtype=None, device: str = "cpu", quantization_config=None):
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    kw = {"dtype": dtype or torch.float32, "local_files_only": True}
-    if base.gguf:
-        kw["gguf_file"] = base.path.name
-    if quantization_config is not None:
-        kw.update(quantization_config=quantization_config, device_map={"": device})
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(base.path.parent if base.gguf else base.path), **kw)
-    except (OSError, ValueError) as e:
-        raise ModelNotFound(f"transformers could not load {base.path}: {str(e).splitlines()[0]}") from e
-    return model if quantization_config is not None else model.to(device)
-
-
-# ---------------------------------------------------------------------------- memory
-
-
-def _available_bytes(device: str) -> int | None:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.mem_get_info(torch.device(device))[0]
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration):
-        return None
-
-
-def check_memory(need: int, device: str, what: str) -> None:
-    avail = _available_bytes(device)
-    if avail is not None and need > avail:
-        raise OutOfMemory(
-            f"{what} needs about {need / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB is free on {device}; "
-            "lower --batch-size or --max-len, add --gradient-checkpointing, or use a smaller base"
-        )
-
-
-def training_bytes(model, batch: int, seq: int, bytes_per: int, checkpointing: bool) -> int:
-    """Rough peak memory of one step: weights, LoRA state and the activations kept for backward.
-
-    Frozen weights need no saved inputs, so a layer keeps about 10 hidden-size and 4 MLP-size values
-    per token (norms, q/k/v, LoRA dropout, MLP gates); SDPA keeps no attention matrix. Calibrated on
-    SmolLM2-135M: batch 8 x 502 tokens estimated 8.5 GB, measured peak RSS 8.0 GB.
-    """
-    cfg = getattr(model.config, "text_config", None) or model.config
-    h, layers = cfg.hidden_size, cfg.num_hidden_layers
-    inter = getattr(cfg, "intermediate_size", 4 * h)
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) * 16
-    per_layer = batch * seq * (10 * h + 4 * inter) * bytes_per
-    acts = (batch * seq * h * bytes_per * layers + per_layer) if checkpointing else per_layer * layers
-    return int(weights + trainable + 1.2 * acts + 2**30)
-
-
-def _is_oom(e: BaseException) -> bool:
-    import torch
-
-    msg = str(e).lower()
-    return isinstance(e, (torch.OutOfMemoryError, MemoryError)) or (
-        isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg))
-
-
-# ---------------------------------------------------------------------------- LoRA and loss
-
-
-def check_targets(model, targets) -> None:
-    import torch
-
-    if targets == "all-linear":
-        return
-    names = [n for n, _ in model.named_modules()]
-    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
-    if missing:
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                         if isinstance(m, torch.nn.Linear) and not n.endswith("lm_head")})
-        raise UsageError(f"target module {', '.join(missing)} is not in this model; its linear layers are: "
-                         f"{', '.join(linear)} (or use --target-modules all-linear)")
-
-
-def add_lora(model, config: TrainConfig):
-    from peft import LoraConfig, get_peft_model
-
-    check_targets(model, config.target_modules)
-    return get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                                            target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM"))
-
-
-def _split_model(peft_model):
-    """(decoder, output head, softcap) of the wrapped causal LM, or None when its layout is unknown."""
-    inner = peft_model.get_base_model()
-    decoder = getattr(inner, "model", None)
-    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
-    if decoder is None or head is None:
-        return None
-    cfg = getattr(inner.config, "text_config", None) or inner.config
-    return decoder, head, getattr(cfg, "final_logit_softcapping", None)
-
-
-def _prefix_hidden(decoder, batch, p: int):
-    """Hidden states of positions p.. of every row, the first p tokens (equal in all rows) run once."""
-    import torch
-
-    ids = batch["input_ids"]
-    cache = decoder(input_ids=ids[:1, :p], use_cache=True).past_key_values
-    cache.batch_repeat_interleave(ids.shape[0])
-    pos = torch.arange(p, ids.shape[1], device=ids.device).unsqueeze(0).expand(ids.shape[0], -1)
-    out = decoder(input_ids=ids[:, p:], attention_mask=batch["attention_mask"], past_key_values=cache,
-                  position_ids=pos, use_cache=True)
-    return out.last_hidden_state
-
-
-def loss_sum(peft_model, batch, split=None, prefix: int = 0):
-    """(summed cross-entropy over answer tokens, their number) for one micro-batch.
-
-    With `split` the head runs on answer positions only, and with `prefix` > 0 the first `prefix`
-    tokens (shared by all rows, all prompt) run once; without `split`, the model's own forward.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    labels = batch["labels"][:, 1:]
-    keep = labels != D.IGNORE  # position i predicts token i + 1
-    targets = labels[keep]
-    if split is None:
-        out = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-        logits = out.logits[:, :-1][keep]
-    else:
-        decoder, head, cap = split
-        if prefix:
-            hidden, keep = _prefix_hidden(decoder, batch, prefix)[:, :-1], keep[:, prefix:]
-        else:
-            out = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-            hidden = out.last_hidden_state[:, :-1]
-        logits = head(hidden[keep])
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-    return F.cross_entropy(logits.float(), targets, reduction="sum"), int(targets.numel())
-
-
-def _fast_paths(peft_model, batch, prefix: int) -> tuple[object, bool]:
-    """(split or None, whether prefix sharing is exact): each kept only if it matches the plain forward."""
-    import torch
-
-    split = _split_model(peft_model)
-    if split is None:
-        return None, False
-    was = peft_model.training
-    peft_model.eval()
-    try:
-        with torch.no_grad():
-            ref, _ = loss_sum(peft_model, batch, None)
-            if not torch.allclose(loss_sum(peft_model, batch, split)[0], ref, rtol=1e-3, atol=1e-3):
-                return None, False
-            try:
-                shared = prefix > 0 and torch.allclose(loss_sum(peft_model, batch, split, prefix)[0], ref,
-                                                       rtol=1e-3, atol=1e-3)
-            except (AttributeError, TypeError, ValueError, RuntimeError):
-                shared = False  # an architecture whose cache cannot be reused this way
-    finally:
-        peft_model.train(was)
-    return split, shared
-
-
 def lr_lambda(warmup: int, total: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -311,49 +150,6 @@ def lr_lambda(warmup: int, total: int):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
     return f
-
-
-# ---------------------------------------------------------------------------- checkpoints
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    found = [(json.loads((d / "state.json").read_text())["global_step"], d.name.startswith("epoch"), d)
-             for d in (out / "checkpoints").glob("*") if (d / "state.json").is_file()]
-    return max(found)[2] if found else None
-
-
-def _save_checkpoint(path: Path, model, optimizer, scheduler, scaler, state: dict) -> None:
-    import torch
-
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-               tmp / "trainer_state.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=2))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)  # a checkpoint is either complete or absent
-
-
-def _load_checkpoint(path: Path, model, optimizer, scheduler, scaler) -> dict:
-    import torch
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
-    blob = torch.load(path / "trainer_state.pt", weights_only=False)
-    optimizer.load_state_dict(blob["optimizer"])
-    scheduler.load_state_dict(blob["scheduler"])
-    if scaler is not None and blob["scaler"]:
-        scaler.load_state_dict(blob["scaler"])
-    torch.set_rng_state(blob["torch_rng"])
-    random.setstate(blob["py_rng"])
-    if blob["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(blob["cuda_rng"])
-    return json.loads((path / "state.json").read_text())
 
 
 # ---------------------------------------------------------------------------- training
@@ -493,7 +289,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
             raise UsageError(f"the checkpoint in {out} was made with other settings ({diff[0]}: "
                              f"{saved.get(diff[0])!r}, now {fingerprint[diff[0]]!r}); use the same settings "
                              "or another --out")
-        state = _load_checkpoint(ckpt, model, optimizer, scheduler, scaler)
+        state = load_checkpoint(ckpt, model, optimizer, scheduler, scaler)
         progress.message(f"resuming from {ckpt.name} (step {state['global_step']})")
     out.mkdir(parents=True, exist_ok=True)
     write_adapter_meta(out, config, base, style, model, train_ex, data_hash)
@@ -560,16 +356,16 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
                                  tok_s=f"{state['tokens'] / max(1e-9, state['train_seconds']):.0f}")
                 done = state["global_step"] >= total_steps
                 if config.save_every and state["global_step"] % config.save_every == 0 and si + 1 < len(steps):
-                    _save_checkpoint(out / "checkpoints" / f"step-{state['global_step']:06d}", model, optimizer,
+                    save_checkpoint(out / "checkpoints" / f"step-{state['global_step']:06d}", model, optimizer,
                                      scheduler, scaler, state)
-                    _prune(out, keep=f"step-{state['global_step']:06d}")
+                    prune_step_checkpoints(out, keep=f"step-{state['global_step']:06d}")
                 if done:
                     break
             progress.done()
             _end_epoch(state, epoch, config,
                        _eval_loss(model, eval_items, config.batch_size * 2, pad_id, device, autocast, split), progress)
-            _save_checkpoint(out / "checkpoints" / f"epoch-{epoch + 1}", model, optimizer, scheduler, scaler, state)
-            _prune(out, keep=None)
+            save_checkpoint(out / "checkpoints" / f"epoch-{epoch + 1}", model, optimizer, scheduler, scaler, state)
+            prune_step_checkpoints(out, keep=None)
             epoch += 1
             state.update(epoch=epoch, next_group=0)
     except (RuntimeError, MemoryError) as e:
@@ -635,13 +431,6 @@ def _end_epoch(state: dict, epoch: int, config: TrainConfig, ev: float | None, p
                 state["stopped_early"] = True
                 msg += f"; no better for {state['bad_epochs']} epoch(s), stopping"
     progress.message(msg)
-
-
-def _prune(out: Path, keep: str | None) -> None:
-    """Drop step checkpoints but `keep` (epoch checkpoints stay)."""
-    for old in (out / "checkpoints").glob("step-*"):
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _peak_rss_mb() -> float | None:

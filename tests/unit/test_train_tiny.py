@@ -17,6 +17,7 @@ from test_sft_data_masking import tiny_tokenizer, write_jsonl
 from ragkit.cli import main
 from ragkit.errors import DataFormatError, ModelNotFound, UsageError
 from ragkit.sft import export as E
+from ragkit.sft import lora as L
 from ragkit.sft import train as T
 
 PAIR = {"instruction": "What is the Kestrel hotline?", "input": "", "output": "400-820-1616"}
@@ -276,7 +277,7 @@ def test_guard_rails_give_one_clear_sentence(tiny_base, tmp_path, monkeypatch):
         T.train(cfg(tmp_path, "no-such-model", data))
     with pytest.raises(UsageError, match=r"target module qkv_proj is not in this model; .*q_proj, .*v_proj"):
         T.train(cfg(tmp_path, tiny_base, data, target_modules="q_proj,qkv_proj", name="t"))
-    monkeypatch.setattr(T, "_available_bytes", lambda device: 10 * 2**20)
+    monkeypatch.setattr(L, "_available_bytes", lambda device: 10 * 2**20)
     with pytest.raises(T.OutOfMemory, match=r"needs about .* but only 0.0 GiB is free on cpu; lower --batch-size"):
         T.train(cfg(tmp_path, tiny_base, data, name="m"))
     monkeypatch.undo()
