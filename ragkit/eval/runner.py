@@ -212,10 +212,10 @@ def run_eval(
             notes.append(f"{arm} ran on the {n} items in {', '.join(sorted(specs))} only; no tuned model "
                          f"for {', '.join(missing)}")
         plan[arm] = specs
-    backends = {arm: {s[2] for s in specs.values()} for arm, specs in plan.items()}
+    backends = {arm: {_backend_name(config, lang, s) for lang, s in specs.items()} for arm, specs in plan.items()}
     if len(set().union(*backends.values()) if backends else set()) > 1:
         notes.append("arms ran on different backends (" + "; ".join(
-            f"{a}: {', '.join(sorted(b or 'default' for b in bs))}" for a, bs in backends.items())
+            f"{a}: {', '.join(sorted(bs))}" for a, bs in backends.items())
             + "): PEFT adapters run on hf in full precision while the base GGUF runs quantised on llama.cpp; "
             "for a like-for-like comparison use --backend hf for every arm or export the adapter to GGUF")
     items_path = out / "items.jsonl"
@@ -275,6 +275,18 @@ def run_eval(
     charts = write_charts(report, out)
     write_report(out, report, charts)
     return report
+
+
+def _backend_name(config: EvalConfig, lang: str, spec: tuple) -> str:
+    """The backend an arm's generator runs on; "default" when the model cannot be resolved here."""
+    from ..errors import RagkitError
+    from ..generate import resolved_backend
+
+    model, _adapter, backend = spec
+    try:
+        return resolved_backend(model, backend, base_url=config.base_url, lang=lang)
+    except RagkitError:
+        return backend or "default"
 
 
 def judge_rows(config: EvalConfig, rows_by_arm, items, load_generator, progress, items_path: Path) -> None:

@@ -60,6 +60,26 @@ def configured_models() -> dict[str, dict]:
     return {str(k).lower(): v for k, v in data.items()}
 
 
+def resolved_backend(model: str | None, backend: str | None = None, *, base_url: str | None = None,
+                     lang: str = "en") -> str:
+    """The backend `load_generator` would pick for these arguments, without loading anything
+    (eval reports it per arm, also for items it reuses from an earlier run)."""
+    conf = configured_models().get(model.lower()) if model else None
+    if conf:
+        if "base_url" in conf:
+            return "openai"
+        backend = backend or conf.get("backend")
+    if backend:
+        return backend
+    if base_url:
+        return "openai"
+    if conf and "path" in conf:
+        path = Path(conf["path"]).expanduser()
+    else:
+        path = resolve_llm(model or DEFAULT_LLM.get(lang, ""))[1]
+    return "hf" if path.is_dir() else "llamacpp"
+
+
 def load_generator(
     model: str | None,
     backend: str | None = None,

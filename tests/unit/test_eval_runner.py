@@ -292,3 +292,16 @@ def test_adapter_base_and_backend_resolution(tmp_path):
 def test_config_validation(setup, kw, msg):
     with pytest.raises(ValueError, match=msg):
         config(setup, **kw)
+
+
+def test_resolved_backend_is_what_load_generator_would_pick(tmp_path):
+    from ragkit.generate import resolved_backend
+
+    hf_dir = tmp_path / "hf-model"
+    hf_dir.mkdir()
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert resolved_backend(str(hf_dir)) == "hf"
+    assert resolved_backend(str(gguf)) == "llamacpp"
+    assert resolved_backend(str(gguf), "hf") == "hf"
+    assert resolved_backend("served-model", base_url="http://127.0.0.1:8000/v1") == "openai"
