@@ -3,9 +3,15 @@ a peft LoRA, and the loss on answer tokens (with the two CPU savings described i
 
 from __future__ import annotations
 
+import warnings
+
 from ..errors import ModelNotFound, RagkitError, UsageError
 from . import data as D
 from .data import BaseSpec
+
+# peft still calls a transformers method that 5.x renamed (train and merge both hit it); the
+# warning tells a user nothing they can act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
 
 class OutOfMemory(RagkitError):
@@ -121,12 +127,20 @@ def _prefix_hidden(decoder, batch, p: int):
     import torch
 
     ids = batch["input_ids"]
-    cache = decoder(input_ids=ids[:1, :p], use_cache=True).past_key_values
+    kw = _cache_kwarg(decoder)
+    cache = getattr(decoder(input_ids=ids[:1, :p], use_cache=True), kw)
     cache.batch_repeat_interleave(ids.shape[0])
     pos = torch.arange(p, ids.shape[1], device=ids.device).unsqueeze(0).expand(ids.shape[0], -1)
-    out = decoder(input_ids=ids[:, p:], attention_mask=batch["attention_mask"], past_key_values=cache,
-                  position_ids=pos, use_cache=True)
+    out = decoder(input_ids=ids[:, p:], attention_mask=batch["attention_mask"], position_ids=pos, use_cache=True,
+                  **{kw: cache})
     return out.last_hidden_state
+
+
+def _cache_kwarg(decoder) -> str:
+    """The KV-cache argument's name: `cache` since transformers 5.x deprecated `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 def loss_sum(peft_model, batch, split=None, prefix: int = 0):
