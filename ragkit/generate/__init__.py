@@ -21,6 +21,7 @@ to `llamacpp` (which insists on GGUF). A configured model looks like:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ModelNotFound, UsageError
 from ..models import BUNDLED, DEFAULT_LLM, ragkit_home, resolve_llm
@@ -60,24 +61,44 @@ def configured_models() -> dict[str, dict]:
     return {str(k).lower(): v for k, v in data.items()}
 
 
+class _Target(NamedTuple):
+    backend: str
+    model: str | None  # the name sent to a server (openai) or given by the user
+    path: Path | None  # the local model file or directory (None for openai)
+    base_url: str | None
+
+
+def _locate(model: str | None, backend: str | None, base_url: str | None, lang: str, conf: dict | None) -> _Target:
+    """Where a model lives and which backend runs it: models.yaml entry, bundled name or path."""
+    if conf:
+        backend = backend or conf.get("backend")
+        if "base_url" in conf:
+            base_url, backend, model = base_url or conf["base_url"], "openai", conf.get("model")
+    if base_url and backend in (None, "openai"):
+        backend = "openai"
+    if backend == "openai":
+        if not base_url:
+            raise UsageError("the openai backend needs --base-url, e.g. http://127.0.0.1:8000/v1")
+        return _Target("openai", model, None, base_url)
+    if model is None:
+        if lang not in DEFAULT_LLM:
+            raise UsageError(f"no default model for language '{lang}'; pass --model")
+        model = DEFAULT_LLM[lang]
+    if conf and "path" in conf:
+        path = Path(conf["path"]).expanduser()
+        if not path.exists():
+            raise ModelNotFound(f"configured model '{model}' points at {path}, which does not exist")
+    else:
+        model, path = resolve_llm(model)
+    return _Target(backend or ("hf" if path.is_dir() else "llamacpp"), model, path, None)
+
+
 def resolved_backend(model: str | None, backend: str | None = None, *, base_url: str | None = None,
                      lang: str = "en") -> str:
     """The backend `load_generator` would pick for these arguments, without loading anything
     (eval reports it per arm, also for items it reuses from an earlier run)."""
     conf = configured_models().get(model.lower()) if model else None
-    if conf:
-        if "base_url" in conf:
-            return "openai"
-        backend = backend or conf.get("backend")
-    if backend:
-        return backend
-    if base_url:
-        return "openai"
-    if conf and "path" in conf:
-        path = Path(conf["path"]).expanduser()
-    else:
-        path = resolve_llm(model or DEFAULT_LLM.get(lang, ""))[1]
-    return "hf" if path.is_dir() else "llamacpp"
+    return _locate(model, backend, base_url, lang, conf).backend
 
 
 def load_generator(
@@ -104,36 +125,17 @@ def load_generator(
         raise UsageError("--n-ctx must be at least 64 tokens")
     conf = configured_models().get(model.lower()) if model else None
     if conf:
-        backend = backend or conf.get("backend")
         prompt_style = prompt_style or conf.get("prompt_style")
         n_ctx = n_ctx or conf.get("n_ctx")
-        if "base_url" in conf:
-            base_url, backend, model = base_url or conf["base_url"], "openai", conf.get("model")
-    if base_url and backend in (None, "openai"):
-        backend = "openai"
+    backend, name, path, base_url = _locate(model, backend, base_url, lang, conf)
     if backend == "openai":
-        if not base_url:
-            raise UsageError("the openai backend needs --base-url, e.g. http://127.0.0.1:8000/v1")
-        key = ("openai", base_url, model, prompt_style, n_ctx, api_key)
+        key = ("openai", base_url, name, prompt_style, n_ctx, api_key)
         if key not in _CACHE:
             from .openai import OpenAIGenerator
 
-            _CACHE[key] = OpenAIGenerator(base_url, model, api_key=api_key, prompt_style=prompt_style, n_ctx=n_ctx)
+            _CACHE[key] = OpenAIGenerator(base_url, name, api_key=api_key, prompt_style=prompt_style, n_ctx=n_ctx)
         return _CACHE[key]
 
-    if model is None:
-        if lang not in DEFAULT_LLM:
-            raise UsageError(f"no default model for language '{lang}'; pass --model")
-        model = DEFAULT_LLM[lang]
-    if conf and "path" in conf:
-        path = Path(conf["path"]).expanduser()
-        if not path.exists():
-            raise ModelNotFound(f"configured model '{model}' points at {path}, which does not exist")
-        name = model
-    else:
-        name, path = resolve_llm(model)
-    if backend is None:
-        backend = "hf" if path.is_dir() else "llamacpp"
     if backend == "llamacpp" and path.is_dir():
         raise ModelNotFound(f"{path} is a directory; the llamacpp backend needs a .gguf file (or use --backend hf)")
     if prompt_style is None and name in BUNDLED:
