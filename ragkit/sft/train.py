@@ -42,14 +42,12 @@ from .data import (  # noqa: F401  (re-exported: the trainer's public names)
     select_examples,
 )
 from .export import ADAPTER_META, write_adapter_meta  # noqa: F401
-from .lora import (  # noqa: F401  (re-exported)
+from .lora import (
     OutOfMemory,
     _fast_paths,
     _is_oom,
-    _split_model,
     add_lora,
     check_memory,
-    check_targets,
     load_model,
     loss_sum,
     training_bytes,

@@ -94,7 +94,7 @@ def test_answer_only_head_gives_the_same_loss_as_the_full_logits(tiny_base, tmp_
     items = [T.D.encode_example(tok, fmt, T.D.SFTExample(q, a, "en", ""), 256)
              for q, a in [("Q one?", "A"), ("A much longer question here?", "a longer answer")]]
     batch = T.D.collate(items, 0)
-    fast, n1 = T.loss_sum(model, batch, T._split_model(model))
+    fast, n1 = T.loss_sum(model, batch, L._split_model(model))
     full, n2 = T.loss_sum(model, batch, None)
     assert n1 == n2 == sum(e.n_target for e in items)
     assert torch.allclose(fast, full, rtol=1e-5)
@@ -115,7 +115,7 @@ def test_shared_prefix_run_once_gives_the_same_loss_and_gradients(tiny_base, tmp
     prefix = T.D.shared_prefixes(items, [e.group for e in items])["en"]
     assert tok.decode(items[0].input_ids[:prefix]).endswith("<|im_start|>user\nQuestion: ")  # system prompt too
     batch = T.D.collate(items, 0)
-    split = T._split_model(model)
+    split = L._split_model(model)
     results = []
     for p in (0, prefix):
         model.zero_grad()
