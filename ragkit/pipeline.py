@@ -20,7 +20,16 @@ from collections.abc import Callable
 from .errors import ContextOverflow, UsageError
 from .generate.base import Decoding, Generator, ms_since
 from .generate.citations import infer_citations, is_refusal, parse_citations, refusal_text, to_citations
-from .generate.prompts import DEFAULT_EXAMPLES, RAG_EXAMPLES, PromptPlan, answer_stop, build_prompt
+from .generate.prompts import (
+    DEFAULT_EXAMPLES,
+    RAG_EXAMPLES,
+    HeaderGuard,
+    PromptPlan,
+    answer_stop,
+    build_prompt,
+    cut_header_fragment,
+    header_stops,
+)
 from .lang import detect_language
 from .types import Answer, Hit
 
@@ -118,11 +127,15 @@ class Pipeline:
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
 
         plan = self.plan(question, hits[: self.passages] if hits is not None else None, lang)
-        decoding = self.decoding.with_stops(answer_stop(self.generator.prompt_style))
+        stops = answer_stop(self.generator.prompt_style) + (header_stops() if plan.hits else [])
+        decoding = self.decoding.with_stops(stops)
+        guard = HeaderGuard(on_token) if on_token is not None and plan.hits else None
         t_gen = time.perf_counter()
-        completion = self.generator.generate(plan.text, decoding, _lstrip_stream(on_token))
+        completion = self.generator.generate(plan.text, decoding, guard.feed if guard else _lstrip_stream(on_token))
         gen_ms = ms_since(t_gen)
-        raw = completion.text.strip()
+        raw = cut_header_fragment(completion.text).strip() if plan.hits else completion.text.strip()
+        if guard is not None:
+            guard.finish(raw)
 
         if is_refusal(raw):
             ans = self._refuse(question, lang, hits, plan.text, t0, retrieval_ms, None)

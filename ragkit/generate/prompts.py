@@ -18,6 +18,7 @@ the model's tokenizer: first fewer worked examples, then fewer passages, then a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -103,6 +104,68 @@ def answer_stop(style: str) -> list[str]:
     """Stop strings that end an answer in this style (chat ends at the model's eos token)."""
     _check_style(style)
     return ["\n"] if style == "fewshot" else []
+
+
+def header_stops() -> list[str]:
+    """Stop strings for a model that starts writing a passage header of its own ("[4] (source:").
+
+    Small chat models sometimes continue an answer by imitating the context format; `make demo`
+    once printed "…unchanged.\n\n[4] (source: en/w [2]". Two strings, one per language, so that
+    with the user's stops they stay within the four an OpenAI server takes; `cut_header_fragment`
+    removes the "[4]" left before the stop, and `HeaderGuard` keeps a stream from showing it.
+    """
+    return [f"{L['open'].strip()}{L['source']}{L['colon'].strip()}" for L in _LABELS.values()]
+
+
+_HEADER = re.compile(
+    r"\s*(?:\[\d+\]\s*)?[(（]\s*(?:source|来源)\s*[:：]|\n\s*\[\d+\]\s*$", re.IGNORECASE
+)
+# Every passage header with spaces removed and numbers as 1: what a stream must not show the start of.
+_HEADER_FORMS = tuple(
+    f"{n}{L['open'].strip()}{L['source']}{L['colon'].strip()}".lower()
+    for L in _LABELS.values() for n in ("[1]", "")
+)
+
+
+def cut_header_fragment(text: str) -> str:
+    """`text` up to the first piece of passage-header format in it (none of it is ever answer)."""
+    m = _HEADER.search(text)
+    return (text[: m.start()] if m else text).rstrip()
+
+
+def could_start_header(tail: str) -> bool:
+    """True when `tail` may be the beginning of a passage header ("[4", "[4] (sou", "（来")."""
+    norm = re.sub(r"\d+", "1", re.sub(r"\s+", "", tail)).lower()
+    return bool(norm) and any(form.startswith(norm) for form in _HEADER_FORMS)
+
+
+class HeaderGuard:
+    """Streams answer text, holding back whatever could still turn into a passage header (and the
+    whitespace around it), so that what was streamed is always a prefix of the final answer."""
+
+    _LOOKBACK = 24  # longer than any header prefix worth holding ("[12] (source:" is 13 characters)
+
+    def __init__(self, on_token: Callable[[str], None]):
+        self.on_token = on_token
+        self.text = ""
+        self.sent = 0
+
+    def feed(self, piece: str) -> None:
+        self.text = self.text + piece if self.sent else (self.text + piece).lstrip()
+        hold = len(self.text)
+        for i in range(max(self.sent, len(self.text) - self._LOOKBACK), len(self.text)):
+            if self.text[i] in "[(（" and could_start_header(self.text[i:]):
+                hold = i
+                break
+        hold = len(self.text[:hold].rstrip())
+        if hold > self.sent:
+            self.on_token(self.text[self.sent:hold])
+            self.sent = hold
+
+    def finish(self, answer: str) -> None:
+        """Send the rest of the final `answer` (the stream so far is a prefix of it)."""
+        if answer.startswith(self.text[: self.sent]) and len(answer) > self.sent:
+            self.on_token(answer[self.sent:])
 
 
 def format_target(answer: str, style: str, lang: str | None = None) -> str:

@@ -133,7 +133,7 @@ def test_decoding_flags_reach_the_generator(index_dir, fake_model, monkeypatch):
         "--top-k", "20", "--repetition-penalty", "1.1", "--max-tokens", "7", "--seed", "3", "--stop", "END", "--json")
     d = seen[0]
     assert (d.temperature, d.top_p, d.top_k, d.repetition_penalty, d.max_tokens, d.seed) == (0.7, 0.9, 20, 1.1, 7, 3)
-    assert d.stop == ["END", "\n"]
+    assert d.stop[:2] == ["END", "\n"]  # then the passage-header stops
 
 
 def test_empty_question_and_missing_index(tmp_path, fake_model):
@@ -218,15 +218,32 @@ def test_models_lists_bundled_and_configured(isolated_home, tmp_path):
     r = run("models", "--json")
     assert r.exit_code == 0, r.output
     rows = {m["name"]: m for m in json.loads(r.output)["models"]}
-    assert {"smollm2-135m", "gemma3-270m", "all-minilm-l6-v2", "my-model", "team"} <= set(rows)
+    assert {"smollm2-135m", "gemma3-270m", "qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "all-minilm-l6-v2",
+            "my-model", "team"} <= set(rows)
     s = rows["smollm2-135m"]
-    assert s["prompt_style"] == "chat" and s["default_for"] == ["en"] and rows["gemma3-270m"]["prompt_style"] == "fewshot"
+    assert s["prompt_style"] == "chat" and rows["gemma3-270m"]["prompt_style"] == "fewshot"
+    assert rows["qwen2.5-coder-1.5b"]["prompt_style"] == "chat" and rows["qwen2.5-coder-1.5b"]["licence"] == "Apache-2.0"
+    from ragkit.models import default_llm
+
+    assert rows[default_llm("en")]["default_for"][0] == "en"
     if s["installed"]:
         assert s["path"].endswith(".gguf") and s["size_bytes"] > 50_000_000
     assert rows["my-model"]["installed"] is True and rows["my-model"]["size_bytes"] == 64
     assert rows["team"]["backend"] == "openai" and rows["team"]["installed"] is None
     human = run("models").output
-    assert "smollm2-135m" in human and "style=fewshot" in human and "default for zh" in human
+    assert "smollm2-135m" in human and "style=fewshot" in human and "default for " in human
+
+
+@pytest.mark.parametrize("qwen_installed", [True, False])
+def test_default_model_is_qwen_where_installed_else_the_tiny_ones(monkeypatch, qwen_installed):
+    import ragkit.models as models
+
+    monkeypatch.setattr(models, "parts_installed", lambda split: qwen_installed)
+    want = {"en": "qwen2.5-coder-1.5b", "zh": "qwen2.5-coder-1.5b"} if qwen_installed else {
+        "en": "smollm2-135m", "zh": "gemma3-270m"}
+    assert {lang: models.default_llm(lang) for lang in ("en", "zh")} == want
+    rows = {m["name"]: m for m in json.loads(run("models", "--json").output)["models"]}
+    assert sorted(rows[want["zh"]]["default_for"]) == sorted(lang for lang in want if want[lang] == want["zh"])
 
 
 def test_bad_models_yaml_is_one_line(isolated_home):
@@ -282,6 +299,6 @@ def test_openai_backend_streams_sse_from_a_fake_server(index_dir):
         req = seen["/v1/chat/completions"]
         assert req["model"] == "served-model" and req["temperature"] == 0 and req["stream"] is True
         assert [m["role"] for m in req["messages"]] == ["system", "user"]
-        assert "[1] (source: warranty.md)" in req["messages"][1]["content"] and req["stop"] == ["\n"]
+        assert "[1] (source: warranty.md)" in req["messages"][1]["content"] and req["stop"] == ["\n", "(source:", "（来源："]  # the user's stop, then the header stops
     finally:
         server.shutdown()

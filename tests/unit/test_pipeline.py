@@ -77,7 +77,7 @@ def test_cited_number_maps_to_source_page_and_span():
     assert [(c.number, c.source, c.page, c.start, c.end) for c in ans.citations] == [
         (2, "en/warranty.pdf", 4, 120, 120 + len(HITS[1].text))]
     assert not ans.refused and ans.hits == HITS and ans.prompt == gen.prompts[0]
-    assert gen.decodings[0].stop == ["\n"]
+    assert gen.decodings[0].stop[0] == "\n"  # then the passage-header stops
     assert "[2] (source: en/warranty.pdf, page 4) The M3 main unit warranty is 2 years." in ans.prompt
     assert ans.prompt.count("Question: ") == 4  # three worked examples with passages
 
@@ -209,3 +209,38 @@ def test_only_the_top_passages_go_into_the_prompt():
     gen.max_passages = 1
     ans = Pipeline(FakeIndex(HITS), gen, k=3).answer("How big is the V7 dustbin?")
     assert "[2] (source:" not in gen.prompts[0] and ans.answer.endswith("[1]")
+
+
+@pytest.mark.parametrize("reply", [
+    "The battery warranty is unchanged.\n\n[4] (source: en/w [2]",  # what make demo once printed
+    "The battery warranty is unchanged. [2] (source: en/warranty.pdf, page 4)",
+    "The battery warranty is unchanged.(source: en/w",
+    "The battery warranty is unchanged.\n[3]",
+])
+def test_answer_never_carries_a_passage_header(reply):
+    streamed = []
+    gen = FakeGenerator(reply, prompt_style="chat")
+    ans = Pipeline(FakeIndex(HITS), gen, k=3).answer("Is the battery warranty changed?", on_token=streamed.append)
+    assert ans.answer.startswith("The battery warranty is unchanged.")
+    assert "source" not in ans.answer and "(" not in ans.answer and not re.search(r"\n\s*\[\d", ans.answer)
+    shown = "".join(streamed)
+    assert "source" not in shown and not re.search(r"\n\s*\[", shown) and ans.answer.startswith(shown.rstrip())
+
+
+def test_header_guard_streams_a_prefix_and_keeps_inline_citations():
+    from ragkit.generate.prompts import HeaderGuard, could_start_header
+
+    out = []
+    g = HeaderGuard(out.append)
+    for piece in [" 18", " months", " [", "1", "]", ".", " More", " text", " here", " and", " more", "\n\n", "[", "4", "]", " (", "sou"]:
+        g.feed(piece)
+    assert "".join(out) == "18 months [1]. More text here and more"
+    g.finish("18 months [1]. More text here and more")
+    assert "".join(out) == "18 months [1]. More text here and more"
+    assert could_start_header("[12] (sour") and could_start_header("（来") and not could_start_header("[1] is")
+
+
+def test_chinese_header_fragment_is_cut():
+    gen = FakeGenerator("两年 [1]\n\n[2]（来源：zh/公司.md）公司", prompt_style="chat")
+    ans = Pipeline(FakeIndex(ZH_HITS), gen, k=2).answer("隼鸟 M3 保修多久？")
+    assert ans.answer == "两年 [1]" and [c.number for c in ans.citations] == [1]
