@@ -13,6 +13,7 @@ after the walk is refused, not followed or waited on.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -22,12 +23,13 @@ import stat
 import warnings
 from pathlib import Path
 
+from ..errors import RagkitError
 from ..types import Document
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl")
 
 
-class LoadError(Exception):
+class LoadError(RagkitError):
     """A file could not be turned into text; the message is the reason shown to the user."""
 
 
@@ -93,7 +95,7 @@ def read_file_bytes(path: Path) -> bytes:
     except PermissionError:
         raise LoadError("permission denied") from None
     except OSError as e:
-        if e.errno == 40:  # ELOOP: the path is a symbolic link now
+        if e.errno == errno.ELOOP:  # the path is a symbolic link now
             raise LoadError("became a symbolic link; not followed") from None
         raise LoadError(f"cannot read ({e.strerror or e})") from None
     try:
