@@ -138,7 +138,7 @@ class Pipeline:
             return ans
 
         citations = []
-        text = drop_unknown_citations(raw, len(plan.hits))
+        text = drop_unknown_citations(raw, len(plan.hits)) if plan.hits else raw
         if plan.hits:
             numbers = parse_citations(raw, len(plan.hits))
             if not numbers:
