@@ -38,9 +38,11 @@ from .store import FORMAT_VERSION, check_embedder, read_current, read_manifest
 from .versions import WriteLock, reap, swap
 
 _swap = swap  # tests interrupt the swap through this name
-# A file past this many chunks keeps the first ones, with a note: a 6 MB one-line file of
-# base64 made 39,000 chunks, 5% of them worth anything; real documents stay far below
-# (a 1,000-page PDF makes about 3,000 chunks of 200 tokens).
+# A file past this many chunks keeps the first ones, with a note naming it. Chunking itself is
+# linear in tokens (tests/unit/test_ingest_safety.py), so a 6 MB one-line file making 39,000
+# chunks is sane chunking of a file that is mostly not prose (machine output, base64); the cap
+# keeps one such file from dominating an index and its embedding time. Documents stay far below
+# it: at about 500 tokens a page and 160 new tokens a chunk, a 1,000-page PDF makes about 3,100.
 MAX_CHUNKS_PER_FILE = 5000
 
 
