@@ -311,17 +311,26 @@ class Index:
         return Chunk(cid, source, text, start, end, page, title, json.loads(meta) if meta else {})
 
     def chunks(self) -> Iterator[Chunk]:
+        """Every chunk in row order, streamed from the version current when iteration starts."""
         v = self._acquire()
         try:
-            for row in self._query(v, f"SELECT {self._COLS} FROM chunks ORDER BY row"):
-                yield self._chunk(row)
+            cur = v.db.execute(f"SELECT {self._COLS} FROM chunks ORDER BY row")
+            while True:
+                try:
+                    rows = cur.fetchmany(512)
+                    if not rows:
+                        return
+                    batch = [self._chunk(r) for r in rows]
+                except (sqlite3.DatabaseError, ValueError, TypeError) as e:
+                    raise damaged(self.directory, f"chunks.sqlite is unreadable ({e})") from None
+                yield from batch
         finally:
             self._done(v)
 
     def _query(self, v: Version, sql: str, args=()) -> list:
         try:
             return v.db.execute(sql, args).fetchall()
-        except (sqlite3.DatabaseError, json.JSONDecodeError) as e:
+        except sqlite3.DatabaseError as e:
             raise damaged(self.directory, f"chunks.sqlite is unreadable ({e})") from None
 
     def _rows(self, v: Version, rows: list[int]) -> dict[int, Chunk]:
