@@ -146,7 +146,11 @@ class WriteLock:
         self.fd: int | None = None
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:  # a symbolic link planted as .lock, or a read-only index
+            raise damaged(self.path.parent, f".lock cannot be opened ({e.strerror or e})",
+                          "remove it, or ingest into a new directory") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -109,6 +109,14 @@ def test_current_through_a_symlinked_version_is_refused(idx, tmp_path):
         Index.open(idx)
 
 
+def test_a_planted_lock_link_is_one_sentence(idx, mini_corpus, tmp_path):
+    (idx / ".lock").unlink()
+    (idx / ".lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(IndexDamaged, match=".lock cannot be opened"):
+        ingest([mini_corpus], idx, FAKE)
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def _st_dir(tmp_path):
     d = tmp_path / "st-model"
     d.mkdir()
@@ -134,6 +142,8 @@ def test_local_embedder_is_recorded_by_absolute_path_and_fingerprint(mini_corpus
     (model / "weights.bin").write_bytes(b"x" * 100)
     with pytest.raises(IndexIncompatible, match="changed since"):
         Index.open(tmp_path / "idx")
+    with pytest.raises(IndexIncompatible, match="changed since"):  # nor are new chunks embedded with it
+        ingest([mini_corpus], tmp_path / "idx", IngestConfig(embed_model=str(model)))
     shutil.rmtree(model)
     with pytest.raises(IndexIncompatible, match="no longer exists"):
         Index.open(tmp_path / "idx")
