@@ -431,7 +431,7 @@ def _ingest_locked(roots, index_dir: Path, config, progress, embedder, on_file_e
     manifest = {
         "format": FORMAT_VERSION,
         "ragkit_version": __version__,
-        "created": old_manifest["created"] if old_manifest else now,
+        "created": (old_manifest.get("created") or now) if old_manifest else now,
         "updated": now,
         "embedding": _embedding_entry(embedder, config, old_manifest),
         "chunking": {**asdict(config.chunking), "unit": f"tokens of {embedder.name}"},

@@ -135,7 +135,7 @@ def built_index(tmp_path_factory):
     idx = tmp_path_factory.mktemp("fuzzidx") / "idx"
     ingest([root], idx, IngestConfig(embed_model="fake-embedder"), embedder=_shared_fake)
     version = read_current(idx)
-    return idx, version, (version / "manifest.json").read_bytes()
+    return idx, version, (version / "manifest.json").read_bytes(), root
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=True)
@@ -181,7 +181,7 @@ def _open_and_search(idx):
 @FUZZ
 @given(data=st.one_of(st.binary(max_size=1500), mutations))
 def test_manifest_reader_on_random_and_mutated_bytes(built_index, data):
-    idx, version, original = built_index
+    idx, version, original, _ = built_index
     raw = mutate(original, data) if isinstance(data, list) else data
     (version / "manifest.json").write_bytes(raw)
     try:
@@ -194,7 +194,7 @@ def test_manifest_reader_on_random_and_mutated_bytes(built_index, data):
 @given(picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=4), values=st.lists(json_values, min_size=4,
        max_size=4), drops=st.lists(st.booleans(), min_size=4, max_size=4))
 def test_manifest_reader_on_mutated_json(built_index, picks, values, drops):
-    idx, version, original = built_index
+    idx, version, original, _ = built_index
     m = _json_mutate(json.loads(original), picks, values, drops)
     (version / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
     try:
@@ -202,3 +202,21 @@ def test_manifest_reader_on_mutated_json(built_index, picks, values, drops):
     finally:
         (version / "manifest.json").write_bytes(original)
 
+
+
+@FUZZ
+@given(picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=4), values=st.lists(json_values, min_size=4,
+       max_size=4), drops=st.lists(st.booleans(), min_size=4, max_size=4))
+def test_ingest_over_a_mutated_manifest(built_index, tmp_path_factory, picks, values, drops):
+    import shutil
+
+    from conftest import _shared_fake
+
+    idx, version, original, corpus = built_index
+    work = tmp_path_factory.mktemp("mut") / "idx"
+    shutil.copytree(idx, work)
+    m = _json_mutate(json.loads(original), picks, values, drops)
+    (work / version.name / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    only_ragkit_errors(ingest, [corpus], work, IngestConfig(embed_model="fake-embedder"), None, _shared_fake)
+    shutil.rmtree(work.parent)
+    assert corpus.is_dir()  # the ingest had something to read: a refusal above is about the manifest
