@@ -28,6 +28,10 @@ class IndexLocked(RagkitError):
     pass
 
 
+class IndexDamaged(RagkitError):
+    """A file of the index is missing, truncated or not what ragkit wrote; the message names it."""
+
+
 class ModelNotFound(RagkitError):
     pass
 

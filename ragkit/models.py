@@ -208,9 +208,15 @@ def _gemma3_path(assemble: bool = True) -> Path | None:
     return Path(g.assemble(target, overwrite=True))
 
 
+def models_dir() -> Path:
+    """Where assembled model files live: $RAGKIT_MODELS, else ~/.cache/ragkit/models. Not under
+    RAGKIT_HOME: a gigabyte per model is shared by every home (and every test) on the machine."""
+    return Path(os.environ.get("RAGKIT_MODELS") or Path.home() / ".cache" / "ragkit" / "models")
+
+
 def split_model_target(model: SplitModel) -> Path:
-    """Where an assembled split model lives: the user cache (RAGKIT_HOME/models)."""
-    return ragkit_home() / "models" / model.file_name
+    """Where an assembled split model lives (models_dir)."""
+    return models_dir() / model.file_name
 
 
 def split_model_path(model: SplitModel, assemble_now: bool = True) -> Path | None:

@@ -19,7 +19,14 @@ from collections.abc import Callable
 
 from .errors import ContextOverflow, UsageError
 from .generate.base import Decoding, Generator, ms_since
-from .generate.citations import infer_citations, is_refusal, parse_citations, refusal_text, to_citations
+from .generate.citations import (
+    drop_unknown_citations,
+    infer_citations,
+    is_refusal,
+    parse_citations,
+    refusal_text,
+    to_citations,
+)
 from .generate.prompts import (
     DEFAULT_EXAMPLES,
     RAG_EXAMPLES,
@@ -144,14 +151,14 @@ class Pipeline:
             return ans
 
         citations = []
-        text = raw
+        text = drop_unknown_citations(raw, len(plan.hits)) if plan.hits else raw
         if plan.hits:
             numbers = parse_citations(raw, len(plan.hits))
             if not numbers:
                 # The model answered without markers: cite the passage that holds the answer.
                 numbers = infer_citations(raw, plan.hits)
                 if numbers:
-                    text = raw + " " + "".join(f"[{n}]" for n in numbers)
+                    text = text + " " + "".join(f"[{n}]" for n in numbers)
             citations = to_citations(numbers, hits)
         return Answer(
             question=question,

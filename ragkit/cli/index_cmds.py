@@ -22,12 +22,19 @@ from .progress import TqdmProgress
               help="Run the embedding model with sentence-transformers (torch) or ONNX Runtime (onnx, onnx-int8: "
                    "about 2x faster on a CPU). Default: an existing index's own; for a new one onnx-int8, "
                    "or torch when CUDA is available.")
+@click.option("--sync", is_flag=True,
+              help="Make the index hold exactly PATHS: drop files indexed earlier from anywhere else.")
+@click.option("--max-file-chunks", default=5000, show_default=True,
+              help="Index at most this many chunks of one file (a note names any file cut short).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index, batch_size, embed_backend, as_json):
+def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index, batch_size, embed_backend,
+           sync, max_file_chunks, as_json):
     """Build or update a hybrid (FAISS + BM25) index from documents.
 
     PATHS are files or folders (walked recursively): .txt .md .html .pdf .docx .csv .jsonl.
-    Re-running adds new files, re-embeds changed ones and drops deleted ones.
+    Re-running adds new files, re-embeds changed ones and drops those deleted from disk; files
+    from other folders stay unless --sync. The first folder names its files by their relative
+    path, later ones by FOLDER/relative path. Links out of a folder are not followed.
     """
     from ..index.build import IngestConfig
     from ..index.build import ingest as run_ingest
@@ -40,23 +47,35 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             dense_index=dense_index,
             batch_size=batch_size,
             embed_backend=embed_backend,
+            max_chunks_per_file=max_file_chunks,
         )
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    summary = run_ingest(list(paths), index_dir, config, progress=TqdmProgress())
+    summary = run_ingest(list(paths), index_dir, config, progress=TqdmProgress(), sync=sync)
     if as_json:
         echo_json(summary.to_dict())
     else:
         s = summary
-        click.echo(f"Index {s.index}: {s.chunks} chunks from {s.files_seen - len(s.skipped)} files in {s.seconds:.1f}s")
+        click.echo(f"Index {printable(s.index)}: {s.chunks} chunks from {s.files_seen - len(s.skipped)} files "
+                   f"in {s.seconds:.1f}s")
         click.echo(
             f"  files: {s.files_added} added, {s.files_changed} changed, {s.files_unchanged} unchanged, "
-            f"{s.files_deleted} deleted, {len(s.skipped)} skipped; {s.chunks_embedded} chunks embedded"
+            f"{s.files_deleted} deleted, {len(s.skipped)} skipped; {s.chunks_embedded} chunks embedded; "
+            + (f"version {s.version} is live" if s.version_written else "nothing changed, no new version written")
         )
+        for path, note in s.notes:
+            click.echo(f"  note {printable(path)}: {printable(note)}", err=True)
         for path, reason in s.skipped:
-            click.echo(f"  skipped {path}: {reason}", err=True)
+            click.echo(f"  skipped {printable(path)}: {printable(reason)}", err=True)
     if summary.skipped:
         raise SystemExit(3)  # the index was updated, but not with every file
+
+
+def printable(text: str) -> str:
+    """One line whatever a file name holds: newlines and other control characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 @main.command()
@@ -78,7 +97,7 @@ def search(query, index_dir, k, mode, embed_model, as_json):
     if not hits:
         click.echo("No results.")
     for h in hits:
-        where = f"{h.source}" + (f" p.{h.page}" if h.page else "") + f" [{h.start}:{h.end}]"
+        where = printable(h.source) + (f" p.{h.page}" if h.page else "") + f" [{h.start}:{h.end}]"
         click.secho(f"{h.rank}. {where}  score={h.score:.3f}", bold=True)
         text = " ".join(h.text.split())
         click.echo(f"   {text[:300]}{'…' if len(text) > 300 else ''}")

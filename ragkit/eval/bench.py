@@ -41,6 +41,24 @@ def check_record(record: object) -> list[str]:
     return problems
 
 
+def bench_lines(path: Path) -> list[tuple[int, str | None, str]]:
+    """(line number, text or None, problem) per line; a line that is not UTF-8 is named, not fatal."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BenchFormatError(f"cannot read bench file {path} ({e.strerror or e})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    out = []
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            out.append((lineno, raw.decode("utf-8"), ""))
+        except UnicodeDecodeError as e:
+            out.append((lineno, None, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                      "save the file as UTF-8"))
+    return out
+
+
 def validate_bench(path: str | Path) -> tuple[int, list[tuple[int, str]]]:
     """Return (number of valid items, [(line number, problem), ...]) for a bench file."""
     path = Path(path)
@@ -49,23 +67,26 @@ def validate_bench(path: str | Path) -> tuple[int, list[tuple[int, str]]]:
     errors: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
     valid = 0
-    with path.open(encoding="utf-8-sig") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.append((lineno, f"invalid JSON ({e.msg} at column {e.colno})"))
-                continue
-            problems = check_record(record)
-            if not problems and record["id"] in seen:
-                problems.append(f"duplicate id '{record['id']}' (first on line {seen[record['id']]})")
-            if problems:
-                errors.extend((lineno, p) for p in problems)
-            else:
-                seen[record["id"]] = lineno
-                valid += 1
+    for lineno, line, problem in bench_lines(path):
+        if line is None:
+            errors.append((lineno, problem))
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as e:
+            msg = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+            errors.append((lineno, f"invalid JSON ({msg})"))
+            continue
+        problems = check_record(record)
+        if not problems and record["id"] in seen:
+            problems.append(f"duplicate id '{record['id']}' (first on line {seen[record['id']]})")
+        if problems:
+            errors.extend((lineno, p) for p in problems)
+        else:
+            seen[record["id"]] = lineno
+            valid += 1
     if valid == 0 and not errors:
         errors.append((0, "the file holds no items"))
     return valid, errors
@@ -81,9 +102,8 @@ def load_bench(path: str | Path) -> list[BenchItem]:
             f"{path} line {lineno}: {problem}{more}; run 'ragkit bench validate {path}' for the full list"
         )
     items = []
-    with Path(path).open(encoding="utf-8-sig") as f:
-        for line in f:
-            if line.strip():
-                r = json.loads(line)
-                items.append(BenchItem(**{k: r.get(k) for k in REQUIRED + OPTIONAL}))
+    for _, line, _ in bench_lines(Path(path)):
+        if line and line.strip():
+            r = json.loads(line)
+            items.append(BenchItem(**{k: r.get(k) for k in REQUIRED + OPTIONAL}))
     return items

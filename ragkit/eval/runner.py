@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import ContextOverflow
+from ..errors import ContextOverflow, UsageError
 from ..types import BenchItem
 from . import metrics
 from .config import (  # noqa: F401  (re-exported: the runner is where callers look for them)
@@ -172,6 +172,8 @@ def run_eval(
     progress = progress or _Silent()
     log = log or (lambda msg: None)
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; eval writes a folder of results there: choose a new or existing folder")
     out.mkdir(parents=True, exist_ok=True)
     all_items = load_bench(config.bench)
     items = select_items(all_items, config.limit)

@@ -49,6 +49,17 @@ def parse_citations(text: str, n_passages: int) -> list[int]:
     return list(seen)
 
 
+def drop_unknown_citations(text: str, n_passages: int) -> str:
+    """The answer without citation numbers outside 1..n_passages ([4] when there are 3): they point nowhere."""
+    def fix(m: re.Match) -> str:
+        if parse_citations(m.group(0), 10**6) == parse_citations(m.group(0), n_passages):
+            return m.group(0)  # every number is valid: keep the marker as the model wrote it
+        return "".join(f"[{n}]" for n in parse_citations(m.group(0), n_passages))
+
+    out = _MARKER.sub(fix, text)
+    return re.sub(r"\s+([.,;:!?。，；：！？])", r"\1", out).strip() if out != text else text
+
+
 def strip_citations(text: str) -> str:
     """The answer without its [n] markers (what exact-match metrics should compare)."""
     return re.sub(r"\s+([.,;:!?。，；：！？])", r"\1", _MARKER.sub("", text)).strip()

@@ -67,7 +67,12 @@ class LlamaCppGenerator:
             "verbose": False,
         }
         if adapter:
-            # A GGUF LoRA adapter (from `ragkit sft export`), applied at load time.
+            # A GGUF LoRA adapter (from `ragkit export-gguf`), applied at load time.
+            if Path(adapter).is_dir():
+                raise ModelNotFound(
+                    f"--adapter {adapter} is a folder (a PEFT adapter?); the llamacpp backend needs a GGUF "
+                    f"adapter file: convert it with 'ragkit export-gguf --adapter {adapter} --out adapter.gguf', "
+                    "or use --backend hf")
             check_gguf(Path(adapter))
             kwargs["lora_path"] = str(adapter)
         try:

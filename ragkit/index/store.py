@@ -4,19 +4,28 @@ Layout of an index directory:
 
     DIR/CURRENT            name of the live version (replaced atomically by ingest)
     DIR/.lock              held by a running ingest
-    DIR/v-*/manifest.json  embedding model, dimension, chunking, ragkit version, per-file hashes
+    DIR/v-*/manifest.json  embedding model, dimension, chunking, ragkit version, per-file hashes, artifact sizes
     DIR/v-*/chunks.sqlite  chunk text and metadata, row i = vector i = BM25 document i
     DIR/v-*/embeddings.npy float32 vectors (kept so an incremental ingest never re-embeds)
     DIR/v-*/dense.faiss    FAISS index (flat inner product, HNSW or IVF)
     DIR/v-*/bm25/          bm25s arrays (.npy/.json)
 
-Nothing here is a pickle: opening an index never executes code from it.
+Nothing here is a pickle: opening an index never executes code from it. Everything read from the
+directory is checked first (manifest.py): a damaged or crafted index gives one sentence, not a
+traceback, and CURRENT cannot point outside the index.
+
+Readers and a writer share the directory. An open Index holds a shared flock on its version's
+manifest.json (a lease: ingest reaps a retired version only once it can lock that file
+exclusively, and only after a grace period, so readers in other processes are safe too). Before
+each query an open Index stats CURRENT (one os.stat) and moves to a new version when ingest
+swapped one in; a query in flight finishes on the version it started with.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,98 +37,156 @@ from ..lang import detect_language
 from ..types import Chunk, Hit
 from .bm25 import BM25Index
 from .hybrid import FusionWeights, fuse, top_k
+from .manifest import (  # noqa: F401  (read_current, read_manifest: public here too, as before)
+    FORMAT_VERSION,
+    damaged,
+    embedder_source,
+    local_model_dir,
+    read_current,
+    read_manifest,
+    validate_manifest,
+)
+from .versions import Version, current_stamp, open_version
 
-FORMAT_VERSION = 1
 MODES = ("dense", "bm25", "hybrid")
 
 
-def read_current(directory: Path) -> Path | None:
-    marker = directory / "CURRENT"
-    if not marker.is_file():
-        return None
-    version = directory / marker.read_text(encoding="utf-8").strip()
-    return version if (version / "manifest.json").is_file() else None
-
-
-def read_manifest(version_dir: Path) -> dict:
-    return json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))
-
-
 def check_embedder(manifest: dict, requested: str | None, index_dir: Path) -> None:
-    built = manifest["embedding"]["model"]
-    if requested is None or requested == built:
+    emb = manifest["embedding"]
+    built = emb["model"]
+    if requested is None or requested == built or requested == emb.get("path"):
         return
     from ..embed import _REGISTRY
     from ..models import resolve_embedder
 
-    name = requested if requested in _REGISTRY else resolve_embedder(requested)[0]
+    local = local_model_dir(requested) if requested not in _REGISTRY else None
+    if local is not None and emb.get("path") is not None:
+        if str(local) == emb["path"]:
+            return
+        name = str(local)
+        built = emb["path"]
+    else:
+        name = requested if requested in _REGISTRY else resolve_embedder(requested)[0]
     if name != built:
+        use = emb.get("path") or built
         raise IndexIncompatible(
             f"index {index_dir} was built with embedding model '{built}', not '{name}'; "
-            f"use --embed-model {built} or ingest into a new index"
+            f"use --embed-model {use} or ingest into a new index"
         )
 
 
 class Index:
-    """A read-only view of the live version of an index directory."""
+    """A read-only view of the live version of an index directory.
 
-    def __init__(self, directory: Path, version_dir: Path, manifest: dict, embedder=None):
-        self.directory = directory
-        self.version_dir = version_dir
-        self.manifest = manifest
+    Long-lived: between queries it moves to the version a later ingest made live (auto_refresh),
+    while a query in flight, in this thread or another, keeps the version it started on.
+    """
+
+    def __init__(self, directory: Path, embedder=None, embed_model: str | None = None, auto_refresh: bool = True):
+        self.directory = Path(directory)
+        self.auto_refresh = auto_refresh
         self._embedder = embedder
-        self._db = sqlite3.connect(f"file:{version_dir / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-        self._bm25: BM25Index | None = None
-        self._faiss = None
-        self._vectors: np.ndarray | None = None
-        fw = manifest.get("fusion", {})
-        self.fusion = FusionWeights(**fw) if fw else FusionWeights()
+        self._requested = embed_model or (embedder.name if embedder is not None else None)
+        self._switch = threading.Lock()
+        self._stamp = current_stamp(self.directory)
+        self._current = self._checked(open_version(self.directory))
 
     @classmethod
-    def open(cls, directory: str | Path, embed_model: str | None = None, embedder=None) -> Index:
+    def open(cls, directory: str | Path, embed_model: str | None = None, embedder=None,
+             auto_refresh: bool = True) -> Index:
         directory = Path(directory)
         if not directory.exists():
             raise IndexMissing(f"no index at {directory}; build one with 'ragkit ingest PATH --index {directory}'")
-        version = read_current(directory)
-        if version is None:
-            raise IndexMissing(f"{directory} is not a ragkit index (no CURRENT version); run 'ragkit ingest' first")
-        manifest = read_manifest(version)
-        if manifest.get("format") != FORMAT_VERSION:
-            raise IndexIncompatible(
-                f"index {directory} has format {manifest.get('format')}, this ragkit reads {FORMAT_VERSION}; re-ingest it"
-            )
-        check_embedder(manifest, embed_model or (embedder.name if embedder is not None else None), directory)
-        return cls(directory, version, manifest, embedder)
+        return cls(directory, embedder=embedder, embed_model=embed_model, auto_refresh=auto_refresh)
 
-    # -- lazily loaded parts -------------------------------------------------------------------
+    def _checked(self, v: Version) -> Version:
+        try:
+            check_embedder(v.manifest, self._requested, self.directory)
+            if self._embedder is None:
+                embedder_source(v.manifest, self.directory)  # refuse a bad model before any query
+        except BaseException:
+            v.release()
+            raise
+        return v
+
+    # -- versions ------------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        """Name of the version this Index reads (changes when a re-ingest is picked up)."""
+        return self._current.path.name
+
+    @property
+    def version_dir(self) -> Path:
+        return self._current.path
+
+    @property
+    def manifest(self) -> dict:
+        return self._current.manifest
+
+    def refresh(self) -> bool:
+        """Move to the live version if ingest swapped in a new one; True when it did."""
+        stamp = current_stamp(self.directory)
+        if stamp == self._stamp:
+            return False
+        with self._switch:
+            if stamp == self._stamp:
+                return False
+            new = open_version(self.directory)
+            if new.path == self._current.path:
+                new.release()
+                self._stamp = stamp
+                return False
+            new = self._checked(new)
+            if new.manifest["embedding"]["model"] != self._current.manifest["embedding"]["model"] \
+                    and self._requested is None:
+                self._embedder = None
+            old, self._current, self._stamp = self._current, new, stamp
+            old.retired = True
+            if old.users == 0:
+                old.release()
+            return True
+
+    def _acquire(self) -> Version:
+        if self.auto_refresh:
+            self.refresh()
+        with self._switch:
+            v = self._current
+            v.users += 1
+            return v
+
+    def _done(self, v: Version) -> None:
+        with self._switch:
+            v.users -= 1
+            if v.retired and v.users == 0:
+                v.release()
+
+    # -- lazily loaded parts (of the current version) -----------------------------------------
     @property
     def embedder(self):
         if self._embedder is None:
             from ..embed import load_embedder
 
             emb = self.manifest["embedding"]  # the backend the chunks were embedded with (older indexes: torch)
-            self._embedder = load_embedder(emb["model"], backend=emb.get("backend") or "torch")
+            self._embedder = load_embedder(embedder_source(self.manifest, self.directory),
+                                           backend=emb.get("backend") or "torch")
         return self._embedder
 
     @property
+    def fusion(self) -> FusionWeights:
+        fw = self.manifest.get("fusion") or {}
+        return FusionWeights(**fw) if fw else FusionWeights()
+
+    @property
     def bm25(self) -> BM25Index:
-        if self._bm25 is None:
-            self._bm25 = BM25Index.load(self.version_dir / "bm25")
-        return self._bm25
+        return self._current.bm25
 
     @property
     def vectors(self) -> np.ndarray:
-        if self._vectors is None:
-            self._vectors = np.load(self.version_dir / "embeddings.npy", mmap_mode="r", allow_pickle=False)
-        return self._vectors
+        return self._current.vectors
 
     @property
     def faiss_index(self):
-        if self._faiss is None:
-            import faiss
-
-            self._faiss = faiss.read_index(str(self.version_dir / "dense.faiss"))
-        return self._faiss
+        return self._current.faiss_index
 
     def __len__(self) -> int:
         return int(self.manifest["n_chunks"])
@@ -133,50 +200,86 @@ class Index:
         return Chunk(cid, source, text, start, end, page, title, json.loads(meta) if meta else {})
 
     def chunks(self) -> Iterator[Chunk]:
-        for row in self._db.execute(f"SELECT {self._COLS} FROM chunks ORDER BY row"):
-            yield self._chunk(row)
+        """Every chunk in row order, streamed from the version current when iteration starts."""
+        v = self._acquire()
+        try:
+            cur = v.db.execute(f"SELECT {self._COLS} FROM chunks ORDER BY row")
+            while True:
+                try:
+                    rows = cur.fetchmany(512)
+                    if not rows:
+                        return
+                    batch = [self._chunk(r) for r in rows]
+                except (sqlite3.DatabaseError, ValueError, TypeError) as e:
+                    raise damaged(self.directory, f"chunks.sqlite is unreadable ({e})") from None
+                yield from batch
+        finally:
+            self._done(v)
 
-    def _rows(self, rows: list[int]) -> dict[int, Chunk]:
+    def _query(self, v: Version, sql: str, args=()) -> list:
+        try:
+            return v.db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise damaged(self.directory, f"chunks.sqlite is unreadable ({e})") from None
+
+    def _rows(self, v: Version, rows: list[int]) -> dict[int, Chunk]:
         if not rows:
             return {}
         marks = ",".join("?" * len(rows))
-        cur = self._db.execute(f"SELECT row, {self._COLS} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
-        return {r[0]: self._chunk(r[1:]) for r in cur}
+        cur = self._query(v, f"SELECT row, {self._COLS} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
+        try:
+            return {r[0]: self._chunk(r[1:]) for r in cur}
+        except (ValueError, TypeError) as e:
+            raise damaged(self.directory, f"chunks.sqlite holds a malformed row ({e})") from None
 
     # -- search --------------------------------------------------------------------------------
     def _dense_query(self, query: str) -> np.ndarray:
-        return self.embedder.embed([query])[0]
+        q = self.embedder.embed([query])[0]
+        if q.shape != (self.manifest["embedding"]["dim"],):
+            raise IndexIncompatible(f"index {self.directory} holds vectors of {self.manifest['embedding']['dim']} "
+                                    f"dimensions, its embedding model gives {q.shape[-1]}; re-ingest it")
+        return q
 
-    def _dense_top(self, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        index = self.faiss_index
+    def _dense_top(self, v: Version, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        index = v.faiss_index
         if hasattr(index, "hnsw"):
             index.hnsw.efSearch = max(64, n)
         if hasattr(index, "nprobe"):
             index.nprobe = max(index.nprobe, 16)
-        scores, ids = index.search(q[None, :].astype(np.float32), min(n, len(self)))
+        scores, ids = index.search(q[None, :].astype(np.float32), min(n, v.manifest["n_chunks"]))
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
-        """The k best chunks for a query. Hybrid scores lie in [0, 1] and are comparable across queries."""
+        """The k best chunks for a query. Hybrid scores lie in [0, 1] and are comparable across queries.
+
+        BM25 mode returns only chunks that share a word with the query (no 0-score padding).
+        """
         if not query or not query.strip():
             raise UsageError("the query is empty")
         if mode not in MODES:
             raise UsageError(f"unknown search mode '{mode}'; choose one of {', '.join(MODES)}")
         if k < 1:
             raise UsageError("k must be at least 1")
-        if len(self) == 0:
+        v = self._acquire()
+        try:
+            return self._search(v, query, k, mode)
+        finally:
+            self._done(v)
+
+    def _search(self, v: Version, query: str, k: int, mode: str) -> list[Hit]:
+        if v.manifest["n_chunks"] == 0:
             return []
         if mode == "bm25":
-            scores = self.bm25.normalized_scores(query)
+            scores = v.bm25.normalized_scores(query)
             rows = top_k(scores, k)
-            ranked = [(int(r), float(scores[r])) for r in rows]
+            ranked = [(int(r), float(scores[r])) for r in rows if scores[r] > 0]
         elif mode == "dense":
-            ids, scores = self._dense_top(self._dense_query(query), k)
+            ids, scores = self._dense_top(v, self._dense_query(query), k)
             ranked = list(zip(ids.tolist(), scores.tolist()))
         else:
-            ranked = self._hybrid(query, k)
-        chunks = self._rows([r for r, _ in ranked])
+            ranked = self._hybrid(v, query, k)
+        chunks = self._rows(v, [r for r, _ in ranked])
         return [
             Hit(rank=i + 1, chunk_id=c.chunk_id, source=c.source, score=round(s, 6), text=c.text,
                 page=c.page, start=c.start, end=c.end, title=c.title)
@@ -184,25 +287,31 @@ class Index:
             if (c := chunks.get(r)) is not None
         ]
 
-    def _hybrid(self, query: str, k: int) -> list[tuple[int, float]]:
+    def _hybrid(self, v: Version, query: str, k: int) -> list[tuple[int, float]]:
         n = max(50, 4 * k)
-        sparse_all = self.bm25.normalized_scores(query)
+        sparse_all = v.bm25.normalized_scores(query)
         q = self._dense_query(query)
-        dense_ids, _ = self._dense_top(q, n)
+        dense_ids, _ = self._dense_top(v, q, n)
         cand = np.union1d(dense_ids, top_k(sparse_all, n)).astype(np.int64)  # sorted: cheap mmap reads
-        dense = np.asarray(self.vectors[cand] @ q, dtype=np.float32)
-        weight = self.fusion.for_language(detect_language(query), self.manifest["embedding"].get("languages"))
+        dense = np.asarray(v.vectors[cand] @ q, dtype=np.float32)
+        fw = v.manifest.get("fusion") or {}
+        weights = FusionWeights(**fw) if fw else FusionWeights()
+        weight = weights.for_language(detect_language(query), v.manifest["embedding"].get("languages"))
         fused = fuse(dense, sparse_all[cand], weight)
         best = top_k(fused, k)
         return [(int(cand[i]), float(fused[i])) for i in best]
 
     def close(self) -> None:
-        self._db.close()
+        with self._switch:
+            self._current.retired = True
+            if self._current.users == 0:
+                self._current.release()
 
     def describe(self) -> dict:
         m = self.manifest
         return {
             "index": str(self.directory),
+            "version": self.version,
             "chunks": m["n_chunks"],
             "files": len(m["files"]),
             "embedding": m["embedding"],

@@ -1,25 +1,50 @@
 """File → Document loaders for .txt .md .html/.htm .pdf .docx .csv .jsonl.
 
-Text is decoded by trying UTF-8 (with or without BOM) first, then what charset-normalizer detects,
-then GB18030 and Big5: Chinese users' files are often in the legacy encodings. A file that cannot
-be read raises LoadError with a reason the ingest summary shows next to the file name.
+Text is decoded by trying UTF-8 (with or without BOM) first; then Windows-1252 when that reads as
+Western text with a few accented letters (charset-normalizer guessed cp1257 for "Café", giving
+"Cafķ"); then what charset-normalizer detects, then GB18030 and Big5: Chinese users' files are
+often in the legacy encodings. A non-UTF-8 guess is named in the ingest summary's notes, as are
+library warnings (pypdf's "EOF marker not found") and skipped JSONL lines, each with its file.
+A file that cannot be read raises LoadError with a reason the summary shows next to its name.
+Files are opened with O_NOFOLLOW and must be regular files: a file swapped for a link or a FIFO
+after the walk is refused, not followed or waited on.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import logging
+import os
 import re
+import stat
+import warnings
 from pathlib import Path
 
+from ..errors import RagkitError
 from ..types import Document
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl")
 
 
-class LoadError(Exception):
+class LoadError(RagkitError):
     """A file could not be turned into text; the message is the reason shown to the user."""
+
+
+class LoadNote(UserWarning):
+    """Something the user should know about a file that was read: a guessed encoding, skipped lines."""
+
+
+_CJK_GUESS = ("gb", "big5", "cp950", "cp936", "euc", "shift_jis", "cp932", "iso2022", "hz", "johab", "cp949")
+
+
+def _western(text: str) -> bool:
+    """Reads as Western text: letters mostly ASCII, the others accented Latin letters."""
+    letters = [c for c in text if c.isalpha()]
+    odd = [c for c in letters if not c.isascii()]
+    return bool(letters) and all("\u00c0" <= c <= "\u024f" for c in odd) and len(odd) <= 0.3 * len(letters)
 
 
 def decode_text(data: bytes) -> str:
@@ -36,6 +61,13 @@ def decode_text(data: bytes) -> str:
 
     guess = from_bytes(data).best()
     candidates = [guess.encoding] if guess is not None else []
+    if not (candidates and candidates[0].lower().startswith(_CJK_GUESS)):
+        try:
+            if _western(text := data.decode("cp1252")) and _looks_like_text(text):
+                warnings.warn(LoadNote("not UTF-8; decoded as Windows-1252 (Latin-1), a guess"), stacklevel=2)
+                return text
+        except UnicodeDecodeError:
+            pass
     # GB18030 is a superset of GBK/GB2312; Big5 covers traditional Chinese.
     candidates += ["gb18030", "big5"]
     for enc in candidates:
@@ -44,6 +76,7 @@ def decode_text(data: bytes) -> str:
         except (UnicodeDecodeError, LookupError):
             continue
         if _looks_like_text(text):
+            warnings.warn(LoadNote(f"not UTF-8; decoded as {enc}, a guess"), stacklevel=2)
             return text
     raise LoadError("unknown text encoding (not UTF-8, GB18030 or Big5)")
 
@@ -55,13 +88,28 @@ def _looks_like_text(text: str) -> bool:
     return bad / len(text) < 0.01
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_file_bytes(path: Path) -> bytes:
+    """The bytes of a regular file, never through a symbolic link, never blocking on a FIFO."""
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except PermissionError:
         raise LoadError("permission denied") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:  # the path is a symbolic link now
+            raise LoadError("became a symbolic link; not followed") from None
         raise LoadError(f"cannot read ({e.strerror or e})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LoadError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError as e:
+        raise LoadError(f"cannot read ({e.strerror or e})") from None
+    finally:
+        os.close(fd)
+
+
+_read_bytes = read_file_bytes
 
 
 _MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
@@ -117,8 +165,9 @@ def load_pdf(path: Path, source: str) -> list[Document]:
 
     try:
         reader = PdfReader(io.BytesIO(_read_bytes(path)))
-        if reader.is_encrypted:
-            raise LoadError("encrypted PDF")
+        # A permissions-only PDF has an empty user password: any viewer opens it, so do we.
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise LoadError("encrypted PDF (needs a password)")
         pages = [(p.extract_text() or "").strip() for p in reader.pages]
     except LoadError:
         raise
@@ -194,24 +243,31 @@ def load_csv(path: Path, source: str) -> list[Document]:
 
 def load_jsonl(path: Path, source: str) -> list[Document]:
     text = decode_text(_read_bytes(path))
-    docs = []
+    docs, bad = [], []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LoadError(f"line {lineno} is not valid JSON ({e.msg})") from None
+        except (json.JSONDecodeError, RecursionError):
+            bad.append(lineno)
+            continue
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise LoadError(f"line {lineno} has no string 'text' field")
+            bad.append(lineno)
+            continue
         if not record["text"].strip():
             continue
         meta = {k: v for k, v in record.items() if k != "text" and isinstance(v, (str, int, float, bool))}
         meta["line"] = lineno
         title = record.get("title") if isinstance(record.get("title"), str) else None
         docs.append(Document(source=source, text=record["text"], title=title, metadata=meta))
+    lines = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
     if not docs:
-        raise LoadError("no records with text")
+        raise LoadError("no records with text" + (f" (lines {lines} are not JSON objects with a string 'text')"
+                                                  if bad else ""))
+    if bad:
+        warnings.warn(LoadNote(f"skipped line(s) {lines}: not a JSON object with a string 'text' field"),
+                      stacklevel=2)
     return docs
 
 
@@ -230,28 +286,55 @@ LOADERS = {
 
 def load_file(path: Path, source: str) -> list[Document]:
     """Load one file; raises LoadError with a reason for anything unreadable."""
+    return load_file_noted(path, source)[0]
+
+
+class _Collect(logging.Handler):
+    def __init__(self, notes: list[str]):
+        super().__init__(logging.WARNING)
+        self.notes = notes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(f"{record.name.split('.')[0]}: {record.getMessage()}")
+
+
+def load_file_noted(path: Path, source: str) -> tuple[list[Document], list[str]]:
+    """(documents, notes) for one file: notes are guesses and library warnings about this file."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
         raise LoadError(f"unsupported file type '{path.suffix}'")
-    return loader(path, source)
+    notes: list[str] = []
+    handler = _Collect(notes)
+    libs = [logging.getLogger(n) for n in ("pypdf", "docx", "bs4")]
+    saved = [(lg.propagate, lg.level) for lg in libs]
+    for lg in libs:
+        lg.addHandler(handler)
+        lg.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                docs = loader(path, source)
+            except RecursionError:
+                raise LoadError("nested too deeply to parse") from None
+            except (MemoryError, LoadError):
+                raise
+            except Exception as e:  # a parser's own bug on a hostile file must not stop the ingest
+                raise LoadError(f"cannot parse ({type(e).__name__}: {str(e)[:200]})") from None
+    finally:
+        for lg, (prop, _level) in zip(libs, saved):
+            lg.removeHandler(handler)
+            lg.propagate = prop
+    notes[:0] = [str(w.message) for w in caught]
+    return docs, list(dict.fromkeys(notes))
 
 
 def discover(paths: list[Path]) -> list[tuple[Path, Path, str]]:
-    """(root, file, source) for every supported file under the given paths, sorted.
+    """(root, file, source) for every supported file under the given paths (see discover.scan).
 
     `source` is the path relative to the root: the directory given, or a file's own folder.
-    Hidden files and folders are skipped.
+    Hidden files and folders are skipped, and so are links out of the root and special files.
     """
-    found = []
-    for p in paths:
-        p = p.resolve()
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                rel = f.relative_to(p)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if f.is_file() and f.suffix.lower() in SUPPORTED:
-                    found.append((p, f, rel.as_posix()))
-        elif p.is_file():
-            found.append((p.parent, p, p.name))
-    return found
+    from .discover import scan
+
+    return [(f.root, f.path, f.rel) for f in scan(paths)[0]]

@@ -74,3 +74,32 @@ def test_eval_retrieval_only_writes_report(mini_corpus, tmp_path, fake_embedder)
     report = json.loads((out / "report.json").read_text())
     assert set(report["retrieval"]) >= {"recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "n"}
     assert report["retrieval"]["n"] == 2 and report["retrieval"]["recall@5"] == 1.0
+
+
+def test_issue14_repro_same_relative_path_in_two_roots(tmp_path, fake_embedder, monkeypatch):
+    """The exact repro of issue 14, defect 1, through the CLI."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    (tmp_path / "A" / "readme.md").write_text("X XRAYALPHA\n")
+    (tmp_path / "A" / "onlyx.md").write_text("x\n")
+    (tmp_path / "B" / "readme.md").write_text("Y YANKEEBRAVO\n")
+    fake = ["--embed-model", "fake-embedder", "--json"]
+
+    def sources(index, word):
+        r = run("search", word, "--index", index, "--mode", "bm25", "--json")
+        assert r.exit_code == 0, r.output
+        return [h["source"] for h in json.loads(r.output)["hits"]]
+
+    assert run("ingest", "A", "--index", "I", *fake).exit_code == 0
+    assert json.loads(run("ingest", "B", "--index", "I", *fake).output)["files_deleted"] == 0
+    assert sources("I", "XRAYALPHA") == ["readme.md"] and sources("I", "YANKEEBRAVO") == ["B/readme.md"]
+    for _ in range(2):
+        r = run("ingest", "A", "B", "--index", "I2", *fake)
+        assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["version_written"] is False
+    assert sources("I2", "XRAYALPHA") == ["readme.md"] and sources("I2", "YANKEEBRAVO") == ["B/readme.md"]
+    r = run("ingest", "A", "A", "--index", "I3", *fake)
+    assert r.exit_code == 0 and json.loads(r.output)["files_added"] == 2
+    r = run("ingest", "B", "--index", "I", "--sync", *fake)
+    assert json.loads(r.output)["files_deleted"] == 2 and sources("I", "XRAYALPHA") == []

@@ -1,4 +1,4 @@
-"""Each backend for real on the bundled models: llamacpp (smollm2 chat, gemma3 few-shot), hf on CPU
+"""Each backend for real on the bundled models: llamacpp (smollm2 and qwen2.5-coder-1.5b chat, gemma3 few-shot), hf on CPU
 (SmolLM2 GGUF through transformers, with and without a LoRA adapter), openai against a
 `python -m llama_cpp.server` started here on a loopback port. Short prompts, few tokens.
 """
@@ -63,6 +63,24 @@ def test_llamacpp_gemma3_answers_chinese_fewshot_and_streams_whole_characters():
     assert "\ufffd" not in streamed and ans.answer.startswith(streamed.strip())
     assert "\n" not in ans.answer  # the few-shot answer stops at the end of its line
     assert "v7.md" not in ans.prompt  # gemma3-270m answers from the top chunk only (max_passages=1)
+
+
+def test_llamacpp_qwen_reads_both_languages_with_citations_and_no_header_fragment():
+    # The default model where installed (qwen2.5-coder-0.5b answered these English questions with
+    # a bare "[2]", which the pipeline counts as no answer: see README, "Choosing the default model").
+    gen = load_generator("qwen2.5-coder-1.5b")
+    assert (gen.backend, gen.prompt_style) == ("llamacpp", "chat")
+    assert gen.path.stat().st_size == 1_117_320_768  # the verified, assembled file
+    pieces = []
+    en = Pipeline(FakeIndex(EN), gen, decoding=SHORT).answer(
+        "How long is the warranty of the Kestrel M3 main unit?", on_token=pieces.append)
+    assert "2 years" in en.answer and [c.source for c in en.citations] == ["warranty.md"]
+    assert en.answer.startswith("".join(pieces).strip())
+    zh = Pipeline(FakeIndex(ZH), gen, decoding=SHORT).answer("隼鸟家居机器人有限公司成立于哪个城市？")
+    assert "林港" in zh.answer and [c.source for c in zh.citations] == ["公司.md"]
+    for ans in (en, zh):
+        assert "source" not in ans.answer and "来源" not in ans.answer
+        assert ans.prompt.startswith("<|im_start|>system\n") and ans.prompt.endswith("<|im_start|>assistant\n")
 
 
 def test_llamacpp_trims_to_a_small_context_with_the_real_tokenizer():

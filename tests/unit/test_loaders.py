@@ -114,10 +114,16 @@ def test_jsonl_records_become_documents_with_metadata(tmp_path):
     assert docs[1].metadata["line"] == 3
 
 
-def test_jsonl_bad_line_names_the_line(tmp_path):
+def test_jsonl_bad_line_keeps_the_good_lines_and_names_the_bad(tmp_path):
+    from ragkit.ingest.loaders import load_file_noted
+
     p = tmp_path / "kb.jsonl"
-    p.write_text('{"text": "ok"}\n{"text": \n', encoding="utf-8")
-    with pytest.raises(LoadError, match="line 2"):
+    p.write_text('{"text": "ok"}\n{"text": \n[1]\n{"text": "fine too"}\n', encoding="utf-8")
+    docs, notes = load_file_noted(p, "kb.jsonl")
+    assert [d.text for d in docs] == ["ok", "fine too"]
+    assert any("line(s) 2, 3" in n for n in notes)
+    p.write_text('{"text": \n', encoding="utf-8")
+    with pytest.raises(LoadError, match="lines 1"):
         load_file(p, "kb.jsonl")
 
 
@@ -136,10 +142,12 @@ def test_permission_denied_is_a_load_error(tmp_path, monkeypatch):
     p = tmp_path / "secret.txt"
     p.write_text("hidden", encoding="utf-8")
 
-    def deny(self):
+    import ragkit.ingest.loaders as loaders
+
+    def deny(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", deny)  # root ignores chmod, so simulate it
+    monkeypatch.setattr(loaders.os, "open", deny)  # root ignores chmod, so simulate it
     with pytest.raises(LoadError, match="permission denied"):
         load_file(p, "secret.txt")
 
