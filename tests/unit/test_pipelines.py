@@ -40,6 +40,19 @@ def test_sample_pipelines_shape():
     assert full.eval.arms == ["closed_book", "rag", "sft", "sft_rag"] and full.eval.limit is None
     assert full.train.enabled and full.train.options.get("device") == "cpu"
     assert load_pipeline(ROOT / "pipelines" / "gpu.yaml").train.options.get("device") == "cuda"
+    # The tiny-model run names its models, so it reproduces whatever the defaults become.
+    assert full.eval.models == {"en": "smollm2-135m", "zh": "gemma3-270m"}
+
+
+def test_qwen_pipelines_compare_on_one_base_with_the_same_settings():
+    four = load_pipeline(ROOT / "pipelines" / "sample-qwen.yaml")
+    ref = load_pipeline(ROOT / "pipelines" / "sample-qwen15-base.yaml")
+    assert four.eval.arms == ["closed_book", "rag", "sft", "sft_rag"] and ref.eval.arms == ["closed_book", "rag"]
+    # every arm and language of the four-arm run on one base, trained on that same base
+    assert {four.base_model(lang) for lang in ("en", "zh")} == {"qwen2.5-coder-0.5b"}
+    assert set(four.eval.models.values()) == {"qwen2.5-coder-0.5b"} and set(ref.eval.models.values()) == {"qwen2.5-coder-1.5b"}
+    same = ("k", "mode", "max_tokens", "temperature")
+    assert [getattr(four.eval, f) for f in same] == [getattr(ref.eval, f) for f in same]
 
 
 def minimal(tmp_path) -> Path:
