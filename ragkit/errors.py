@@ -16,6 +16,17 @@ class UsageError(RagkitError):
     exit_code = 2
 
 
+class SettingsError(UsageError, ValueError):
+    """A setting has the wrong type or value; the message is one sentence naming the field path,
+    e.g. `eval.k: expected an integer, got 'five'` (ragkit.settings). Also a ValueError, so the
+    Python API can catch it the way it catches any bad argument. `path` is the field's path, so
+    the CLI can name the option instead (`--per-chunk: must be at least 1, got 0`)."""
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
 class IndexMissing(RagkitError):
     pass
 

@@ -20,11 +20,25 @@ class RagkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RagkitError as e:
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {as_option(ctx, e)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted; nothing already stored was changed.", err=True)
             ctx.exit(130)
+
+
+def as_option(ctx: click.Context, e: RagkitError) -> str:
+    """A settings error about a field the command has an option for names the option:
+    "per_chunk: must be at least 1" reads "--per-chunk: must be at least 1" on the command line."""
+    path = getattr(e, "path", "")
+    name = ctx.invoked_subcommand
+    command = ctx.command.get_command(ctx, name) if name and isinstance(ctx.command, click.Group) else None
+    if not path or command is None or not str(e).startswith(path):
+        return str(e)
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name == path:
+            return max(param.opts, key=len) + str(e)[len(path):]
+    return str(e)
 
 
 @click.group(cls=RagkitGroup)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import click
 
 from . import echo_json, main
-from .progress import TqdmProgress
+from .options import CHUNKING, INGEST, setting
+from .progress import TerminalProgress
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--index", "index_dir", required=True, type=click.Path(), help="Index directory (created if new).")
-@click.option("--embed-model", default="all-minilm-l6-v2", show_default=True,
-              help="Bundled embedding model name or a local sentence-transformers directory.")
-@click.option("--chunk-size", default=200, show_default=True, help="Chunk size in the embedding model's tokens.")
-@click.option("--chunk-overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
-@click.option("--dense-index", type=click.Choice(["flat", "hnsw", "ivf"]), default="flat", show_default=True,
-              help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora.")
-@click.option("--batch-size", default=64, show_default=True, help="Embedding batch size.")
+@setting("--embed-model", of=INGEST, help="Bundled embedding model name or a local sentence-transformers directory.")
+@setting("--chunk-size", of=CHUNKING, type=int, help="Chunk size in the embedding model's tokens.")
+@setting("--chunk-overlap", of=CHUNKING, type=int, help="Overlap between chunks, in tokens.")
+@setting("--dense-index", of=INGEST, type=click.Choice(["flat", "hnsw", "ivf"]),
+         help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora.")
+@setting("--batch-size", of=INGEST, type=int, help="Embedding batch size.")
 @click.option("--embed-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
               help="Run the embedding model with sentence-transformers (torch) or ONNX Runtime (onnx, onnx-int8: "
                    "about 2x faster on a CPU). Default: an existing index's own; for a new one onnx-int8, "
@@ -29,6 +29,7 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
     PATHS are files or folders (walked recursively): .txt .md .html .pdf .docx .csv .jsonl.
     Re-running adds new files, re-embeds changed ones and drops deleted ones.
     """
+    from ..errors import UsageError
     from ..index.build import IngestConfig
     from ..index.build import ingest as run_ingest
     from ..ingest.chunking import ChunkingConfig
@@ -42,8 +43,8 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             embed_backend=embed_backend,
         )
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-    summary = run_ingest(list(paths), index_dir, config, progress=TqdmProgress())
+        raise UsageError(str(e)) from None
+    summary = run_ingest(list(paths), index_dir, config, progress=TerminalProgress())
     if as_json:
         echo_json(summary.to_dict())
     else:

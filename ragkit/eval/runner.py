@@ -31,6 +31,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import ContextOverflow
+from ..hashing import settings_hash
+from ..progress import NullProgress, Progress
 from ..types import BenchItem
 from . import metrics
 from .config import (  # noqa: F401  (re-exported: the runner is where callers look for them)
@@ -60,9 +62,7 @@ def _fingerprint(path: str | None) -> str | None:
 
 
 def item_key(arm: str, item: BenchItem, model_spec: dict, settings: dict) -> str:
-    blob = json.dumps({"arm": arm, "q": item.question, "model": model_spec, **settings}, sort_keys=True,
-                      ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+    return settings_hash({"arm": arm, "q": item.question, "model": model_spec, **settings}, 20)
 
 
 def read_items(path: Path) -> dict[tuple[str, str, str], dict]:
@@ -121,14 +121,6 @@ def answer_row(arm: str, item: BenchItem, lang: str, key: str, pipe, closed_book
     return row
 
 
-class _Silent:
-    def stage(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1) -> None: ...
-
-    def done(self) -> None: ...
-
-
 def _index_version(index) -> str | None:
     vd = getattr(index, "version_dir", None)
     return Path(vd).name if vd is not None else None
@@ -157,7 +149,7 @@ def run_eval(
     *,
     load_generator: Callable | None = None,
     index=None,
-    progress=None,
+    progress: Progress | None = None,
     retrieval_only: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict:
@@ -169,7 +161,7 @@ def run_eval(
     from .charts import write_charts
     from .report import build_report, write_report
 
-    progress = progress or _Silent()
+    progress = progress or NullProgress()
     log = log or (lambda msg: None)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)

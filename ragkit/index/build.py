@@ -9,7 +9,6 @@ leaves the old index intact; a lock file keeps two ingests from writing one inde
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -24,9 +23,11 @@ import numpy as np
 from .. import __version__
 from ..embed import BACKENDS
 from ..errors import IndexIncompatible, IndexLocked, UsageError
+from ..hashing import file_hash
 from ..ingest.chunking import ChunkingConfig, chunk_documents
 from ..ingest.loaders import LoadError, discover, load_file
 from ..lang import tokenize_for_search
+from ..progress import NullProgress, Progress
 from ..types import Chunk
 from .bm25 import BM25Index
 from .store import FORMAT_VERSION, check_embedder, read_current, read_manifest
@@ -70,16 +71,6 @@ class IngestSummary:
         return d
 
 
-class Progress:
-    """Callbacks the CLI turns into progress bars; the library stays silent by default."""
-
-    def stage(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1) -> None: ...
-
-    def done(self) -> None: ...
-
-
 class _Lock:
     def __init__(self, directory: Path):
         self.path = directory / ".lock"
@@ -104,14 +95,6 @@ class _Lock:
         os.ftruncate(self.fd, 0)
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
-
-
-def file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load_old(version: Path | None) -> tuple[dict | None, dict[str, list[tuple[Chunk, str, int]]]]:
@@ -216,7 +199,7 @@ def ingest(
 ) -> IngestSummary:
     """Build or update the index at index_dir from the given files and folders."""
     config = config or IngestConfig()
-    progress = progress or Progress()
+    progress = progress or NullProgress()
     t0 = time.perf_counter()
     index_dir = Path(index_dir)
     roots = [Path(p) for p in paths]

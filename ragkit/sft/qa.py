@@ -19,15 +19,20 @@ stronger `--model`/`--base-url`; every model text still passes the same filters.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from ..errors import UsageError
+from ..hashing import settings_hash
 from ..lang import detect_language
+from ..progress import NullProgress, Progress
+from ..settings import CommaList, Settings
 from . import filters as F
 from .paraphrase import ModelWriter, anchor, clean_title, rule_variants, template_question
 from .spans import Span, pick_spans
@@ -37,35 +42,31 @@ TASKS = ("direct", "explain", "list")
 WORK_VERSION = 2
 
 
-@dataclass
-class SFTDataConfig:
-    """Settings of one build. Those in `work_key` decide each chunk's pairs (and the work file)."""
+class SFTDataConfig(Settings):
+    """Settings of one build. Those in `work_key` decide each chunk's pairs (and the work file).
 
-    per_chunk: int = 3
-    paraphrases: int = 2
-    method: str = "template"  # measured best with the bundled models (see the CLI help)
-    tasks: tuple[str, ...] = TASKS
+    `ragkit build-sft-data` takes its option defaults from here, and an experiment's
+    `sft_data.options` are these fields."""
+
+    per_chunk: int = Field(default=3, ge=1, le=20)
+    paraphrases: int = Field(default=2, ge=0, le=10)
+    method: Literal["hybrid", "template", "model"] = "template"  # measured best with the bundled models
+    tasks: CommaList = Field(default_factory=lambda: list(TASKS))
     model: str | None = None  # None: the bundled default for each chunk's language
-    backend: str | None = None
+    backend: Literal["llamacpp", "hf", "openai"] | None = None
     base_url: str | None = None
-    n_ctx: int | None = None
-    model_paraphrases: int = 1  # of the `paraphrases`, at most this many are asked of the model
-    limit_chunks: int | None = None
+    n_ctx: int | None = Field(default=None, ge=1)
+    model_paraphrases: int = Field(default=1, ge=0)  # of the `paraphrases`, at most this many are asked of the model
+    limit_chunks: int | None = Field(default=None, ge=1)
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.per_chunk <= 20:
-            raise ValueError("--per-chunk must be between 1 and 20")
-        if not 0 <= self.paraphrases <= 10:
-            raise ValueError("--paraphrases must be between 0 and 10")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}")
-        self.tasks = tuple(self.tasks)
-        bad = set(self.tasks) - set(TASKS)
-        if bad or not self.tasks:
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str]) -> list[str]:
+        bad = set(tasks) - set(TASKS)
+        if bad or not tasks:
             raise ValueError(f"tasks must be among {', '.join(TASKS)}, not {', '.join(sorted(bad)) or 'none'}")
-        if self.limit_chunks is not None and self.limit_chunks < 1:
-            raise ValueError("--limit-chunks must be at least 1")
+        return tasks
 
     def work_key(self) -> dict:
         keys = ("per_chunk", "paraphrases", "method", "model", "backend", "base_url", "model_paraphrases", "seed")
@@ -118,10 +119,11 @@ def doc_titles(chunks) -> dict[str, str]:
     return titles
 
 
-def settings_hash(index_manifest: dict, config: SFTDataConfig) -> str:
+def work_hash(index_manifest: dict, config: SFTDataConfig) -> str:
+    """The key of a build's work file: the index's files and the settings that decide each chunk's pairs."""
     key = {"v": WORK_VERSION, "index": index_manifest.get("files") or index_manifest.get("created"),
            **config.work_key()}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return settings_hash(key, 12)
 
 
 class _ChunkWorker:
@@ -282,7 +284,7 @@ def build_sft_data(
     mix: str | Path | None = None,
     mix_ratio: float = 0.0,
     exclude_bench: str | Path | None = None,
-    progress=None,
+    progress: Progress | None = None,
     generator_factory: Callable[[str], object] | None = None,
     fresh: bool = False,
 ) -> Summary:
@@ -295,6 +297,7 @@ def build_sft_data(
     from .formats import FORMATS, write_outputs
 
     config = config or SFTDataConfig()
+    progress = progress or NullProgress()
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     if mix and not 0 < mix_ratio < 1:
@@ -306,7 +309,7 @@ def build_sft_data(
     index = Index.open(index_dir)
     chunks = list(index.chunks())
     titles = doc_titles(chunks)
-    h = settings_hash(index.manifest, config)
+    h = work_hash(index.manifest, config)
     work = _work_path(out, h)
     if fresh and work.exists():
         work.unlink()
@@ -329,8 +332,7 @@ def build_sft_data(
     worker = _ChunkWorker(config, titles, load_writer)
     todo = chunks[: config.limit_chunks] if config.limit_chunks else chunks
     records = []
-    if progress:
-        progress.stage("chunks", len(todo))
+    progress.stage("chunks", len(todo))
     with work.open("a", encoding="utf-8") as wf:
         for chunk in todo:
             lang = detect_language(chunk.text)
@@ -344,10 +346,8 @@ def build_sft_data(
                 wf.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 wf.flush()
             records.append(rec)
-            if progress:
-                progress.advance(1)
-    if progress:
-        progress.done()
+            progress.advance(1)
+    progress.done()
     summary.chunks_seen = len(records)
     for rec in records:
         summary.spans += rec["spans"]

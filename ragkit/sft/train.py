@@ -26,11 +26,14 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from ..errors import UsageError
+from ..progress import NullProgress, Progress
+from ..settings import CommaList, Settings
 from . import data as D
 from .checkpoints import latest_checkpoint, load_checkpoint, prune_step_checkpoints, save_checkpoint
 from .data import (  # noqa: F401  (re-exported: the trainer's public names)
@@ -58,20 +61,19 @@ _RESUME_KEYS = ("base", "prompt_style", "fewshot_examples", "languages", "rank",
                 "target_modules", "batch_size", "grad_accum", "max_len", "seed", "lr", "eval_fraction")
 
 
-@dataclass
-class TrainConfig:
-    data: str
-    base: str
-    out: str
+class TrainOptions(Settings):
+    """Everything about a training run but its data, base and output (an experiment's
+    `train.options`, `ragkit train`'s options): the one place their defaults live."""
+
     eval_data: str | None = None
     eval_fraction: float = 0.05  # held-out slice when no eval_data (none under 20 examples)
-    languages: list[str] | str | None = None  # question languages to keep; None: a bundled model's own; "all"
-    prompt_style: str | None = None  # None: the model's (chat template → chat, else fewshot)
+    languages: CommaList | None = None  # question languages to keep; None: a bundled model's own; ["all"]
+    prompt_style: Literal["chat", "fewshot"] | None = None  # None: the model's (chat template → chat)
     fewshot_examples: int = 2  # worked examples in few-shot prompts, as `ragkit ask` uses
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.05
-    target_modules: list[str] | str = field(default_factory=lambda: ["q_proj", "v_proj"])
+    target_modules: list[str] | str = Field(default_factory=lambda: ["q_proj", "v_proj"])
     epochs: int = 3
     lr: float = 2e-4
     warmup_ratio: float = 0.05
@@ -83,7 +85,7 @@ class TrainConfig:
     seed: int = 0
     gradient_checkpointing: bool = False
     share_prefix: bool = True  # compute the shared prompt prefix once per micro-batch
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (bf16/fp16: autocast, CUDA)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # bf16/fp16: autocast, CUDA
     load_in_4bit: bool = False  # QLoRA (bitsandbytes, CUDA)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # CPU threads; None: all cores
@@ -92,12 +94,12 @@ class TrainConfig:
     save_every: int | None = None  # also checkpoint every N optimizer steps
     max_steps: int | None = None  # stop after N optimizer steps (smoke tests, benchmarks)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self):
         if isinstance(self.target_modules, str):
             t = self.target_modules.strip()
             self.target_modules = t if t == "all-linear" else [m.strip() for m in t.split(",") if m.strip()]
-        if isinstance(self.languages, str):
-            self.languages = [x.strip() for x in self.languages.split(",") if x.strip()] or None
+        self.languages = self.languages or None
         checks = [
             (bool(self.target_modules), "target_modules is empty; use e.g. q_proj,v_proj or all-linear"),
             (self.rank >= 1, "rank must be >= 1"),
@@ -110,8 +112,6 @@ class TrainConfig:
             (self.grad_accum is None or self.grad_accum >= 1, "grad_accum must be >= 1"),
             (self.max_len >= 16, "max_len must be >= 16"),
             (0 <= self.eval_fraction < 0.5, "eval_fraction must be in [0, 0.5)"),
-            (self.precision in ("auto", "fp32", "bf16", "fp16"), "precision must be auto, fp32, bf16 or fp16"),
-            (self.prompt_style in (None, "chat", "fewshot"), "prompt_style must be chat or fewshot"),
             (0 <= self.fewshot_examples <= 3, "fewshot_examples must be between 0 and 3"),
             (not self.languages or self.languages == ["all"] or set(self.languages) <= {"en", "zh"},
              "languages must be en and/or zh, or all"),
@@ -125,20 +125,13 @@ class TrainConfig:
                 raise ValueError(msg)
         if self.grad_accum is None:
             self.grad_accum = max(1, math.ceil(16 / self.batch_size))
+        return self
 
 
-class Progress(Protocol):
-    def stage(self, name: str, total: int) -> None: ...
-    def advance(self, n: int = 1, **stats) -> None: ...
-    def message(self, text: str) -> None: ...
-    def done(self) -> None: ...
-
-
-class _Silent:
-    def stage(self, name, total): pass
-    def advance(self, n=1, **stats): pass
-    def message(self, text): pass
-    def done(self): pass
+class TrainConfig(TrainOptions):
+    data: str
+    base: str
+    out: str
 
 
 def lr_lambda(warmup: int, total: int):
@@ -199,7 +192,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    progress = progress or _Silent()
+    progress = progress or NullProgress()
     t_start = time.perf_counter()
     out = Path(config.out)
     if out.exists() and not out.is_dir():
@@ -389,7 +382,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
 
     secs = max(1e-9, state["train_seconds"])
     summary = {
-        "config": asdict(config),
+        "config": config.model_dump(),
         "base": {"spec": base.spec, "path": str(base.path), "gguf": base.gguf, "prompt_style": style},
         "data": {"file": str(config.data), "sha256": data_hash, "eval_file": config.eval_data,
                  "eval_sha256": eval_hash, "examples": len(examples), "train_examples": len(train_items),

@@ -200,7 +200,7 @@ def test_run_check_and_errors(tmp_path, mini_corpus, indexed):
     r = run("run", p, "--check", "--json")
     assert r.exit_code == 0 and json.loads(r.output)["eval"]["arms"] == ["closed_book", "rag"]
     r = run("run", p, "--check", "--set", "eval.k=0")
-    assert r.exit_code == 2 and "k must be at least 1" in r.output
+    assert r.exit_code == 2 and "eval.k: must be at least 1, got 0" in r.output
     r = run("run", p, "--set", "nonsense")
     assert r.exit_code == 2 and "KEY=VALUE" in r.output
 

@@ -284,9 +284,9 @@ def test_adapter_base_and_backend_resolution(tmp_path):
 
 @pytest.mark.parametrize("kw, msg", [
     ({"arms": ["rag", "nope"]}, "unknown arm"),
-    ({"k": 0}, "k must be"),
-    ({"mode": "fuzzy"}, "mode must be"),
-    ({"models": {"fr": "x"}}, "language"),
+    ({"k": 0}, "k: must be at least 1"),
+    ({"mode": "fuzzy"}, "mode: expected one of dense, bm25 or hybrid"),
+    ({"models": {"fr": "x"}}, "models.fr: expected one of"),
     ({"index": None}, "need an index"),
 ])
 def test_config_validation(setup, kw, msg):

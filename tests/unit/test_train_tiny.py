@@ -16,6 +16,8 @@ from test_sft_data_masking import tiny_tokenizer, write_jsonl
 
 from ragkit.cli import main
 from ragkit.errors import DataFormatError, ModelNotFound, UsageError
+from ragkit.hashing import file_hash
+from ragkit.progress import NullProgress
 from ragkit.sft import export as E
 from ragkit.sft import lora as L
 from ragkit.sft import train as T
@@ -65,7 +67,7 @@ def test_loss_falls_on_a_memorised_pair_and_the_adapter_answers_it(memorised, ti
     assert steps[-1] < 0.2 * steps[0]
     assert s["answer_only_head"] is True  # the head ran on answer positions only
     assert s["base"]["prompt_style"] == "chat"
-    assert s["data"]["sha256"] == T.D.file_hash(c.data)
+    assert s["data"]["sha256"] == file_hash(c.data)
     assert s["tokens_per_s"] > 0 and 0 < s["adapter_size_mb"] < 1
     out = Path(c.out)
     meta = json.loads((out / T.ADAPTER_META).read_text())
@@ -312,7 +314,7 @@ def test_a_bundled_models_own_languages_are_the_default(tmp_path):
     data = write_jsonl(tmp_path / "mixed.jsonl", rows)
     messages = []
 
-    class Sink(T._Silent):
+    class Sink(NullProgress):
         def message(self, text):
             messages.append(text)
 
