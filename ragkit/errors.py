@@ -27,6 +27,23 @@ class SettingsError(UsageError, ValueError):
         self.path = path
 
 
+class LoadError(RagkitError):
+    """A file could not be turned into text (ragkit.ingest.loaders); the message is the reason
+    shown to the user. Ingest records it as a skipped file and goes on."""
+
+
+class OnnxUnsupported(RagkitError):
+    """This model cannot run on the ONNX backend (the torch backend still can)."""
+
+
+class ExportError(RagkitError):
+    """An adapter could not be merged or written as GGUF (ragkit.sft.export)."""
+
+
+class OutOfMemory(RagkitError):
+    """Training would not fit (or did not fit) in this machine's memory."""
+
+
 class IndexMissing(RagkitError):
     pass
 

@@ -35,16 +35,7 @@ from ..hashing import settings_hash
 from ..progress import NullProgress, Progress
 from ..types import BenchItem
 from . import metrics
-from .config import (  # noqa: F401  (re-exported: the runner is where callers look for them)
-    ARMS,
-    RETRIEVAL_ARMS,
-    TUNED_ARMS,
-    EvalConfig,
-    config_dict,
-    parse_lang_map,
-    resolve_adapter,
-    select_items,
-)
+from .config import RETRIEVAL_ARMS, TUNED_ARMS, EvalConfig, config_dict, resolve_adapter, select_items
 
 
 def _fingerprint(path: str | None) -> str | None:

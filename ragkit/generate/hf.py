@@ -2,7 +2,7 @@
 
 Loads a local model directory, or a GGUF file through transformers' `gguf_file=` (dequantised to
 full precision, so slower than llama.cpp on CPU but the same weights), and optionally a PEFT
-LoRA adapter directory from `ragkit sft train`. Nothing is fetched from a hub: every load passes
+LoRA adapter directory from `ragkit train`. Nothing is fetched from a hub: every load passes
 `local_files_only=True`.
 
     python -c "from ragkit.generate import load_generator as g; print(g('smollm2-135m', 'hf').device)"

@@ -67,7 +67,7 @@ class LlamaCppGenerator:
             "verbose": False,
         }
         if adapter:
-            # A GGUF LoRA adapter (from `ragkit sft export`), applied at load time.
+            # A GGUF LoRA adapter (from `ragkit export-gguf`), applied at load time.
             check_gguf(Path(adapter))
             kwargs["lora_path"] = str(adapter)
         try:

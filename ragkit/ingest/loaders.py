@@ -13,13 +13,10 @@ import json
 import re
 from pathlib import Path
 
+from ..errors import LoadError
 from ..types import Document
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl")
-
-
-class LoadError(Exception):
-    """A file could not be turned into text; the message is the reason shown to the user."""
 
 
 def decode_text(data: bytes) -> str:

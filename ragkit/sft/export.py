@@ -22,16 +22,12 @@ import math
 import time
 from pathlib import Path
 
-from ..errors import ModelNotFound, RagkitError, UsageError
+from ..errors import ExportError, ModelNotFound, RagkitError, UsageError
 
 ADAPTER_META = "ragkit_adapter.json"  # written by `ragkit train` next to the PEFT adapter
 PERMUTE_QK_ARCHS = {"llama"}  # GGUF architectures whose converter permutes q/k rows
 _MODEL_TYPE_TO_ARCH = {"llama": "llama", "mistral": "llama", "gemma3_text": "gemma3", "gemma3": "gemma3",
                        "gemma2": "gemma2", "gemma": "gemma", "qwen2": "qwen2", "qwen3": "qwen3", "phi3": "phi3"}
-
-
-class ExportError(RagkitError):
-    pass
 
 
 # ---------------------------------------------------------------------------- adapters on disk

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import warnings
 
-from ..errors import ModelNotFound, RagkitError, UsageError
-from . import data as D
-from .data import BaseSpec
+from ..errors import ModelNotFound, OutOfMemory, UsageError
+from .data import IGNORE, BaseSpec
 
 # peft still calls a transformers method that 5.x renamed (train and merge both hit it); the
 # warning tells a user nothing they can act on.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
-
-
-class OutOfMemory(RagkitError):
-    """Training would not fit (or did not fit) in this machine's memory."""
 
 
 # ---------------------------------------------------------------------------- the base model
@@ -78,7 +73,7 @@ def training_bytes(model, batch: int, seq: int, bytes_per: int, checkpointing: b
     return int(weights + trainable + 1.2 * acts + 2**30)
 
 
-def _is_oom(e: BaseException) -> bool:
+def is_oom(e: BaseException) -> bool:
     import torch
 
     msg = str(e).lower()
@@ -111,7 +106,7 @@ def add_lora(model, config):
                                             target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM"))
 
 
-def _split_model(peft_model):
+def split_model(peft_model):
     """(decoder, output head, softcap) of the wrapped causal LM, or None when its layout is unknown."""
     inner = peft_model.get_base_model()
     decoder = getattr(inner, "model", None)
@@ -153,7 +148,7 @@ def loss_sum(peft_model, batch, split=None, prefix: int = 0):
     import torch.nn.functional as F
 
     labels = batch["labels"][:, 1:]
-    keep = labels != D.IGNORE  # position i predicts token i + 1
+    keep = labels != IGNORE  # position i predicts token i + 1
     targets = labels[keep]
     if split is None:
         out = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
@@ -171,11 +166,11 @@ def loss_sum(peft_model, batch, split=None, prefix: int = 0):
     return F.cross_entropy(logits.float(), targets, reduction="sum"), int(targets.numel())
 
 
-def _fast_paths(peft_model, batch, prefix: int) -> tuple[object, bool]:
+def fast_paths(peft_model, batch, prefix: int) -> tuple[object, bool]:
     """(split or None, whether prefix sharing is exact): each kept only if it matches the plain forward."""
     import torch
 
-    split = _split_model(peft_model)
+    split = split_model(peft_model)
     if split is None:
         return None, False
     was = peft_model.training

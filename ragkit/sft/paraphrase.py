@@ -13,13 +13,13 @@ import re
 from ..lang import tokenize_for_search
 from .filters import looks_like_question, strip_anchor
 from .spans import (
-    _DURATION_EN,
-    _DURATION_ZH,
-    _GENERIC_HEAD,
-    _MEASURE_ZH,
-    _MONTHS,
-    _UNIT_EN,
-    _UNIT_ZH,
+    DURATION_EN,
+    DURATION_ZH,
+    GENERIC_HEAD,
+    MEASURE_ZH,
+    MONTHS,
+    UNIT_EN,
+    UNIT_ZH,
     Span,
     strip_paren,
     value_kind,
@@ -37,7 +37,7 @@ _COPULA_EN = re.compile(
 
 def _wh_en(kind: str, answer: str, before: str) -> str:
     if kind in ("duration", "quantity"):
-        m = re.search(rf"({_DURATION_EN}|{_UNIT_EN})$", answer)
+        m = re.search(rf"({DURATION_EN}|{UNIT_EN})$", answer)
         unit = m.group(1) if m else ""
         if re.search(r"\d\s?(?:–|-|~|to)\s?\d", answer):
             return "what range of " + unit if unit else "what range"
@@ -51,7 +51,7 @@ def _wh_en(kind: str, answer: str, before: str) -> str:
     if kind == "name":
         return "whom" if before.endswith(" by") else "what"
     if kind == "date":
-        if re.fullmatch(rf"(?:{_MONTHS}) \d{{4}}", answer):
+        if re.fullmatch(rf"(?:{MONTHS}) \d{{4}}", answer):
             return "which month"
         return "which date" if _PREP_DATE_EN.search(before) else "what date"
     return _WH_EN.get(kind, "what")
@@ -67,7 +67,7 @@ def _wh_zh(kind: str, answer: str) -> str:
     if kind == "money" and answer.endswith("元"):
         return "多少元"
     if kind in ("duration", "count", "quantity"):
-        m = re.search(rf"({_DURATION_ZH}|{_MEASURE_ZH}|{_UNIT_ZH})$", answer)
+        m = re.search(rf"({DURATION_ZH}|{MEASURE_ZH}|{UNIT_ZH})$", answer)
         unit = m.group(1) if m else ""
         if re.search(r"\d\s?(?:–|-|~|至|到)\s?\d", answer):
             return "多少" if not unit or unit.isascii() else f"多少{unit}"
@@ -171,11 +171,11 @@ def cell_question(row_key: str, col: str, first_header: str, value: str, lang: s
     """A question about one table cell, from its row key and column header."""
     row_key, col = strip_paren(row_key), strip_paren(col)
     kind = value_kind(strip_paren(value), lang)
-    if value_kind(row_key, lang) in ("date", "year") and (col.lower() in _GENERIC_HEAD or col in {"事件", "大事", "Event", "Events", "Milestone"}):
+    if value_kind(row_key, lang) in ("date", "year") and (col.lower() in GENERIC_HEAD or col in {"事件", "大事", "Event", "Events", "Milestone"}):
         return f"{row_key}发生了什么？" if lang == "zh" else f"What happened in {row_key}?"
     if col.lower() in ("fits", "fits model", "compatible with", "for model") or col in ("适用机型", "适用型号"):
         return f"{row_key}适用于哪款机型？" if lang == "zh" else f"Which model does the {_lc(row_key)} fit?"
-    generic_value = col.lower() in _GENERIC_HEAD
+    generic_value = col.lower() in GENERIC_HEAD
     # Rows are attributes when the columns name things ("| Item | Kestrel M3 |"); otherwise the
     # column is the attribute of the row ("| Item | Price |" → the price of the row's item).
     attr_rows = _entity_like(col) or (first_header.lower() in _FIRST_GENERIC and not re.fullmatch(r"[A-Za-z\u4e00-\u9fff ]{1,12}", col))

@@ -33,7 +33,7 @@ from ..hashing import settings_hash
 from ..lang import detect_language
 from ..progress import NullProgress, Progress
 from ..settings import CommaList, Settings
-from . import filters as F
+from . import filters
 from .paraphrase import ModelWriter, anchor, clean_title, rule_variants, template_question
 from .spans import Span, pick_spans
 
@@ -83,7 +83,7 @@ class Summary:
     spans: int = 0
     generated: int = 0  # candidate questions written (by rules and model) for the spans
     kept: int = 0  # QA pairs kept (direct questions and lists), before rephrasings
-    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(F.FILTERS, 0))
+    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(filters.FILTERS, 0))
     paraphrases_generated: int = 0
     paraphrases_kept: int = 0
     paraphrases_dropped: dict[str, int] = field(default_factory=dict)  # rephrasings, per filter
@@ -133,7 +133,7 @@ class _ChunkWorker:
         self.config = config
         self.titles = titles
         self.load_writer = load_writer
-        self.seen = F.NearDupIndex()
+        self.seen = filters.NearDupIndex()
         self.headers: dict[str, dict] = {}
         self.covered: dict[str, int] = {}  # source → end offset of the chunks already read
 
@@ -205,11 +205,11 @@ class _ChunkWorker:
 
     def _rephrase(self, q, sp, text, lang, title, writer, variants, drops, counts) -> None:
         want = self.config.paraphrases
-        core = F.char_ngrams(F.strip_anchor(q))
+        core = filters.char_ngrams(filters.strip_anchor(q))
         tries: list[tuple[str | None, str]] = []
         if writer and self.config.method != "template":
             for _ in range(min(self.config.model_paraphrases, want - len(variants))):
-                p = writer.paraphrase(F.strip_anchor(q), lang)
+                p = writer.paraphrase(filters.strip_anchor(q), lang)
                 tries.append((anchor(p, title, lang, 1) if p else None, "model"))
         tries += [(v, "rule") for v in rule_variants(q, title, lang)]
         for v, who in tries:
@@ -220,7 +220,7 @@ class _ChunkWorker:
                 drops["length"] = drops.get("length", 0) + 1
                 continue
             why = self.check(v, sp, text, lang, model=who == "model")
-            if not why and F.jaccard(F.char_ngrams(F.strip_anchor(v)), core) >= F.NEAR_DUP:
+            if not why and filters.jaccard(filters.char_ngrams(filters.strip_anchor(v)), core) >= filters.NEAR_DUP:
                 why = "near_duplicate"  # only the anchor changed: not a rephrasing
             if why:
                 drops[why] = drops.get(why, 0) + 1
@@ -231,15 +231,15 @@ class _ChunkWorker:
     def check(self, q: str, sp: Span, text: str, lang: str, model: bool) -> str | None:
         """The name of the first filter `q` fails, or None when it passes them all."""
         long = sp.kind in ("list", "faq")
-        if not F.supported(sp.answer, text):
+        if not filters.supported(sp.answer, text):
             return "unsupported"
-        if sp.kind != "list" and F.contains_answer(q, sp.answer):
+        if sp.kind != "list" and filters.contains_answer(q, sp.answer):
             return "contains_answer"
-        if F.needs_context(q, lang):
+        if filters.needs_context(q, lang):
             return "needs_context"
-        if not F.length_ok(q, sp.answer, lang, long_answer=long):
+        if not filters.length_ok(q, sp.answer, lang, long_answer=long):
             return "length"
-        if model and F.inconsistent(q, sp.kind, text, lang, sp.answer):
+        if model and filters.inconsistent(q, sp.kind, text, lang, sp.answer):
             return "inconsistent"
         hit = self.seen.match(q)
         return hit[0] if hit else None
@@ -302,7 +302,7 @@ def build_sft_data(
         raise UsageError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     if mix and not 0 < mix_ratio < 1:
         raise UsageError("--mix-ratio must be between 0 and 1 (the share of general rows in the output)")
-    guard = F.BenchGuard.from_file(exclude_bench) if exclude_bench else None
+    guard = filters.BenchGuard.from_file(exclude_bench) if exclude_bench else None
     t0 = time.perf_counter()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

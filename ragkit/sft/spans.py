@@ -37,15 +37,15 @@ def clean(text: str) -> str:
 
 
 # -------------------------------------------------------------------------------- span patterns
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _NUM = r"\d[\d,]*(?:\.\d+)?"
 _RANGE = rf"{_NUM}(?:\s?(?:–|-|~|to|至|到)\s?{_NUM})?"
-_DURATION_EN = r"(?:working days?|hours?|minutes?|min|seconds?|days?|weeks?|months?|years?|h|s)"
-_UNIT_EN = r"(?:mm|cm²|cm|m²|m2|km/h|km|m|kg|g|mAh|Ah|Wh|W|V|Pa|dB|mL|ml|litres?|liters?|L|°C|°|GHz|MHz|MB|GB)"
-_DURATION_ZH = r"(?:个工作日|工作日|分钟|小时|秒钟|秒|天|周|个月|年)"
-_UNIT_ZH = (r"(?:mm|cm²|cm|m²|km/h|km|m|kg|mAh|Ah|Wh|W|V|Pa|dB|mL|L|°C|GHz|毫米|厘米|平方米|米|公里|千克|公斤|克|"
+DURATION_EN = r"(?:working days?|hours?|minutes?|min|seconds?|days?|weeks?|months?|years?|h|s)"
+UNIT_EN = r"(?:mm|cm²|cm|m²|m2|km/h|km|m|kg|g|mAh|Ah|Wh|W|V|Pa|dB|mL|ml|litres?|liters?|L|°C|°|GHz|MHz|MB|GB)"
+DURATION_ZH = r"(?:个工作日|工作日|分钟|小时|秒钟|秒|天|周|个月|年)"
+UNIT_ZH = (r"(?:mm|cm²|cm|m²|km/h|km|m|kg|mAh|Ah|Wh|W|V|Pa|dB|mL|L|°C|GHz|毫米|厘米|平方米|米|公里|千克|公斤|克|"
             r"毫升|升|毫安时|安时|帕|度|分贝|瓦|伏)")
-_MEASURE_ZH = r"(?:个|家|台|片|次|档|块|项|条|张|款|把|位|名|种|级|套|支|步|层)"
+MEASURE_ZH = r"(?:个|家|台|片|次|档|块|项|条|张|款|把|位|名|种|级|套|支|步|层)"
 _CN_DIGITS = "一二两三四五六七八九十"
 
 _PATTERNS: dict[str, list[tuple[str, str]]] = {
@@ -54,11 +54,11 @@ _PATTERNS: dict[str, list[tuple[str, str]]] = {
         ("phone", r"(?<![\w-])\d{1,4}(?:-\d{2,4}){2,3}(?![\w-])"),
         ("money", rf"(?:USD|CNY|EUR|RMB|GBP|US\$|\$|€|£|¥)\s?{_NUM}(?:\s?/\s?(?:USD|CNY|EUR|RMB)\s?{_NUM})?"),
         ("money", rf"{_NUM}\s?(?:dollars|euros|yuan)\b"),
-        ("date", rf"\d{{1,2}} (?:{_MONTHS}) \d{{4}}|(?:{_MONTHS}) \d{{1,2}}, \d{{4}}|(?:{_MONTHS}) \d{{4}}"),
+        ("date", rf"\d{{1,2}} (?:{MONTHS}) \d{{4}}|(?:{MONTHS}) \d{{1,2}}, \d{{4}}|(?:{MONTHS}) \d{{4}}"),
         ("percent", rf"{_RANGE}\s?%"),
         ("temperature", rf"{_RANGE}\s?(?:°C|degrees C\b|degrees Celsius)"),
-        ("duration", rf"{_RANGE}\s?{_DURATION_EN}(?![\w²])"),
-        ("quantity", rf"{_RANGE}\s?{_UNIT_EN}(?![\w²])"),
+        ("duration", rf"{_RANGE}\s?{DURATION_EN}(?![\w²])"),
+        ("quantity", rf"{_RANGE}\s?{UNIT_EN}(?![\w²])"),
         ("year", r"(?:(?<=\bin )|(?<=\bof )|(?<=\bby )|(?<=\bsince )|(?<=\bfrom )|(?<=\buntil ))(?:19|20)\d{2}\b"),
         ("count", (r"(?<![\d.,])\b(?:\d{1,3}|two|three|four|five|six|seven|eight|nine|ten|twelve) "
                   r"(?!percent|things|ways|times|others|ones|steps)[a-z]+s\b")),
@@ -72,9 +72,9 @@ _PATTERNS: dict[str, list[tuple[str, str]]] = {
         ("date", r"\d{4}\s?年\s?\d{1,2}\s?月(?:\s?\d{1,2}\s?日)?|\d{1,2}\s?月\s?\d{1,2}\s?日|(?:19|20)\d{2}\s?年(?!\s?\d)"),
         ("percent", rf"(?<![A-Za-z]){_RANGE}\s?%"),
         ("temperature", rf"(?<![A-Za-z]){_RANGE}\s?°C"),
-        ("duration", rf"(?<![A-Za-z])(?:{_RANGE}|[{_CN_DIGITS}]+)\s?{_DURATION_ZH}"),
-        ("quantity", rf"(?<![A-Za-z]){_RANGE}\s?{_UNIT_ZH}(?![A-Za-z])"),
-        ("count", rf"(?<![A-Za-z\d.])(?:\d{{1,3}}|[{_CN_DIGITS[2:]}]+)\s?{_MEASURE_ZH}"),  # not 一/二: 一次, 二次销售
+        ("duration", rf"(?<![A-Za-z])(?:{_RANGE}|[{_CN_DIGITS}]+)\s?{DURATION_ZH}"),
+        ("quantity", rf"(?<![A-Za-z]){_RANGE}\s?{UNIT_ZH}(?![A-Za-z])"),
+        ("count", rf"(?<![A-Za-z\d.])(?:\d{{1,3}}|[{_CN_DIGITS[2:]}]+)\s?{MEASURE_ZH}"),  # not 一/二: 一次, 二次销售
     ],
 }
 _COMPILED = {lang: [(k, re.compile(p)) for k, p in pats] for lang, pats in _PATTERNS.items()}
@@ -82,7 +82,7 @@ _COMPILED = {lang: [(k, re.compile(p)) for k, p in pats] for lang, pats in _PATT
 _SCORE = {"faq": 3.5, "cell": 3.2, "value": 3.1, "money": 3.0, "percent": 3.0, "quantity": 3.0, "duration": 3.0,
           "temperature": 3.0, "date": 3.0, "year": 2.8, "phone": 2.9, "email": 2.7, "count": 2.2,
           "name": 1.5}
-_NOT_NAMES = set(_MONTHS.split("|")) | {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+_NOT_NAMES = set(MONTHS.split("|")) | {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
                                          "Sunday", "I", "The", "This", "If", "When", "Please", "Note", "See"}
 
 
@@ -118,7 +118,7 @@ class _Unit:
 
 _KV = re.compile(r"^(?!(?:问|答|Q|A)[：:])(?P<key>[^:：|]{1,24}?)\s*[:：]\s*(?P<value>\S.*)$")
 _SENT = {"zh": re.compile(r"(?<=[。！？；])"), "en": re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9“\"(])")}
-_GENERIC_HEAD = {"参数", "内容", "数值", "规格", "value", "values", "details", "值"}
+GENERIC_HEAD = {"参数", "内容", "数值", "规格", "value", "values", "details", "值"}
 _SKIP_COLS = {"备注", "说明", "注意", "notes", "note", "remarks", "comment", "comments", "description"}
 
 

@@ -31,30 +31,24 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..errors import UsageError
+from ..errors import OutOfMemory, UsageError
 from ..progress import NullProgress, Progress
 from ..settings import CommaList, Settings
-from . import data as D
 from .checkpoints import latest_checkpoint, load_checkpoint, prune_step_checkpoints, save_checkpoint
-from .data import (  # noqa: F401  (re-exported: the trainer's public names)
-    BaseSpec,
+from .data import (
+    IGNORE,
+    collate,
+    encode_all,
+    length_grouped_batches,
     load_tokenizer,
     prompt_format,
     prompt_style_for,
     resolve_base,
     select_examples,
+    shared_prefixes,
 )
-from .export import ADAPTER_META, write_adapter_meta  # noqa: F401
-from .lora import (
-    OutOfMemory,
-    _fast_paths,
-    _is_oom,
-    add_lora,
-    check_memory,
-    load_model,
-    loss_sum,
-    training_bytes,
-)
+from .export import write_adapter_meta
+from .lora import add_lora, check_memory, fast_paths, is_oom, load_model, loss_sum, training_bytes
 
 SUMMARY = "train_summary.json"
 _RESUME_KEYS = ("base", "prompt_style", "fewshot_examples", "languages", "rank", "alpha", "dropout",
@@ -153,14 +147,14 @@ def _device_and_precision(config: TrainConfig):
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but torch sees no CUDA GPU")
+        raise UsageError("device cuda (--device) was asked for but torch sees no CUDA GPU")
     p = config.precision
     if p == "auto":
         p = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.startswith("cuda") else "fp32"
     if p == "fp16" and not device.startswith("cuda"):
         raise UsageError("fp16 training needs a CUDA GPU; on CPU use fp32 (or bf16 where the CPU supports it)")
     if config.load_in_4bit and not device.startswith("cuda"):
-        raise UsageError("4-bit QLoRA needs a CUDA GPU (bitsandbytes); on CPU train in fp32 without --qlora")
+        raise UsageError("4-bit QLoRA (load_in_4bit, --qlora) needs a CUDA GPU (bitsandbytes); on CPU train in fp32 without it")
     return device, p, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
 
 
@@ -174,7 +168,7 @@ def _eval_loss(model, items, batch_size, pad_id, device, autocast, split) -> flo
     total, count = 0.0, 0
     with torch.no_grad(), autocast():
         for s in range(0, len(order), batch_size):
-            b = D.collate([items[i] for i in order[s:s + batch_size]], pad_id)
+            b = collate([items[i] for i in order[s:s + batch_size]], pad_id)
             loss, n = loss_sum(model, {k: v.to(device) for k, v in b.items()}, split)
             total, count = total + float(loss), count + n
     model.train()
@@ -196,10 +190,10 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
     t_start = time.perf_counter()
     out = Path(config.out)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a directory")
+        raise UsageError(f"out (--out) {out} is a file; give a directory")
     ckpt = latest_checkpoint(out) if out.is_dir() else None
     if ckpt is not None and not config.resume:
-        raise UsageError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
+        raise UsageError(f"{out} already holds a training run; resume it (resume=True, --resume) or choose another out directory")
     base = resolve_base(config.base)
     train_ex, eval_ex, examples, data_hash, eval_hash = select_examples(config, progress, base)  # fails fast
     device, precision, amp_dtype = _device_and_precision(config)
@@ -218,10 +212,10 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
     tokenizer = load_tokenizer(base)
     style = prompt_style_for(base, tokenizer, config.prompt_style)
     fmt = prompt_format(style, tokenizer, config.fewshot_examples)
-    train_items, dropped = D.encode_all(tokenizer, fmt, train_ex, config.max_len)
-    eval_items, eval_dropped = D.encode_all(tokenizer, fmt, eval_ex, config.max_len)
+    train_items, dropped = encode_all(tokenizer, fmt, train_ex, config.max_len)
+    eval_items, eval_dropped = encode_all(tokenizer, fmt, eval_ex, config.max_len)
     if not train_items:
-        raise UsageError(f"every prompt is longer than --max-len {config.max_len} tokens; raise --max-len")
+        raise UsageError(f"every prompt is longer than max_len (--max-len) {config.max_len} tokens; raise it")
 
     qcfg = None
     if config.load_in_4bit:
@@ -236,7 +230,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
     try:
         model = load_model(base, amp_dtype if device.startswith("cuda") and amp_dtype else torch.float32, device, qcfg)
     except RuntimeError as e:
-        if _is_oom(e):
+        if is_oom(e):
             raise OutOfMemory(f"{base.spec} does not fit in the memory of {device}") from e
         raise
     model.config.use_cache = False
@@ -288,10 +282,10 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
     pad_id = tokenizer.pad_token_id
     lengths = [len(e.input_ids) for e in train_items]
     groups = [e.group for e in train_items]
-    prefixes = D.shared_prefixes(train_items, groups)
+    prefixes = shared_prefixes(train_items, groups)
     probe_group = max(prefixes, key=lambda g: (groups.count(g), g))
     probe = [e for e in train_items if e.group == probe_group][:4]
-    split, shared = _fast_paths(model, {k: v.to(device) for k, v in D.collate(probe, pad_id).items()},
+    split, shared = fast_paths(model, {k: v.to(device) for k, v in collate(probe, pad_id).items()},
                                 prefixes[probe_group] if config.share_prefix and not config.gradient_checkpointing
                                 else 0)
     if not shared:
@@ -301,7 +295,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
     done = state["global_step"] >= total_steps
     try:
         while epoch < config.epochs and not done and not state["stopped_early"]:
-            batches = D.length_grouped_batches(lengths, config.batch_size, config.seed * 1000 + epoch, groups)
+            batches = length_grouped_batches(lengths, config.batch_size, config.seed * 1000 + epoch, groups)
             steps = [batches[i:i + config.grad_accum] for i in range(0, len(batches), config.grad_accum)]
             start = state["next_group"] if state["epoch"] == epoch else 0
             if start >= len(steps):  # resumed from an epoch's end checkpoint
@@ -314,8 +308,8 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
             progress.advance(start)
             for si in range(start, len(steps)):
                 t0 = time.perf_counter()
-                micro = [(D.collate([train_items[i] for i in b], pad_id), prefixes[groups[b[0]]]) for b in steps[si]]
-                n_target = sum(int((m["labels"][:, 1:] != D.IGNORE).sum()) for m, _ in micro)
+                micro = [(collate([train_items[i] for i in b], pad_id), prefixes[groups[b[0]]]) for b in steps[si]]
+                n_target = sum(int((m["labels"][:, 1:] != IGNORE).sum()) for m, _ in micro)
                 step_loss = 0.0
                 for m, prefix in micro:
                     m = {k: v.to(device) for k, v in m.items()}
@@ -360,7 +354,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> dict:
             epoch += 1
             state.update(epoch=epoch, next_group=0)
     except (RuntimeError, MemoryError) as e:
-        if _is_oom(e):
+        if is_oom(e):
             raise OutOfMemory(
                 f"training ran out of memory on {device} at batch {config.batch_size}; lower --batch-size "
                 "or --max-len, or add --gradient-checkpointing (completed epochs are checkpointed)"

@@ -15,9 +15,10 @@ from click.testing import CliRunner
 from test_sft_data_masking import tiny_tokenizer, write_jsonl
 
 from ragkit.cli import main
-from ragkit.errors import DataFormatError, ModelNotFound, UsageError
+from ragkit.errors import DataFormatError, ModelNotFound, OutOfMemory, UsageError
 from ragkit.hashing import file_hash
 from ragkit.progress import NullProgress
+from ragkit.sft import data as sft_data
 from ragkit.sft import export as E
 from ragkit.sft import lora as L
 from ragkit.sft import train as T
@@ -70,7 +71,7 @@ def test_loss_falls_on_a_memorised_pair_and_the_adapter_answers_it(memorised, ti
     assert s["data"]["sha256"] == file_hash(c.data)
     assert s["tokens_per_s"] > 0 and 0 < s["adapter_size_mb"] < 1
     out = Path(c.out)
-    meta = json.loads((out / T.ADAPTER_META).read_text())
+    meta = json.loads((out / E.ADAPTER_META).read_text())
     assert meta["samples"][0]["question"] == PAIR["instruction"] and meta["prompt_style"] == "chat"
     assert (out / "checkpoints" / "epoch-8" / "adapter_model.safetensors").is_file()
     # The tuned model, loaded the way `ragkit ask --backend hf --adapter DIR` loads it, answers.
@@ -93,10 +94,10 @@ def test_answer_only_head_gives_the_same_loss_as_the_full_logits(tiny_base, tmp_
     model.eval()
     tok = tiny_tokenizer()
     fmt = T.prompt_format("chat", tok)
-    items = [T.D.encode_example(tok, fmt, T.D.SFTExample(q, a, "en", ""), 256)
+    items = [sft_data.encode_example(tok, fmt, sft_data.SFTExample(q, a, "en", ""), 256)
              for q, a in [("Q one?", "A"), ("A much longer question here?", "a longer answer")]]
-    batch = T.D.collate(items, 0)
-    fast, n1 = T.loss_sum(model, batch, L._split_model(model))
+    batch = sft_data.collate(items, 0)
+    fast, n1 = T.loss_sum(model, batch, L.split_model(model))
     full, n2 = T.loss_sum(model, batch, None)
     assert n1 == n2 == sum(e.n_target for e in items)
     assert torch.allclose(fast, full, rtol=1e-5)
@@ -112,12 +113,12 @@ def test_shared_prefix_run_once_gives_the_same_loss_and_gradients(tiny_base, tmp
                 p.normal_(0, 0.1)
     tok = tiny_tokenizer()
     fmt = T.prompt_format("chat", tok)
-    items = [T.D.encode_example(tok, fmt, T.D.SFTExample(q, a, "en", ""), 256)
+    items = [sft_data.encode_example(tok, fmt, sft_data.SFTExample(q, a, "en", ""), 256)
              for q, a in [("Q one?", "A"), ("A much longer question here?", "a longer answer"), ("Q3?", "xyz")]]
-    prefix = T.D.shared_prefixes(items, [e.group for e in items])["en"]
+    prefix = sft_data.shared_prefixes(items, [e.group for e in items])["en"]
     assert tok.decode(items[0].input_ids[:prefix]).endswith("<|im_start|>user\nQuestion: ")  # system prompt too
-    batch = T.D.collate(items, 0)
-    split = L._split_model(model)
+    batch = sft_data.collate(items, 0)
+    split = L.split_model(model)
     results = []
     for p in (0, prefix):
         model.zero_grad()
@@ -170,7 +171,7 @@ def test_resume_after_an_interruption_ends_where_an_uninterrupted_run_does(tiny_
     straight = T.train(cfg(tmp_path, tiny_base, data, name="a", **common))
     with pytest.raises(Stop):
         T.train(cfg(tmp_path, tiny_base, data, name="b", **common), StopAt(**interrupt))
-    with pytest.raises(UsageError, match="already holds a training run; pass --resume"):
+    with pytest.raises(UsageError, match="already holds a training run; resume it"):
         T.train(cfg(tmp_path, tiny_base, data, name="b", **common))
     with pytest.raises(UsageError, match=r"other settings \(rank: 8, now 4\)"):
         T.train(cfg(tmp_path, tiny_base, data, name="b", resume=True, rank=4, **common))
@@ -280,7 +281,7 @@ def test_guard_rails_give_one_clear_sentence(tiny_base, tmp_path, monkeypatch):
     with pytest.raises(UsageError, match=r"target module qkv_proj is not in this model; .*q_proj, .*v_proj"):
         T.train(cfg(tmp_path, tiny_base, data, target_modules="q_proj,qkv_proj", name="t"))
     monkeypatch.setattr(L, "_available_bytes", lambda device: 10 * 2**20)
-    with pytest.raises(T.OutOfMemory, match=r"needs about .* but only 0.0 GiB is free on cpu; lower --batch-size"):
+    with pytest.raises(OutOfMemory, match=r"needs about .* but only 0.0 GiB is free on cpu; lower --batch-size"):
         T.train(cfg(tmp_path, tiny_base, data, name="m"))
     monkeypatch.undo()
 
@@ -289,7 +290,7 @@ def test_guard_rails_give_one_clear_sentence(tiny_base, tmp_path, monkeypatch):
 
     real = T.loss_sum
     monkeypatch.setattr(T, "loss_sum", lambda m, b, split=None, prefix=0: oom() if m.training else real(m, b, split, prefix))
-    with pytest.raises(T.OutOfMemory, match="ran out of memory on cpu at batch 4"):
+    with pytest.raises(OutOfMemory, match="ran out of memory on cpu at batch 4"):
         T.train(cfg(tmp_path, tiny_base, data, name="o"))
 
 
@@ -319,7 +320,7 @@ def test_a_bundled_models_own_languages_are_the_default(tmp_path):
             messages.append(text)
 
     def load(name, **kw):
-        spec = T.BaseSpec(name, tmp_path / "m.gguf", True, BUNDLED[name])
+        spec = sft_data.BaseSpec(name, tmp_path / "m.gguf", True, BUNDLED[name])
         return T.select_examples(T.TrainConfig(data=str(data), base=name, out="o", **kw), Sink(), spec)[2]
 
     assert {e.lang for e in load("smollm2-135m")} == {"en"}  # an English-only model
