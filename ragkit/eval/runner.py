@@ -174,6 +174,31 @@ def run_eval(
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in ret_rows)
 
     langs = {it.id: detect_language(it.question) for it in items}
+    plan, skipped, notes = plan_arms(config, arms, langs)
+    items_path = out / "items.jsonl"
+    rows_by_arm, reused = answer_arms(config, plan, items, langs, index, load_generator, progress, items_path)
+    if reused:
+        log(f"Reused {reused} finished item(s) from {items_path}")
+
+    if config.judge and rows_by_arm:
+        judge_rows(config, rows_by_arm, items, load_generator, progress, items_path)
+    errors = {a: sum(1 for r in rs if r.get("error")) for a, rs in rows_by_arm.items()}
+    for a, n in errors.items():
+        if n:
+            notes.append(f"{a}: {n} item(s) failed (prompt too long) and count as wrong; see items.jsonl")
+
+    _write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
+    cfg = config_dict(config, len(items), len(all_items))
+    cfg["index_version"] = _index_version(index)
+    report = build_report(retrieval, rows_by_arm, cfg, skipped, notes, n_boot=config.n_boot, seed=config.seed)
+    charts = write_charts(report, out)
+    write_report(out, report, charts)
+    return report
+
+
+def plan_arms(config: EvalConfig, arms: list[str], langs: dict[str, str]):
+    """Which (model, adapter, backend) answers each arm in each language; arms with no model are
+    skipped, and partial or mixed-backend plans get a note for the report."""
     skipped: dict[str, str] = {}
     notes: list[str] = []
     plan: dict[str, dict[str, tuple]] = {}  # arm -> lang -> (model, adapter, backend)
@@ -201,14 +226,20 @@ def run_eval(
             f"{a}: {', '.join(sorted(bs))}" for a, bs in backends.items())
             + "): PEFT adapters run on hf in full precision while the base GGUF runs quantised on llama.cpp; "
             "for a like-for-like comparison use --backend hf for every arm or export the adapter to GGUF")
-    items_path = out / "items.jsonl"
+    return plan, skipped, notes
+
+
+def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, progress, items_path: Path):
+    """Answer every planned (arm, item), reusing rows of an earlier run whose key matches; each new
+    row is appended to items.jsonl at once. Returns ({arm: scored rows}, rows reused)."""
+    from ..pipeline import Pipeline
+
     done = read_items(items_path)
     decoding = config.decoding()
-    settings = {"decoding": asdict(decoding), "base_url": config.base_url,
-                "n_ctx": config.n_ctx}
+    settings = {"decoding": asdict(decoding), "base_url": config.base_url, "n_ctx": config.n_ctx}
     rag_settings = {"k": config.k, "mode": config.mode, "min_score": config.min_score,
                     "index": _index_version(index)}
-    pipes: dict[tuple, object] = {}
+    pipes: dict[tuple, Pipeline] = {}
     rows_by_arm: dict[str, list[dict]] = {}
     reused = 0
     with items_path.open("a", encoding="utf-8") as sink:
@@ -228,8 +259,6 @@ def run_eval(
                 else:
                     pk = (model, adapter, lang, backend)
                     if pk not in pipes:
-                        from ..pipeline import Pipeline
-
                         gen = load_generator(model, backend, adapter=adapter, base_url=config.base_url,
                                              lang=lang, n_ctx=config.n_ctx)
                         pipes[pk] = Pipeline(index, gen, k=config.k, mode=config.mode, decoding=decoding,
@@ -241,23 +270,7 @@ def run_eval(
                 progress.advance()
             progress.done()
             rows_by_arm[arm] = rows
-    if reused:
-        log(f"Reused {reused} finished item(s) from {items_path}")
-
-    if config.judge and rows_by_arm:
-        judge_rows(config, rows_by_arm, items, load_generator, progress, items_path)
-    errors = {a: sum(1 for r in rs if r.get("error")) for a, rs in rows_by_arm.items()}
-    for a, n in errors.items():
-        if n:
-            notes.append(f"{a}: {n} item(s) failed (prompt too long) and count as wrong; see items.jsonl")
-
-    _write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
-    cfg = config_dict(config, len(items), len(all_items))
-    cfg["index_version"] = _index_version(index)
-    report = build_report(retrieval, rows_by_arm, cfg, skipped, notes, n_boot=config.n_boot, seed=config.seed)
-    charts = write_charts(report, out)
-    write_report(out, report, charts)
-    return report
+    return rows_by_arm, reused
 
 
 def _backend_name(config: EvalConfig, lang: str, spec: tuple) -> str:

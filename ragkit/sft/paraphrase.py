@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..lang import tokenize_for_search
+from ..lang import CJK, has_cjk, tokenize_for_search
 from .filters import looks_like_question, strip_anchor
 from .spans import (
     DURATION_EN,
@@ -103,7 +103,7 @@ def insitu_question(sentence: str, s: int, e: int, kind: str, lang: str) -> str 
         q = f"{before}{wh}{after}".strip(" ，,：:")
         if re.match(r"(?:例如|比如|譬如|如)", q):
             return None  # "例如草长到多少？": an example, not a fact to ask about
-        q = re.sub(r"(?<=[\u4e00-\u9fff，]) +(?=[\u4e00-\u9fff，])", "", q)
+        q = re.sub(f"(?<=[{CJK}，]) +(?=[{CJK}，])", "", q)
         if q.count("（") > q.count("）"):  # "充满电（约多少分钟？" → "充满电，约多少分钟？"
             q = q[::-1].replace("（", "，", 1)[::-1]
         return q + "？" if q and q != wh else None
@@ -153,7 +153,7 @@ def _entity_like(header: str) -> bool:
     if len(header.split()) > 3 or len(header) > 16:
         return False
     return bool(re.search(r"\d|[A-Za-z]*[A-Z][A-Za-z]*\s*[A-Z0-9]", header)) or bool(
-        re.search(r"[A-Za-z0-9]", header) and re.search(r"[\u4e00-\u9fff]", header))
+        re.search(r"[A-Za-z0-9]", header) and has_cjk(header))
 
 
 def join_zh(*parts: str) -> str:
@@ -161,7 +161,7 @@ def join_zh(*parts: str) -> str:
     out = ""
     for p in parts:
         if out and p and (out[-1].isascii() and out[-1].isalnum()) != (p[0].isascii() and p[0].isalnum()) \
-                and re.match(r"[\u4e00-\u9fffA-Za-z0-9]", p[0]) and re.search(r"[\u4e00-\u9fffA-Za-z0-9]$", out):
+                and re.match(f"[{CJK}A-Za-z0-9]", p[0]) and re.search(f"[{CJK}A-Za-z0-9]$", out):
             out += " "
         out += p
     return out
@@ -178,7 +178,7 @@ def cell_question(row_key: str, col: str, first_header: str, value: str, lang: s
     generic_value = col.lower() in GENERIC_HEAD
     # Rows are attributes when the columns name things ("| Item | Kestrel M3 |"); otherwise the
     # column is the attribute of the row ("| Item | Price |" → the price of the row's item).
-    attr_rows = _entity_like(col) or (first_header.lower() in _FIRST_GENERIC and not re.fullmatch(r"[A-Za-z\u4e00-\u9fff ]{1,12}", col))
+    attr_rows = _entity_like(col) or (first_header.lower() in _FIRST_GENERIC and not re.fullmatch(f"[A-Za-z{CJK} ]{{1,12}}", col))
     if lang == "zh":
         ask = "是多少" if kind in ("money", "percent", "quantity", "duration", "count", "temperature", "phone") else \
             "是什么时候" if kind == "date" else "是什么"

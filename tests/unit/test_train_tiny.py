@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_sft_data_masking import tiny_tokenizer, write_jsonl
+from sft_helpers import tiny_tokenizer, write_jsonl
 
 from ragkit.cli import main
 from ragkit.errors import DataFormatError, ModelNotFound, OutOfMemory, UsageError
@@ -22,6 +22,7 @@ from ragkit.sft import data as sft_data
 from ragkit.sft import export as E
 from ragkit.sft import lora as L
 from ragkit.sft import train as T
+from ragkit.sft.recipe import LoRARecipe
 
 PAIR = {"instruction": "What is the Kestrel hotline?", "input": "", "output": "400-820-1616"}
 
@@ -90,15 +91,15 @@ def test_loss_falls_on_a_memorised_pair_and_the_adapter_answers_it(memorised, ti
 def test_answer_only_head_gives_the_same_loss_as_the_full_logits(tiny_base, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    model = T.add_lora(AutoModelForCausalLM.from_pretrained(str(tiny_base)), cfg(tmp_path, tiny_base, "x"))
+    model = L.add_lora(AutoModelForCausalLM.from_pretrained(str(tiny_base)), cfg(tmp_path, tiny_base, "x"))
     model.eval()
     tok = tiny_tokenizer()
-    fmt = T.prompt_format("chat", tok)
+    fmt = sft_data.prompt_format("chat", tok)
     items = [sft_data.encode_example(tok, fmt, sft_data.SFTExample(q, a, "en", ""), 256)
              for q, a in [("Q one?", "A"), ("A much longer question here?", "a longer answer")]]
     batch = sft_data.collate(items, 0)
-    fast, n1 = T.loss_sum(model, batch, L.split_model(model))
-    full, n2 = T.loss_sum(model, batch, None)
+    fast, n1 = L.loss_sum(model, batch, L.split_model(model))
+    full, n2 = L.loss_sum(model, batch, None)
     assert n1 == n2 == sum(e.n_target for e in items)
     assert torch.allclose(fast, full, rtol=1e-5)
 
@@ -106,13 +107,13 @@ def test_answer_only_head_gives_the_same_loss_as_the_full_logits(tiny_base, tmp_
 def test_shared_prefix_run_once_gives_the_same_loss_and_gradients(tiny_base, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    model = T.add_lora(AutoModelForCausalLM.from_pretrained(str(tiny_base)), cfg(tmp_path, tiny_base, "x", dropout=0.0))
+    model = L.add_lora(AutoModelForCausalLM.from_pretrained(str(tiny_base)), cfg(tmp_path, tiny_base, "x", dropout=0.0))
     with torch.no_grad():  # non-zero B, so that the LoRA path carries gradient to A as well
         for n, p in model.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.1)
     tok = tiny_tokenizer()
-    fmt = T.prompt_format("chat", tok)
+    fmt = sft_data.prompt_format("chat", tok)
     items = [sft_data.encode_example(tok, fmt, sft_data.SFTExample(q, a, "en", ""), 256)
              for q, a in [("Q one?", "A"), ("A much longer question here?", "a longer answer"), ("Q3?", "xyz")]]
     prefix = sft_data.shared_prefixes(items, [e.group for e in items])["en"]
@@ -122,7 +123,7 @@ def test_shared_prefix_run_once_gives_the_same_loss_and_gradients(tiny_base, tmp
     results = []
     for p in (0, prefix):
         model.zero_grad()
-        loss, n = T.loss_sum(model, batch, split, p)
+        loss, n = L.loss_sum(model, batch, split, p)
         loss.backward()
         grads = {k: v.grad.clone() for k, v in model.named_parameters() if v.requires_grad}
         results.append((loss.detach(), n, grads))
@@ -187,7 +188,7 @@ def test_resume_after_an_interruption_ends_where_an_uninterrupted_run_does(tiny_
 
 def test_early_stopping_keeps_the_best_epoch(tiny_base, tmp_path, monkeypatch):
     losses = iter([1.0, 2.0, 3.0, 4.0])
-    monkeypatch.setattr(T, "_eval_loss", lambda *a, **k: next(losses))
+    monkeypatch.setattr(LoRARecipe, "eval_loss", lambda self: next(losses))
     s = T.train(cfg(tmp_path, tiny_base, distinct_pairs(tmp_path), epochs=4, early_stopping=1))
     assert s["stopped_early"] and s["epochs_completed"] == 2 and s["best_epoch"] == 1
     assert s["losses"]["epoch_eval"] == [1.0, 2.0]
@@ -288,8 +289,9 @@ def test_guard_rails_give_one_clear_sentence(tiny_base, tmp_path, monkeypatch):
     def oom(*a, **k):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory")
 
-    real = T.loss_sum
-    monkeypatch.setattr(T, "loss_sum", lambda m, b, split=None, prefix=0: oom() if m.training else real(m, b, split, prefix))
+    real = L.loss_sum
+    monkeypatch.setattr("ragkit.sft.recipe.loss_sum",
+                        lambda m, b, split=None, prefix=0: oom() if m.training else real(m, b, split, prefix))
     with pytest.raises(OutOfMemory, match="ran out of memory on cpu at batch 4"):
         T.train(cfg(tmp_path, tiny_base, data, name="o"))
 
@@ -321,7 +323,7 @@ def test_a_bundled_models_own_languages_are_the_default(tmp_path):
 
     def load(name, **kw):
         spec = sft_data.BaseSpec(name, tmp_path / "m.gguf", True, BUNDLED[name])
-        return T.select_examples(T.TrainConfig(data=str(data), base=name, out="o", **kw), Sink(), spec)[2]
+        return sft_data.select_examples(T.TrainConfig(data=str(data), base=name, out="o", **kw), Sink(), spec)[2]
 
     assert {e.lang for e in load("smollm2-135m")} == {"en"}  # an English-only model
     assert messages == ["smollm2-135m knows en only: training on 24 of 48 examples "
