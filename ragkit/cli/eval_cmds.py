@@ -12,7 +12,8 @@ from .progress import TerminalProgress
 
 
 @main.command("eval")
-@click.option("--bench", "bench_file", required=True, type=click.Path(), help="Bench JSONL file.")
+@click.option("--bench", "bench_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Bench JSONL file.")
 @click.option("--index", "index_dir", type=click.Path(), help="Index directory (needed by rag arms and retrieval metrics).")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory (re-use it to resume).")
 @setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag.")
@@ -24,7 +25,9 @@ from .progress import TerminalProgress
               help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
 @click.option("--tuned-model", "tuned_models", multiple=True,
               help="A merged fine-tuned model for the sft arms, or LANG=MODEL (instead of --adapter).")
-@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None)
+@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
+              help="Every arm's backend. Default: llamacpp for a .gguf model, hf for a directory or a PEFT "
+                   "adapter, openai with --base-url.")
 @click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend).")
 @click.option("--n-ctx", type=int, default=None, help="Context length to load models with.")
 @setting("-k", "k", of=EVAL, type=int, help="Chunks retrieved per question (rag arms).")
@@ -83,7 +86,7 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
 
 
 @main.command("report")
-@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def report_cmd(runs, as_json):
     """Show one eval run's tables, or compare two runs side by side (B − A).

@@ -10,7 +10,7 @@ from .progress import TerminalProgress
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
 @click.option("--index", "index_dir", required=True, type=click.Path(), help="Index directory (created if new).")
 @setting("--embed-model", of=INGEST, help="Bundled embedding model name or a local sentence-transformers directory.")
 @setting("--chunk-size", of=CHUNKING, type=int, help="Chunk size in the embedding model's tokens.")
@@ -62,9 +62,11 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
 
 @main.command()
 @click.argument("query")
-@click.option("--index", "index_dir", required=True, type=click.Path())
+@click.option("--index", "index_dir", envvar="RAGKIT_INDEX", default=".ragkit/demo-index", show_default=True,
+              type=click.Path(), help="Index directory built by 'ragkit ingest' (or set RAGKIT_INDEX).")
 @click.option("-k", "k", default=5, show_default=True, help="Number of chunks to return.")
-@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True,
+              help="Retrieval: dense vectors, BM25 keywords, or both fused.")
 @click.option("--embed-model", default=None, help="Refuse to search unless the index was built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search(query, index_dir, k, mode, embed_model, as_json):
@@ -74,7 +76,7 @@ def search(query, index_dir, k, mode, embed_model, as_json):
     index = Index.open(index_dir, embed_model=embed_model)
     hits = index.search(query, k=k, mode=mode)
     if as_json:
-        echo_json({"hits": [h.to_dict() for h in hits]})
+        echo_json({"query": query, "sources": [h.to_dict() for h in hits]})
         return
     if not hits:
         click.echo("No results.")
@@ -91,15 +93,15 @@ def bench():
 
 
 @bench.command("validate")
-@click.argument("file", type=click.Path())
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the count and the problems as JSON.")
 def bench_validate(file, as_json):
     """Check a bench file and report malformed lines with their numbers."""
     from ..eval.bench import validate_bench
 
     valid, errors = validate_bench(file)
     if as_json:
-        echo_json({"valid": valid, "errors": [{"line": n, "problem": p} for n, p in errors]})
+        echo_json({"file": file, "items": valid, "errors": [{"line": n, "problem": p} for n, p in errors]})
     else:
         for n, p in errors:
             click.echo(f"{file}:{n}: {p}", err=True)

@@ -12,7 +12,7 @@ from .progress import TerminalProgress
 
 
 @main.command("run")
-@click.argument("pipeline", type=click.Path())
+@click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a setting, e.g. --set eval.limit=20 --set train.options.epochs=1 (repeatable).")
 @click.option("--resume", "how", flag_value="resume", help="Continue the latest run of this pipeline, even if "

@@ -14,7 +14,7 @@ from .progress import TerminalProgress
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output JSONL; OUT.provenance.jsonl and dataset_info.json are written beside it.")
 @click.option("--format", "fmt", type=click.Choice(["alpaca", "sharegpt", "messages"]), default="alpaca",
-              show_default=True)
+              show_default=True, help="Output format: alpaca (instruction/input/output), sharegpt or messages.")
 @setting("--per-chunk", of=SFT_DATA, type=int, help="Answer spans (QA pairs) to try per chunk.")
 @setting("--paraphrases", of=SFT_DATA, type=int, help="Rephrasings to add for each kept question.")
 @setting("--method", of=SFT_DATA, type=click.Choice(["template", "hybrid", "model"]),
@@ -24,16 +24,17 @@ from .progress import TerminalProgress
                    "question (for a strong --model or --base-url).")
 @setting("--model-paraphrases", of=SFT_DATA, type=int, help="hybrid/model: how many of the --paraphrases to ask the model for (rules write the rest).")
 @setting("--tasks", of=SFT_DATA, help="Instruction phrasings to emit: direct questions, 'explain' requests, 'list' requests.")
-@click.option("--mix", type=click.Path(dir_okay=False), default=None,
+@click.option("--mix", type=click.Path(exists=True, dir_okay=False), default=None,
               help="General instruction data (alpaca/sharegpt/messages JSONL) to mix in against forgetting.")
 @click.option("--mix-ratio", type=float, default=None,
               help="Share of the output rows taken from --mix (default 0.1 with --mix).")
-@click.option("--exclude-bench", type=click.Path(dir_okay=False), default=None,
+@click.option("--exclude-bench", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Bench JSONL: drop generated questions that nearly duplicate a bench question.")
 @click.option("-m", "--model", default=None,
               help="Generator model (bundled name, configured name or path); default: the bundled model "
                    "for each chunk's language.")
-@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None)
+@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
+              help="Default: llamacpp for a .gguf file, hf for a directory, openai with --base-url.")
 @click.option("--base-url", default=None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--n-ctx", type=int, default=None, help="Context window in tokens.")
 @click.option("--limit-chunks", type=int, default=None, help="Only the first N chunks (a quick look).")

@@ -18,10 +18,10 @@ def _config(**kw):
 
 
 @main.command("train")
-@click.option("--data", required=True, type=click.Path(), help="SFT file: alpaca, sharegpt or messages JSON lines.")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="SFT file: alpaca, sharegpt or messages JSON lines.")
 @click.option("--base", required=True, help="Base model: a bundled name (smollm2-135m), a .gguf file or an HF directory.")
 @click.option("--out", "out", required=True, type=click.Path(), help="Directory for the adapter and checkpoints.")
-@click.option("--eval-data", type=click.Path(), help="Held-out SFT file for the eval loss (default: a slice of --data).")
+@click.option("--eval-data", type=click.Path(exists=True, dir_okay=False), help="Held-out SFT file for the eval loss (default: a slice of --data).")
 @setting("--eval-fraction", of=TRAIN, type=float, help="Share of --data held out for the eval loss (none under 20 examples).")
 @setting("--epochs", of=TRAIN, type=int, help="Passes over the training data.")
 @setting("--lr", of=TRAIN, type=float, help="Peak learning rate (warm-up, cosine decay).")
@@ -90,11 +90,12 @@ def train_cmd(data, base, out, eval_data, eval_fraction, epochs, lr, warmup_rati
 
 
 @main.command("merge")
-@click.option("--adapter", required=True, type=click.Path(), help="Adapter directory from ragkit train.")
+@click.option("--adapter", required=True, type=click.Path(exists=True), help="Adapter directory from ragkit train.")
 @click.option("--out", "out", required=True, type=click.Path(), help="New directory for the merged model.")
 @click.option("--base", default=None, help="Base model, when not the one recorded with the adapter.")
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="Weight type of the merged model.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def merge_cmd(adapter, out, base, dtype, as_json):
     """Merge a LoRA adapter into its base (W + B·A·alpha/r) and save a transformers model directory."""
     from ..sft.export import merge
@@ -108,14 +109,15 @@ def merge_cmd(adapter, out, base, dtype, as_json):
 
 
 @main.command("export-gguf")
-@click.option("--adapter", required=True, type=click.Path(), help="Adapter directory from ragkit train.")
+@click.option("--adapter", required=True, type=click.Path(exists=True), help="Adapter directory from ragkit train.")
 @click.option("--out", "out", required=True, type=click.Path(), help="The .gguf adapter file to write.")
-@click.option("--base-gguf", type=click.Path(), default=None,
+@click.option("--base-gguf", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The base model's GGUF [default: the one the adapter was trained from].")
-@click.option("--outtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True)
+@click.option("--outtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True,
+              help="Tensor type of the GGUF adapter.")
 @click.option("--verify", is_flag=True, help="Greedy-decode the trained questions with hf+peft and llama.cpp+adapter.")
 @click.option("--question", "questions", multiple=True, help="A question for --verify (repeatable).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written (and the check) as JSON.")
 def export_gguf_cmd(adapter, out, base_gguf, outtype, verify, questions, as_json):
     """Write the adapter as a GGUF LoRA that llama.cpp applies to the unchanged base GGUF."""
     from ..sft.export import export_gguf_adapter
