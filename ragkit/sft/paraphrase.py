@@ -12,18 +12,8 @@ import re
 
 from ..lang import CJK, has_cjk, tokenize_for_search
 from .filters import looks_like_question, strip_anchor
-from .spans import (
-    DURATION_EN,
-    DURATION_ZH,
-    GENERIC_HEAD,
-    MEASURE_ZH,
-    MONTHS,
-    UNIT_EN,
-    UNIT_ZH,
-    Span,
-    strip_paren,
-    value_kind,
-)
+from .patterns import DURATION_EN, DURATION_ZH, MEASURE_ZH, MONTHS, UNIT_EN, UNIT_ZH
+from .spans import GENERIC_HEAD, Span, strip_paren, value_kind
 
 # ------------------------------------------------------------------------------------------ template questions
 _WH_EN = {"money": "how much", "percent": "what percentage", "temperature": "what temperature",

@@ -301,7 +301,7 @@ def build_sft_data(
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     if mix and not 0 < mix_ratio < 1:
-        raise UsageError("--mix-ratio must be between 0 and 1 (the share of general rows in the output)")
+        raise UsageError("mix_ratio (--mix-ratio) must be between 0 and 1 (the share of general rows in the output)")
     guard = filters.BenchGuard.from_file(exclude_bench) if exclude_bench else None
     t0 = time.perf_counter()
     out = Path(out)
@@ -315,21 +315,7 @@ def build_sft_data(
         work.unlink()
     done = read_work(work)
     summary = Summary(index=str(index_dir), out=str(out), chunks_total=len(chunks), work_file=str(work))
-    writers: dict[str, ModelWriter] = {}
-
-    def load_writer(lang: str) -> ModelWriter:
-        if lang not in writers:
-            if generator_factory is not None:
-                gen = generator_factory(lang)
-            else:
-                from ..generate import load_generator
-
-                gen = load_generator(config.model, config.backend, base_url=config.base_url, lang=lang,
-                                     n_ctx=config.n_ctx)
-            writers[lang] = ModelWriter(gen)
-        return writers[lang]
-
-    worker = _ChunkWorker(config, titles, load_writer)
+    worker = _ChunkWorker(config, titles, writer_loader(config, generator_factory))
     todo = chunks[: config.limit_chunks] if config.limit_chunks else chunks
     records = []
     progress.stage("chunks", len(todo))
@@ -348,6 +334,34 @@ def build_sft_data(
             records.append(rec)
             progress.advance(1)
     progress.done()
+    add_counts(summary, records)
+    write_outputs(records, out, fmt, summary, guard=guard, mix=mix, mix_ratio=mix_ratio,
+                  tasks=config.tasks, seed=config.seed)
+    summary.seconds = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def writer_loader(config: SFTDataConfig, generator_factory: Callable[[str], object] | None):
+    """lang -> ModelWriter, loading each language's generator once, when a chunk first needs it."""
+    writers: dict[str, ModelWriter] = {}
+
+    def load_writer(lang: str) -> ModelWriter:
+        if lang not in writers:
+            if generator_factory is not None:
+                gen = generator_factory(lang)
+            else:
+                from ..generate import load_generator
+
+                gen = load_generator(config.model, config.backend, base_url=config.base_url, lang=lang,
+                                     n_ctx=config.n_ctx)
+            writers[lang] = ModelWriter(gen)
+        return writers[lang]
+
+    return load_writer
+
+
+def add_counts(summary: Summary, records: list[dict]) -> None:
+    """Sum every chunk record's counts into the summary."""
     summary.chunks_seen = len(records)
     for rec in records:
         summary.spans += rec["spans"]
@@ -358,7 +372,3 @@ def build_sft_data(
             summary.dropped[k] = summary.dropped.get(k, 0) + v
         for k, v in rec.get("paraphrase_drops", {}).items():
             summary.paraphrases_dropped[k] = summary.paraphrases_dropped.get(k, 0) + v
-    write_outputs(records, out, fmt, summary, guard=guard, mix=mix, mix_ratio=mix_ratio,
-                  tasks=config.tasks, seed=config.seed)
-    summary.seconds = round(time.perf_counter() - t0, 2)
-    return summary
