@@ -1,8 +1,10 @@
-"""The model side of `ragkit train`: load the base, estimate the memory a step needs, wrap it in
-a peft LoRA, and the loss on answer tokens (with the two CPU savings described in train.py)."""
+"""The model side of `ragkit train`: pick the device and precision, load the base, estimate the
+memory a step needs, wrap it in a peft LoRA, the learning-rate schedule, and the loss on answer
+tokens (with the two CPU savings described in train.py)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 from ..errors import ModelNotFound, OutOfMemory, UsageError
@@ -30,6 +32,37 @@ def load_model(base: BaseSpec, dtype=None, device: str = "cpu", quantization_con
     except (OSError, ValueError) as e:
         raise ModelNotFound(f"transformers could not load {base.path}: {str(e).splitlines()[0]}") from e
     return model if quantization_config is not None else model.to(device)
+
+
+# ---------------------------------------------------------------------------- device, schedule
+
+
+def lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return f
+
+
+def device_and_precision(config):
+    import torch
+
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("device cuda (--device) was asked for but torch sees no CUDA GPU")
+    p = config.precision
+    if p == "auto":
+        p = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.startswith("cuda") else "fp32"
+    if p == "fp16" and not device.startswith("cuda"):
+        raise UsageError("fp16 training needs a CUDA GPU; on CPU use fp32 (or bf16 where the CPU supports it)")
+    if config.load_in_4bit and not device.startswith("cuda"):
+        raise UsageError("4-bit QLoRA (load_in_4bit, --qlora) needs a CUDA GPU (bitsandbytes); on CPU train in "
+                         "fp32 without it")
+    return device, p, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
 
 
 # ---------------------------------------------------------------------------- memory

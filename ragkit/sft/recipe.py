@@ -34,7 +34,17 @@ from .data import (
     shared_prefixes,
 )
 from .export import write_adapter_meta
-from .lora import add_lora, check_memory, fast_paths, is_oom, load_model, loss_sum, training_bytes
+from .lora import (
+    add_lora,
+    check_memory,
+    device_and_precision,
+    fast_paths,
+    is_oom,
+    load_model,
+    loss_sum,
+    lr_lambda,
+    training_bytes,
+)
 
 SUMMARY = "train_summary.json"
 RESUME_KEYS = ("base", "prompt_style", "fewshot_examples", "languages", "rank", "alpha", "dropout",
@@ -68,34 +78,6 @@ class TrainState:
     stopped_early: bool = False
     epoch_loss_sum: float = 0.0
     epoch_loss_n: int = 0
-
-
-def lr_lambda(warmup: int, total: int):
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-    return f
-
-
-def device_and_precision(config):
-    import torch
-
-    device = config.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("device cuda (--device) was asked for but torch sees no CUDA GPU")
-    p = config.precision
-    if p == "auto":
-        p = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.startswith("cuda") else "fp32"
-    if p == "fp16" and not device.startswith("cuda"):
-        raise UsageError("fp16 training needs a CUDA GPU; on CPU use fp32 (or bf16 where the CPU supports it)")
-    if config.load_in_4bit and not device.startswith("cuda"):
-        raise UsageError("4-bit QLoRA (load_in_4bit, --qlora) needs a CUDA GPU (bitsandbytes); on CPU train in "
-                         "fp32 without it")
-    return device, p, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
 
 
 class LoRARecipe:
