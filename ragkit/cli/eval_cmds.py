@@ -19,21 +19,21 @@ from .progress import TerminalProgress
 @setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag.")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
 @click.option("--model", "models", multiple=True,
-              help="Base model for every language, or LANG=MODEL (repeatable). Default: smollm2-135m for en, "
-                   "gemma3-270m for zh.")
+              help="Base model for every language, or LANG=MODEL (repeatable). [default: smollm2-135m for en, "
+                   "gemma3-270m for zh]")
 @click.option("--adapter", "adapters", multiple=True,
               help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
 @click.option("--tuned-model", "tuned_models", multiple=True,
               help="A merged fine-tuned model for the sft arms, or LANG=MODEL (instead of --adapter).")
 @click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
-              help="Every arm's backend. Default: llamacpp for a .gguf model, hf for a directory or a PEFT "
-                   "adapter, openai with --base-url.")
+              help="Every arm's backend. [default: llamacpp for a .gguf model, hf for a directory or a PEFT "
+                   "adapter, openai with --base-url]")
 @click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend).")
 @click.option("--n-ctx", type=int, default=None, help="Context length to load models with.")
 @setting("-k", "k", of=EVAL, type=int, help="Chunks retrieved per question (rag arms).")
 @setting("--mode", of=EVAL, type=click.Choice(["dense", "bm25", "hybrid"]), help="Retrieval: dense vectors, BM25 keywords, or both fused.")
 @click.option("--min-score", type=float, default=None, help="Refuse when the best chunk scores below this (rag arms). "
-              "Default: the pipeline's calibrated threshold in hybrid mode, none otherwise.")
+              "[default: the calibrated threshold in hybrid mode (as ragkit ask), else none]")
 @setting("--max-tokens", of=EVAL, type=int, help="Answer length limit, every arm (the same default as ragkit run).")
 @setting("--temperature", of=EVAL, type=float, help="0 = greedy (reproducible).")
 @click.option("--limit", type=int, default=None, help="Only the first N items (taken across categories).")

@@ -20,8 +20,8 @@ from .progress import TerminalProgress
 @setting("--batch-size", of=INGEST, type=int, help="Embedding batch size.")
 @click.option("--embed-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
               help="Run the embedding model with sentence-transformers (torch) or ONNX Runtime (onnx, onnx-int8: "
-                   "about 2x faster on a CPU). Default: an existing index's own; for a new one onnx-int8, "
-                   "or torch when CUDA is available.")
+                   "about 2x faster on a CPU). [default: an existing index's own; for a new one onnx-int8, "
+                   "or torch when CUDA is available]")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index, batch_size, embed_backend, as_json):
     """Build or update a hybrid (FAISS + BM25) index from documents.

@@ -27,14 +27,14 @@ from .progress import TerminalProgress
 @click.option("--mix", type=click.Path(exists=True, dir_okay=False), default=None,
               help="General instruction data (alpaca/sharegpt/messages JSONL) to mix in against forgetting.")
 @click.option("--mix-ratio", type=float, default=None,
-              help="Share of the output rows taken from --mix (default 0.1 with --mix).")
+              help="Share of the output rows taken from --mix. [default: 0.1 with --mix]")
 @click.option("--exclude-bench", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Bench JSONL: drop generated questions that nearly duplicate a bench question.")
 @click.option("-m", "--model", default=None,
-              help="Generator model (bundled name, configured name or path); default: the bundled model "
-                   "for each chunk's language.")
+              help="Generator model (bundled name, configured name or path). [default: the bundled model "
+                   "for each chunk's language]")
 @click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
-              help="Default: llamacpp for a .gguf file, hf for a directory, openai with --base-url.")
+              help="Backend to run the model with. [default: llamacpp for a .gguf file, hf for a directory, openai with --base-url]")
 @click.option("--base-url", default=None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--n-ctx", type=int, default=None, help="Context window in tokens.")
 @click.option("--limit-chunks", type=int, default=None, help="Only the first N chunks (a quick look).")

@@ -21,7 +21,7 @@ def _config(**kw):
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="SFT file: alpaca, sharegpt or messages JSON lines.")
 @click.option("--base", required=True, help="Base model: a bundled name (smollm2-135m), a .gguf file or an HF directory.")
 @click.option("--out", "out", required=True, type=click.Path(), help="Directory for the adapter and checkpoints.")
-@click.option("--eval-data", type=click.Path(exists=True, dir_okay=False), help="Held-out SFT file for the eval loss (default: a slice of --data).")
+@click.option("--eval-data", type=click.Path(exists=True, dir_okay=False), help="Held-out SFT file for the eval loss. [default: a slice of --data]")
 @setting("--eval-fraction", of=TRAIN, type=float, help="Share of --data held out for the eval loss (none under 20 examples).")
 @setting("--epochs", of=TRAIN, type=int, help="Passes over the training data.")
 @setting("--lr", of=TRAIN, type=float, help="Peak learning rate (warm-up, cosine decay).")
@@ -31,13 +31,13 @@ def _config(**kw):
 @setting("--dropout", of=TRAIN, type=float, help="LoRA dropout.")
 @setting("--target-modules", of=TRAIN, help="Comma-separated module names, or all-linear.")
 @setting("--batch-size", of=TRAIN, type=int, help="Examples per micro-batch.")
-@click.option("--grad-accum", type=int, default=None, help="Micro-batches per step [default: effective batch 16].")
+@click.option("--grad-accum", type=int, default=None, help="Micro-batches per step. [default: enough for an effective batch of 16]")
 @setting("--max-len", of=TRAIN, type=int, help="Longest example in tokens.")
 @click.option("--languages", default=None, metavar="en,zh|all",
-              help="Train on questions in these languages [default: a bundled model's own languages, "
-                   "else all].")
+              help="Train on questions in these languages. [default: a bundled model's own languages, "
+                   "else all]")
 @click.option("--prompt-style", type=click.Choice(["chat", "fewshot"]), default=None,
-              help="Prompt format [default: the model's, as ragkit ask uses].")
+              help="Prompt format. [default: the model's, as ragkit ask uses]")
 @setting("--seed", of=TRAIN, type=int, help="Seed for the LoRA init, the data split and batch order.")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations: less memory, ~30% slower.")
 @setting("--share-prefix/--no-share-prefix", of=TRAIN, name="share_prefix",
@@ -46,7 +46,7 @@ def _config(**kw):
          help="auto: bf16/fp16 autocast on CUDA, fp32 on CPU.")
 @click.option("--qlora", is_flag=True, help="Load the base in 4 bits (bitsandbytes, CUDA).")
 @setting("--device", of=TRAIN, help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
-@click.option("--threads", type=int, default=None, help="CPU threads [default: all cores].")
+@click.option("--threads", type=int, default=None, help="CPU threads. [default: all cores]")
 @click.option("--early-stopping", type=int, default=None, metavar="N",
               help="Stop after N epochs without a lower eval loss; keep the best epoch.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
@@ -112,7 +112,7 @@ def merge_cmd(adapter, out, base, dtype, as_json):
 @click.option("--adapter", required=True, type=click.Path(exists=True), help="Adapter directory from ragkit train.")
 @click.option("--out", "out", required=True, type=click.Path(), help="The .gguf adapter file to write.")
 @click.option("--base-gguf", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="The base model's GGUF [default: the one the adapter was trained from].")
+              help="The base model's GGUF. [default: the one the adapter was trained from]")
 @click.option("--outtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True,
               help="Tensor type of the GGUF adapter.")
 @click.option("--verify", is_flag=True, help="Greedy-decode the trained questions with hf+peft and llama.cpp+adapter.")

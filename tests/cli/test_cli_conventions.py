@@ -91,3 +91,13 @@ def test_search_reads_ragkit_index_like_ask(tmp_path, mini_corpus, fake_embedder
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert set(out) == {"query", "sources"} and out["sources"][0]["source"] == "warranty.md"
+
+
+@pytest.mark.parametrize("name, cmd", list(commands()), ids=lambda x: x if isinstance(x, str) else "")
+def test_defaults_are_shown_one_way(name, cmd):
+    """A fixed default is click's "[default: X]"; one that depends on the input is written the same
+    way at the end of the help, never as "Default: ..." or "(default ...)" inside the sentence."""
+    for p in cmd.params:
+        if isinstance(p, click.Option) and p.help:
+            assert "Default:" not in p.help and "(default" not in p.help, f"ragkit {name} {p.opts[0]}: {p.help}"
+            assert "[default" not in p.help or p.help.rstrip().endswith("]"), f"ragkit {name} {p.opts[0]}"
