@@ -100,7 +100,8 @@ def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch
     if backend not in BACKENDS:
         raise UsageError(f"unknown embedding backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     if backend != "torch":
-        from .embed_onnx import OnnxEmbedder, OnnxUnsupported
+        from .embed_onnx import OnnxEmbedder
+        from .errors import OnnxUnsupported
 
         try:
             return OnnxEmbedder(name_or_path, quantize=backend == "onnx-int8", batch_size=batch_size)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RagkitError
+from .errors import OnnxUnsupported
 from .models import ragkit_home, resolve_embedder
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,6 @@ RECIPE = {"fp32": "fp32-v1", "int8": "int8-v1"}
 FUSABLE = {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "electra"}  # ORT's "bert" fusions
 _CHECK_TEXTS = ["A short one.", "一个中文句子，用来检查导出的模型。",
                 "A longer English sentence, padded less than the others, so padding is exercised too."]
-
-
-class OnnxUnsupported(RagkitError):
-    """This model cannot run on the ONNX backend (the torch backend still can)."""
 
 
 def cache_dir() -> Path:

@@ -16,6 +16,34 @@ class UsageError(RagkitError):
     exit_code = 2
 
 
+class SettingsError(UsageError, ValueError):
+    """A setting has the wrong type or value; the message is one sentence naming the field path,
+    e.g. `eval.k: expected an integer, got 'five'` (ragkit.settings). Also a ValueError, so the
+    Python API can catch it the way it catches any bad argument. `path` is the field's path, so
+    the CLI can name the option instead (`--per-chunk: must be at least 1, got 0`)."""
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
+class LoadError(RagkitError):
+    """A file could not be turned into text (ragkit.ingest.loaders); the message is the reason
+    shown to the user. Ingest records it as a skipped file and goes on."""
+
+
+class OnnxUnsupported(RagkitError):
+    """This model cannot run on the ONNX backend (the torch backend still can)."""
+
+
+class ExportError(RagkitError):
+    """An adapter could not be merged or written as GGUF (ragkit.sft.export)."""
+
+
+class OutOfMemory(RagkitError):
+    """Training would not fit (or did not fit) in this machine's memory."""
+
+
 class IndexMissing(RagkitError):
     pass
 

@@ -76,9 +76,9 @@ class Pipeline:
         if k < 1:
             raise UsageError("-k must be at least 1")
         if passages is not None and passages < 1:
-            raise UsageError("--passages must be at least 1")
+            raise UsageError("passages (--passages) must be at least 1")
         if min_score is not None and not 0.0 <= min_score <= 1.0:
-            raise UsageError("--min-score must lie in [0, 1]")
+            raise UsageError("min_score (--min-score) must lie in [0, 1]")
         self.index = index
         self.generator = generator
         self.k = k
@@ -89,8 +89,8 @@ class Pipeline:
         self.passages = passages or getattr(generator, "max_passages", None) or k
         if generator.context_length - self.decoding.max_tokens < 16:
             raise ContextOverflow(
-                f"--max-tokens {self.decoding.max_tokens} leaves no room for a prompt in the model's "
-                f"{generator.context_length}-token context; lower --max-tokens or raise --n-ctx"
+                f"max_tokens {self.decoding.max_tokens} (--max-tokens) leaves no room for a prompt in the model's "
+                f"{generator.context_length}-token context; lower max_tokens or raise n_ctx (--n-ctx)"
             )
 
     def threshold(self, lang: str) -> float:

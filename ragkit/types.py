@@ -1,4 +1,5 @@
-"""The records that flow through ragkit: documents, chunks, hits, answers, QA pairs, bench items."""
+"""The records that flow through ragkit: documents, chunks, hits, answers, bench items (SFT pairs are
+JSON records, see ragkit.sft.formats)."""
 
 from __future__ import annotations
 
@@ -106,18 +107,6 @@ class Answer:
             "model": self.model,
             "refused": self.refused,
         }
-
-
-@dataclass
-class QAPair:
-    id: str
-    question: str
-    answer: str
-    chunk_id: str
-    source: str
-    span: tuple[int, int] | None = None
-    language: str = "en"
-    task: str = "direct"
 
 
 @dataclass

@@ -67,10 +67,11 @@ def main() -> None:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from ragkit.embed import load_embedder
+    from ragkit.errors import LoadError
     from ragkit.eval.bench import load_bench
     from ragkit.index.build import IngestConfig, ingest
     from ragkit.index.store import Index
-    from ragkit.ingest.loaders import LoadError, discover, load_file
+    from ragkit.ingest.loaders import discover, load_file
     from ragkit.models import resolve_embedder
 
     load_start = os.getloadavg()

@@ -62,7 +62,8 @@ def synthetic(path: Path, n: int = 500) -> Path:
 
 def hf_copy(base: str, out: Path) -> Path:
     """The base as a transformers directory, so that every round loads it in a second."""
-    from ragkit.sft.train import load_model, load_tokenizer, resolve_base
+    from ragkit.sft.data import load_tokenizer, resolve_base
+    from ragkit.sft.lora import load_model
 
     spec = resolve_base(base)
     if not spec.gguf:
@@ -94,7 +95,7 @@ class Plain:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from ragkit.sft import data as D
-        from ragkit.sft.train import prompt_format
+        from ragkit.sft.data import prompt_format
 
         torch.set_num_threads(args.threads or os.cpu_count())
         tok = AutoTokenizer.from_pretrained(str(base))

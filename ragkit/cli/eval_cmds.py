@@ -7,35 +7,38 @@ from pathlib import Path
 import click
 
 from . import echo_json, main
-from .progress import TqdmProgress
+from .options import EVAL, setting
+from .progress import TerminalProgress
 
 
 @main.command("eval")
-@click.option("--bench", "bench_file", required=True, type=click.Path(), help="Bench JSONL file.")
+@click.option("--bench", "bench_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Bench JSONL file.")
 @click.option("--index", "index_dir", type=click.Path(), help="Index directory (needed by rag arms and retrieval metrics).")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory (re-use it to resume).")
-@click.option("--arms", default="closed_book,rag,sft,sft_rag", show_default=True,
-              help="Comma-separated arms: closed_book, rag, sft, sft_rag.")
+@setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag.")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
 @click.option("--model", "models", multiple=True,
-              help="Base model for every language, or LANG=MODEL (repeatable). Default: qwen2.5-coder-1.5b "
-                   "where installed, else smollm2-135m for en, gemma3-270m for zh.")
+              help="Base model for every language, or LANG=MODEL (repeatable). [default: qwen2.5-coder-1.5b "
+                   "where installed, else smollm2-135m for en, gemma3-270m for zh]")
 @click.option("--adapter", "adapters", multiple=True,
               help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
 @click.option("--tuned-model", "tuned_models", multiple=True,
               help="A merged fine-tuned model for the sft arms, or LANG=MODEL (instead of --adapter).")
-@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None)
+@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
+              help="Every arm's backend. [default: llamacpp for a .gguf model, hf for a directory or a PEFT "
+                   "adapter, openai with --base-url]")
 @click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend).")
 @click.option("--n-ctx", type=int, default=None, help="Context length to load models with.")
-@click.option("-k", "k", default=5, show_default=True, help="Chunks retrieved per question (rag arms).")
-@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True)
+@setting("-k", "k", of=EVAL, type=int, help="Chunks retrieved per question (rag arms).")
+@setting("--mode", of=EVAL, type=click.Choice(["dense", "bm25", "hybrid"]), help="Retrieval: dense vectors, BM25 keywords, or both fused.")
 @click.option("--min-score", type=float, default=None, help="Refuse when the best chunk scores below this (rag arms). "
-              "Default: the pipeline's calibrated threshold in hybrid mode, none otherwise.")
-@click.option("--max-tokens", default=64, show_default=True, help="Answer length limit, every arm.")
-@click.option("--temperature", default=0.0, show_default=True, help="0 = greedy (reproducible).")
+              "[default: the calibrated threshold in hybrid mode (as ragkit ask), else none]")
+@setting("--max-tokens", of=EVAL, type=int, help="Answer length limit, every arm (the same default as ragkit run).")
+@setting("--temperature", of=EVAL, type=float, help="0 = greedy (reproducible).")
 @click.option("--limit", type=int, default=None, help="Only the first N items (taken across categories).")
 @click.option("--judge", default=None, help="LLM judge as BACKEND/MODEL, e.g. llamacpp/gemma3-270m.")
-@click.option("--seed", default=0, show_default=True, help="Seed for sampling and the bootstrap.")
+@setting("--seed", of=EVAL, type=int, help="Seed for sampling and the bootstrap.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapters, tuned_models, backend,
              base_url, n_ctx, k, mode, min_score, max_tokens, temperature, limit, judge, seed, as_json):
@@ -46,24 +49,22 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
     Re-running with the same settings and --out reuses finished items.
     """
     from ..errors import UsageError
-    from ..eval.runner import EvalConfig, parse_lang_map, run_eval
+    from ..eval.config import EvalConfig, parse_lang_map
+    from ..eval.runner import run_eval
 
     if retrieval_only and not index_dir:
         raise UsageError("--retrieval-only needs --index DIR")
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     if retrieval_only:
         arm_list = []
-    try:
-        config = EvalConfig(
-            bench=bench_file, out=out_dir, index=index_dir, arms=arm_list,
-            models=parse_lang_map(models, "model"), adapters=parse_lang_map(adapters, "adapter"),
-            tuned_models=parse_lang_map(tuned_models, "tuned-model"), backend=backend, base_url=base_url,
-            n_ctx=n_ctx, k=k, mode=mode, min_score=min_score, max_tokens=max_tokens, temperature=temperature,
-            limit=limit, judge=judge, seed=seed,
-        )
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-    report = run_eval(config, progress=TqdmProgress(), retrieval_only=retrieval_only,
+    config = EvalConfig(  # a bad value raises SettingsError: one sentence, exit code 2
+        bench=bench_file, out=out_dir, index=index_dir, arms=arm_list,
+        models=parse_lang_map(models, "model"), adapters=parse_lang_map(adapters, "adapter"),
+        tuned_models=parse_lang_map(tuned_models, "tuned-model"), backend=backend, base_url=base_url,
+        n_ctx=n_ctx, k=k, mode=mode, min_score=min_score, max_tokens=max_tokens, temperature=temperature,
+        limit=limit, judge=judge, seed=seed,
+    )
+    report = run_eval(config, progress=TerminalProgress(), retrieval_only=retrieval_only,
                       log=lambda m: click.echo(m, err=True))
     if as_json:
         echo_json(report)
@@ -85,7 +86,7 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
 
 
 @main.command("report")
-@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def report_cmd(runs, as_json):
     """Show one eval run's tables, or compare two runs side by side (B − A).

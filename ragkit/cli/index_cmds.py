@@ -5,23 +5,23 @@ from __future__ import annotations
 import click
 
 from . import echo_json, main
-from .progress import TqdmProgress
+from .options import CHUNKING, INGEST, setting
+from .progress import TerminalProgress
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
 @click.option("--index", "index_dir", required=True, type=click.Path(), help="Index directory (created if new).")
-@click.option("--embed-model", default="all-minilm-l6-v2", show_default=True,
-              help="Bundled embedding model name or a local sentence-transformers directory.")
-@click.option("--chunk-size", default=200, show_default=True, help="Chunk size in the embedding model's tokens.")
-@click.option("--chunk-overlap", default=40, show_default=True, help="Overlap between chunks, in tokens.")
-@click.option("--dense-index", type=click.Choice(["flat", "hnsw", "ivf"]), default="flat", show_default=True,
-              help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora.")
-@click.option("--batch-size", default=64, show_default=True, help="Embedding batch size.")
+@setting("--embed-model", of=INGEST, help="Bundled embedding model name or a local sentence-transformers directory.")
+@setting("--chunk-size", of=CHUNKING, type=int, help="Chunk size in the embedding model's tokens.")
+@setting("--chunk-overlap", of=CHUNKING, type=int, help="Overlap between chunks, in tokens.")
+@setting("--dense-index", of=INGEST, type=click.Choice(["flat", "hnsw", "ivf"]),
+         help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora.")
+@setting("--batch-size", of=INGEST, type=int, help="Embedding batch size.")
 @click.option("--embed-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
               help="Run the embedding model with sentence-transformers (torch) or ONNX Runtime (onnx, onnx-int8: "
-                   "about 2x faster on a CPU). Default: an existing index's own; for a new one onnx-int8, "
-                   "or torch when CUDA is available.")
+                   "about 2x faster on a CPU). [default: an existing index's own; for a new one onnx-int8, "
+                   "or torch when CUDA is available]")
 @click.option("--sync", is_flag=True,
               help="Make the index hold exactly PATHS: drop files indexed earlier from anywhere else.")
 @click.option("--max-file-chunks", default=5000, show_default=True,
@@ -36,6 +36,7 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
     from other folders stay unless --sync. The first folder names its files by their relative
     path, later ones by FOLDER/relative path. Links out of a folder are not followed.
     """
+    from ..errors import UsageError
     from ..index.build import IngestConfig
     from ..index.build import ingest as run_ingest
     from ..ingest.chunking import ChunkingConfig
@@ -50,8 +51,8 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             max_chunks_per_file=max_file_chunks,
         )
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-    summary = run_ingest(list(paths), index_dir, config, progress=TqdmProgress(), sync=sync)
+        raise UsageError(str(e)) from None
+    summary = run_ingest(list(paths), index_dir, config, progress=TerminalProgress(), sync=sync)
     if as_json:
         echo_json(summary.to_dict())
     else:
@@ -80,9 +81,11 @@ def printable(text: str) -> str:
 
 @main.command()
 @click.argument("query")
-@click.option("--index", "index_dir", required=True, type=click.Path())
+@click.option("--index", "index_dir", envvar="RAGKIT_INDEX", default=".ragkit/demo-index", show_default=True,
+              type=click.Path(), help="Index directory built by 'ragkit ingest' (or set RAGKIT_INDEX).")
 @click.option("-k", "k", default=5, show_default=True, help="Number of chunks to return.")
-@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True,
+              help="Retrieval: dense vectors, BM25 keywords, or both fused.")
 @click.option("--embed-model", default=None, help="Refuse to search unless the index was built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search(query, index_dir, k, mode, embed_model, as_json):
@@ -92,7 +95,7 @@ def search(query, index_dir, k, mode, embed_model, as_json):
     index = Index.open(index_dir, embed_model=embed_model)
     hits = index.search(query, k=k, mode=mode)
     if as_json:
-        echo_json({"hits": [h.to_dict() for h in hits]})
+        echo_json({"query": query, "hits": [h.to_dict() for h in hits]})
         return
     if not hits:
         click.echo("No results.")
@@ -109,15 +112,15 @@ def bench():
 
 
 @bench.command("validate")
-@click.argument("file", type=click.Path())
-@click.option("--json", "as_json", is_flag=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the count and the problems as JSON.")
 def bench_validate(file, as_json):
     """Check a bench file and report malformed lines with their numbers."""
     from ..eval.bench import validate_bench
 
     valid, errors = validate_bench(file)
     if as_json:
-        echo_json({"valid": valid, "errors": [{"line": n, "problem": p} for n, p in errors]})
+        echo_json({"file": file, "items": valid, "errors": [{"line": n, "problem": p} for n, p in errors]})
     else:
         for n, p in errors:
             click.echo(f"{file}:{n}: {p}", err=True)

@@ -1,6 +1,12 @@
-"""Progress on stderr for the library's Progress callbacks: a tqdm bar on a terminal, and when
-stderr is a log file (CI, nohup, `ragkit run ... 2> log`), a plain line at most every 30 seconds,
-so a long job can be followed without filling the log with bar redraws."""
+"""Progress on stderr for the library's Progress callbacks (ragkit.progress), the one terminal and
+log implementation every command uses.
+
+On a terminal: a tqdm bar per stage, with any figures the library passes (training's loss, lr and
+tokens/s) beside the count, and message lines written above the bar. When stderr is a log file (CI,
+nohup, `ragkit run ... 2> log`): no bar, and a plain line at most every `log_every` seconds (30 by
+default, so a long job can be followed without filling the log with bar redraws; a stage shorter
+than that prints nothing).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ import time
 LOG_EVERY_S = 30.0
 
 
-class TqdmProgress:
-    def __init__(self, enabled: bool | None = None, log_every: float = LOG_EVERY_S):
+class TerminalProgress:
+    def __init__(self, enabled: bool | None = None, log_every: float = LOG_EVERY_S, unit: str = ""):
         self.tty = sys.stderr.isatty() if enabled is None else enabled
         self.log_every = log_every
+        self.unit = unit
         self._bar = None
         self._name, self._total, self._n, self._t0, self._last = "", 0, 0, 0.0, 0.0
 
@@ -24,19 +31,28 @@ class TqdmProgress:
         if self.tty:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=name, unit="", file=sys.stderr, leave=False, dynamic_ncols=True)
+            self._bar = tqdm(total=total, desc=name, unit=self.unit, file=sys.stderr, leave=False, dynamic_ncols=True)
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, **stats) -> None:
         self._n += n
         if self._bar is not None:
+            if stats:
+                self._bar.set_postfix(stats, refresh=False)
             self._bar.update(n)
             return
         now = time.monotonic()
         if not self.tty and self.log_every and now - self._last >= self.log_every:
-            # Short stages print nothing: only work that outlasts the interval gets a line.
             self._last = now
             pct = f" ({100 * self._n / self._total:.0f}%)" if self._total else ""
-            print(f"{self._name}: {self._n}/{self._total}{pct}, {now - self._t0:.0f} s", file=sys.stderr, flush=True)
+            figures = "".join(f" {k}={v}" for k, v in stats.items())
+            print(f"{self._name}: {self._n}/{self._total}{pct}, {now - self._t0:.0f} s{figures}", file=sys.stderr,
+                  flush=True)
+
+    def message(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def done(self) -> None:
         if self._bar is not None:

@@ -1,15 +1,18 @@
-"""`ragkit run PIPELINE.yaml`: a whole experiment (ingest → SFT data → train → eval → report)."""
+"""`ragkit run PIPELINE.yaml`: a whole experiment (ingest → SFT data → train → eval → report).
+
+The command keeps its name and the files their folder (pipelines/); in the library the thing is an
+experiment (ragkit.experiment), so that "pipeline" means only the answer path, ragkit.Pipeline."""
 
 from __future__ import annotations
 
 import click
 
 from . import echo_json, main
-from .progress import TqdmProgress
+from .progress import TerminalProgress
 
 
 @main.command("run")
-@click.argument("pipeline", type=click.Path())
+@click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a setting, e.g. --set eval.limit=20 --set train.options.epochs=1 (repeatable).")
 @click.option("--resume", "how", flag_value="resume", help="Continue the latest run of this pipeline, even if "
@@ -26,10 +29,9 @@ def run_cmd(pipeline, overrides, how, runs_dir, check, as_json):
     settings start a new run unless --resume is given.
     """
     from ..eval.report import arms_table, breakdown_table
-    from ..eval.steps import run_pipeline
-    from ..experiment import load_pipeline
+    from ..experiment import load_experiment, run_experiment
 
-    cfg = load_pipeline(pipeline, overrides)
+    cfg = load_experiment(pipeline, overrides)
     if check:
         import yaml
 
@@ -38,7 +40,7 @@ def run_cmd(pipeline, overrides, how, runs_dir, check, as_json):
         else:
             click.echo(yaml.safe_dump(cfg.to_dict(), allow_unicode=True, sort_keys=False), nl=False)
         return
-    result = run_pipeline(cfg, runs_dir, how=how or "auto", progress=TqdmProgress(),
+    result = run_experiment(cfg, runs_dir, how=how or "auto", progress=TerminalProgress(),
                           log=lambda m: click.echo(m, err=True))
     if as_json:
         echo_json(result)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from . import echo_json, main
-from .progress import TqdmProgress
+from .options import SFT_DATA, setting
+from .progress import TerminalProgress
 
 
 @main.command("build-sft-data")
@@ -13,32 +14,31 @@ from .progress import TqdmProgress
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output JSONL; OUT.provenance.jsonl and dataset_info.json are written beside it.")
 @click.option("--format", "fmt", type=click.Choice(["alpaca", "sharegpt", "messages"]), default="alpaca",
-              show_default=True)
-@click.option("--per-chunk", default=3, show_default=True, help="Answer spans (QA pairs) to try per chunk.")
-@click.option("--paraphrases", default=2, show_default=True, help="Rephrasings to add for each kept question.")
-@click.option("--method", type=click.Choice(["template", "hybrid", "model"]), default="template", show_default=True,
-              help="Who writes questions. template: rules from the text's structure (no model; with the "
+              show_default=True, help="Output format: alpaca (instruction/input/output), sharegpt or messages.")
+@setting("--per-chunk", of=SFT_DATA, type=int, help="Answer spans (QA pairs) to try per chunk.")
+@setting("--paraphrases", of=SFT_DATA, type=int, help="Rephrasings to add for each kept question.")
+@setting("--method", of=SFT_DATA, type=click.Choice(["template", "hybrid", "model"]),
+         help="Who writes questions. template: rules from the text's structure (no model; with the "
                    "bundled 135M/270M models this measured far better). hybrid: rules, plus the model for "
                    "spans the rules cannot phrase and for --model-paraphrases. model: the model writes every "
                    "question (for a strong --model or --base-url).")
-@click.option("--model-paraphrases", default=1, show_default=True,
-              help="hybrid/model: how many of the --paraphrases to ask the model for (rules write the rest).")
-@click.option("--tasks", default="direct,explain,list", show_default=True,
-              help="Instruction phrasings to emit: direct questions, 'explain' requests, 'list' requests.")
-@click.option("--mix", type=click.Path(dir_okay=False), default=None,
+@setting("--model-paraphrases", of=SFT_DATA, type=int, help="hybrid/model: how many of the --paraphrases to ask the model for (rules write the rest).")
+@setting("--tasks", of=SFT_DATA, help="Instruction phrasings to emit: direct questions, 'explain' requests, 'list' requests.")
+@click.option("--mix", type=click.Path(exists=True, dir_okay=False), default=None,
               help="General instruction data (alpaca/sharegpt/messages JSONL) to mix in against forgetting.")
 @click.option("--mix-ratio", type=float, default=None,
-              help="Share of the output rows taken from --mix (default 0.1 with --mix).")
-@click.option("--exclude-bench", type=click.Path(dir_okay=False), default=None,
+              help="Share of the output rows taken from --mix. [default: 0.1 with --mix]")
+@click.option("--exclude-bench", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Bench JSONL: drop generated questions that nearly duplicate a bench question.")
 @click.option("-m", "--model", default=None,
-              help="Generator model (bundled name, configured name or path); default: the bundled model "
-                   "for each chunk's language.")
-@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None)
+              help="Generator model (bundled name, configured name or path). [default: the bundled model "
+                   "for each chunk's language]")
+@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
+              help="Backend to run the model with. [default: llamacpp for a .gguf file, hf for a directory, openai with --base-url]")
 @click.option("--base-url", default=None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--n-ctx", type=int, default=None, help="Context window in tokens.")
 @click.option("--limit-chunks", type=int, default=None, help="Only the first N chunks (a quick look).")
-@click.option("--seed", default=0, show_default=True, help="Seed for shuffling and mixing.")
+@setting("--seed", of=SFT_DATA, type=int, help="Seed for shuffling and mixing.")
 @click.option("--fresh", is_flag=True, help="Start over instead of continuing an interrupted run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build_sft_data_cmd(index_dir, out, fmt, per_chunk, paraphrases, method, model_paraphrases, tasks, mix,
@@ -50,22 +50,19 @@ def build_sft_data_cmd(index_dir, out, fmt, per_chunk, paraphrases, method, mode
     its document, filtered and rephrased. Re-running with the same settings continues an
     interrupted run.
     """
+    from ..errors import UsageError
     from ..sft.qa import SFTDataConfig, build_sft_data
 
-    try:
-        config = SFTDataConfig(
-            per_chunk=per_chunk, paraphrases=paraphrases, method=method,
-            tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()), model=model, backend=backend,
-            base_url=base_url, n_ctx=n_ctx, model_paraphrases=model_paraphrases, limit_chunks=limit_chunks,
-            seed=seed,
-        )
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+    config = SFTDataConfig(  # a bad value raises SettingsError: one sentence, exit code 2
+        per_chunk=per_chunk, paraphrases=paraphrases, method=method, tasks=tasks, model=model, backend=backend,
+        base_url=base_url, n_ctx=n_ctx, model_paraphrases=model_paraphrases, limit_chunks=limit_chunks,
+        seed=seed,
+    )
     if mix is None and mix_ratio is not None:
-        raise click.BadParameter("--mix-ratio needs --mix FILE")
+        raise UsageError("--mix-ratio needs --mix FILE")
     mix_ratio = 0.1 if mix_ratio is None else mix_ratio
     summary = build_sft_data(index_dir, out, config, fmt=fmt, mix=mix, mix_ratio=mix_ratio,
-                             exclude_bench=exclude_bench, progress=TqdmProgress(), fresh=fresh)
+                             exclude_bench=exclude_bench, progress=TerminalProgress(), fresh=fresh)
     if as_json:
         echo_json(summary.to_dict())
         return

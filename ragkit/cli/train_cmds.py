@@ -2,99 +2,51 @@
 
 from __future__ import annotations
 
-import sys
-import time
 import warnings
 
 import click
 
 from . import echo_json, main
-
-
-class TrainBar:
-    """A tqdm bar per epoch showing loss, learning rate and tokens/s; epoch lines go to stderr.
-
-    Without a terminal (logs, CI) there is no bar; a progress line is written every `every` seconds.
-    """
-
-    def __init__(self, enabled: bool | None = None, every: float = 60.0):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.every = every
-        self._bar = None
-        self._name, self._total, self._n, self._last = "", 0, 0, 0.0
-
-    def stage(self, name: str, total: int) -> None:
-        self.done()
-        self._name, self._total, self._n, self._last = name, total, 0, time.monotonic()
-        if self.enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=name, unit="step", file=sys.stderr, dynamic_ncols=True)
-
-    def advance(self, n: int = 1, **stats) -> None:
-        self._n += n
-        if self._bar is not None:
-            if stats:
-                self._bar.set_postfix(stats, refresh=False)
-            self._bar.update(n)
-        elif stats and time.monotonic() - self._last >= self.every:
-            self._last = time.monotonic()
-            click.echo(f"{self._name}: step {self._n}/{self._total} " + " ".join(f"{k}={v}" for k, v in stats.items()),
-                       err=True)
-
-    def message(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.write(text, file=sys.stderr)
-        else:
-            click.echo(text, err=True)
-
-    def done(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+from .options import TRAIN, setting
+from .progress import TerminalProgress
 
 
 def _config(**kw):
-    from ..errors import UsageError
     from ..sft.train import TrainConfig
 
-    try:
-        return TrainConfig(**kw)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    return TrainConfig(**kw)  # a bad value raises SettingsError: one sentence, exit code 2
 
 
 @main.command("train")
-@click.option("--data", required=True, type=click.Path(), help="SFT file: alpaca, sharegpt or messages JSON lines.")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="SFT file: alpaca, sharegpt or messages JSON lines.")
 @click.option("--base", required=True, help="Base model: a bundled name (smollm2-135m), a .gguf file or an HF directory.")
 @click.option("--out", "out", required=True, type=click.Path(), help="Directory for the adapter and checkpoints.")
-@click.option("--eval-data", type=click.Path(), help="Held-out SFT file for the eval loss (default: a slice of --data).")
-@click.option("--eval-fraction", type=float, default=0.05, show_default=True)
-@click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate (warm-up, cosine decay).")
-@click.option("--warmup-ratio", type=float, default=0.05, show_default=True)
-@click.option("--rank", type=int, default=8, show_default=True)
-@click.option("--alpha", type=float, default=16.0, show_default=True)
-@click.option("--dropout", type=float, default=0.05, show_default=True)
-@click.option("--target-modules", default="q_proj,v_proj", show_default=True,
-              help="Comma-separated module names, or all-linear.")
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--grad-accum", type=int, default=None, help="Micro-batches per step [default: effective batch 16].")
-@click.option("--max-len", type=int, default=512, show_default=True, help="Longest example in tokens.")
+@click.option("--eval-data", type=click.Path(exists=True, dir_okay=False), help="Held-out SFT file for the eval loss. [default: a slice of --data]")
+@setting("--eval-fraction", of=TRAIN, type=float, help="Share of --data held out for the eval loss (none under 20 examples).")
+@setting("--epochs", of=TRAIN, type=int, help="Passes over the training data.")
+@setting("--lr", of=TRAIN, type=float, help="Peak learning rate (warm-up, cosine decay).")
+@setting("--warmup-ratio", of=TRAIN, type=float, help="Share of the steps spent warming the learning rate up.")
+@setting("--rank", of=TRAIN, type=int, help="LoRA rank r.")
+@setting("--alpha", of=TRAIN, type=float, help="LoRA alpha (the update is scaled by alpha/r).")
+@setting("--dropout", of=TRAIN, type=float, help="LoRA dropout.")
+@setting("--target-modules", of=TRAIN, help="Comma-separated module names, or all-linear.")
+@setting("--batch-size", of=TRAIN, type=int, help="Examples per micro-batch.")
+@click.option("--grad-accum", type=int, default=None, help="Micro-batches per step. [default: enough for an effective batch of 16]")
+@setting("--max-len", of=TRAIN, type=int, help="Longest example in tokens.")
 @click.option("--languages", default=None, metavar="en,zh|all",
-              help="Train on questions in these languages [default: a bundled model's own languages, "
-                   "else all].")
+              help="Train on questions in these languages. [default: a bundled model's own languages, "
+                   "else all]")
 @click.option("--prompt-style", type=click.Choice(["chat", "fewshot"]), default=None,
-              help="Prompt format [default: the model's, as ragkit ask uses].")
-@click.option("--seed", type=int, default=0, show_default=True)
+              help="Prompt format. [default: the model's, as ragkit ask uses]")
+@setting("--seed", of=TRAIN, type=int, help="Seed for the LoRA init, the data split and batch order.")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations: less memory, ~30% slower.")
-@click.option("--share-prefix/--no-share-prefix", default=True, show_default=True,
-              help="Run the prompt prefix all examples share once per batch (exact; checked at start).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="auto: bf16/fp16 autocast on CUDA, fp32 on CPU.")
+@setting("--share-prefix/--no-share-prefix", of=TRAIN, name="share_prefix",
+         help="Run the prompt prefix all examples share once per batch (exact; checked at start).")
+@setting("--precision", of=TRAIN, type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+         help="auto: bf16/fp16 autocast on CUDA, fp32 on CPU.")
 @click.option("--qlora", is_flag=True, help="Load the base in 4 bits (bitsandbytes, CUDA).")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--threads", type=int, default=None, help="CPU threads [default: all cores].")
+@setting("--device", of=TRAIN, help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
+@click.option("--threads", type=int, default=None, help="CPU threads. [default: all cores]")
 @click.option("--early-stopping", type=int, default=None, metavar="N",
               help="Stop after N epochs without a lower eval loss; keep the best epoch.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
@@ -117,7 +69,8 @@ def train_cmd(data, base, out, eval_data, eval_fraction, epochs, lr, warmup_rati
         load_in_4bit=qlora, device=device,
         threads=threads, early_stopping=early_stopping, resume=resume, save_every=save_every, max_steps=max_steps,
     )
-    bar = TrainBar()
+    # One line a minute in a log: an epoch of the sample data takes minutes on a CPU.
+    bar = TerminalProgress(log_every=60.0, unit="step")
     try:
         summary = train(config, bar)
     finally:
@@ -137,11 +90,12 @@ def train_cmd(data, base, out, eval_data, eval_fraction, epochs, lr, warmup_rati
 
 
 @main.command("merge")
-@click.option("--adapter", required=True, type=click.Path(), help="Adapter directory from ragkit train.")
+@click.option("--adapter", required=True, type=click.Path(exists=True), help="Adapter directory from ragkit train.")
 @click.option("--out", "out", required=True, type=click.Path(), help="New directory for the merged model.")
 @click.option("--base", default=None, help="Base model, when not the one recorded with the adapter.")
-@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="Weight type of the merged model.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def merge_cmd(adapter, out, base, dtype, as_json):
     """Merge a LoRA adapter into its base (W + B·A·alpha/r) and save a transformers model directory."""
     from ..sft.export import merge
@@ -155,14 +109,15 @@ def merge_cmd(adapter, out, base, dtype, as_json):
 
 
 @main.command("export-gguf")
-@click.option("--adapter", required=True, type=click.Path(), help="Adapter directory from ragkit train.")
+@click.option("--adapter", required=True, type=click.Path(exists=True), help="Adapter directory from ragkit train.")
 @click.option("--out", "out", required=True, type=click.Path(), help="The .gguf adapter file to write.")
-@click.option("--base-gguf", type=click.Path(), default=None,
-              help="The base model's GGUF [default: the one the adapter was trained from].")
-@click.option("--outtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True)
+@click.option("--base-gguf", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The base model's GGUF. [default: the one the adapter was trained from]")
+@click.option("--outtype", type=click.Choice(["f32", "f16"]), default="f32", show_default=True,
+              help="Tensor type of the GGUF adapter.")
 @click.option("--verify", is_flag=True, help="Greedy-decode the trained questions with hf+peft and llama.cpp+adapter.")
 @click.option("--question", "questions", multiple=True, help="A question for --verify (repeatable).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written (and the check) as JSON.")
 def export_gguf_cmd(adapter, out, base_gguf, outtype, verify, questions, as_json):
     """Write the adapter as a GGUF LoRA that llama.cpp applies to the unchanged base GGUF."""
     from ..sft.export import export_gguf_adapter

@@ -9,9 +9,13 @@ that loads it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import UsageError
+from ..settings import CommaList, Settings
 from ..types import BenchItem
 
 ARMS = ("closed_book", "rag", "sft", "sft_rag")
@@ -19,52 +23,58 @@ TUNED_ARMS = ("sft", "sft_rag")
 RETRIEVAL_ARMS = ("rag", "sft_rag")
 MODES = ("dense", "bm25", "hybrid")
 
+LangMap = dict[Literal["*", "en", "zh"], str]  # lang or "*" (every language) -> model or adapter
 
-@dataclass
-class EvalConfig:
+# The answer length of `ragkit eval` and `ragkit run` alike: 48 tokens is what the README's measured
+# runs used (sample-cpu, sample-quick); every bench answer is a short span, and the longest sample
+# answers end well within it. `ragkit ask` keeps 256: there a person reads a whole sentence or two.
+EVAL_MAX_TOKENS = 48
+
+
+class EvalSettings(Settings):
+    """What an experiment file's `eval:` section may set; `ragkit eval` adds the paths (EvalConfig).
+
+    The one place the eval defaults live: `ragkit eval`'s options, pipelines/*.yaml and the API."""
+
+    arms: CommaList = Field(default_factory=lambda: list(ARMS))
+    models: LangMap = Field(default_factory=dict)  # empty: the bundled default per language
+    backend: Literal["llamacpp", "hf", "openai"] | None = None
+    n_ctx: int | None = Field(default=None, ge=1)
+    k: int = Field(default=5, ge=1)
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    min_score: float | None = None
+    max_tokens: int = Field(default=EVAL_MAX_TOKENS, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    limit: int | None = Field(default=None, ge=1)
+    judge: str | None = None
+    seed: int = 0
+
+    @field_validator("arms")
+    @classmethod
+    def _known_arms(cls, arms: list[str]) -> list[str]:
+        unknown = [a for a in arms if a not in ARMS]
+        if unknown:
+            raise ValueError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+        if len(set(arms)) != len(arms):
+            raise ValueError("each arm may be named once")
+        return arms
+
+
+class EvalConfig(EvalSettings):
     bench: str
     out: str
     index: str | None = None
-    arms: list[str] = field(default_factory=lambda: ["closed_book", "rag", "sft", "sft_rag"])
-    models: dict[str, str] = field(default_factory=dict)  # lang or "*" -> model; empty: defaults
-    backend: str | None = None
-    adapters: dict[str, str] = field(default_factory=dict)  # lang or "*" -> adapter path
-    tuned_models: dict[str, str] = field(default_factory=dict)  # lang or "*" -> merged model
+    adapters: LangMap = Field(default_factory=dict)  # lang or "*" -> adapter path
+    tuned_models: LangMap = Field(default_factory=dict)  # lang or "*" -> merged model
     base_url: str | None = None
-    n_ctx: int | None = None
-    k: int = 5
-    mode: str = "hybrid"
-    min_score: float | None = None
-    max_tokens: int = 64
-    temperature: float = 0.0
-    repetition_penalty: float = 1.0
-    seed: int = 0
-    limit: int | None = None
-    judge: str | None = None
-    n_boot: int = 2000
+    repetition_penalty: float = Field(default=1.0, gt=0.0)
+    n_boot: int = Field(default=2000, ge=100)  # bootstrap resamples for the confidence intervals
 
-    def __post_init__(self) -> None:
-        unknown = [a for a in self.arms if a not in ARMS]
-        if unknown:
-            raise ValueError(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
-        if len(set(self.arms)) != len(self.arms):
-            raise ValueError("each arm may be named once")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        if self.k < 1:
-            raise ValueError("k must be at least 1")
-        if self.max_tokens < 1:
-            raise ValueError("max_tokens must be at least 1")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError("limit must be at least 1")
-        if self.n_boot < 100:
-            raise ValueError("n_boot must be at least 100 bootstrap resamples")
-        for name in ("models", "adapters", "tuned_models"):
-            bad = [k for k in getattr(self, name) if k not in ("*", "en", "zh")]
-            if bad:
-                raise ValueError(f"{name} keys must be a language (en, zh) or '*', not {', '.join(bad)}")
+    @model_validator(mode="after")
+    def _arms_have_an_index(self) -> EvalConfig:
         if any(a in RETRIEVAL_ARMS for a in self.arms) and not self.index:
             raise ValueError("the rag and sft_rag arms need an index")
+        return self
 
     def decoding(self):
         from ..generate.base import Decoding
@@ -104,7 +114,7 @@ def resolve_adapter(model: str | None, adapter: str, backend: str | None) -> tup
     if kind == "peft":
         if backend not in (None, "hf"):
             raise UsageError(f"{adapter} is a PEFT adapter, which the {backend} backend cannot load; "
-                             "export it with 'ragkit sft export-gguf' or use --backend hf")
+                             "export it with 'ragkit export-gguf' or use --backend hf")
         return adapter_meta(path).get("base") or model, str(path), "hf"
     if backend not in (None, "llamacpp"):
         raise UsageError(f"{adapter} is a GGUF adapter, which only the llamacpp backend loads")
@@ -132,7 +142,7 @@ def select_items(items: list[BenchItem], limit: int | None) -> list[BenchItem]:
 
 def config_dict(config: EvalConfig, n_items: int, n_bench: int) -> dict:
     """The settings as report.json records them."""
-    d = asdict(config)
+    d = config.model_dump()
     d["n_items"], d["n_bench_items"] = n_items, n_bench
     d["decoding"] = asdict(config.decoding())
     return d

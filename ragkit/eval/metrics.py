@@ -24,8 +24,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_CJK_RE = re.compile(f"[{_CJK}]")
+from ..lang import CJK
+
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 # Characters that stay inside numbers: 2.5, 9:00 (a decimal point is not punctuation there).
 _IN_NUMBER = re.compile(r"(?<=\d)([.:])(?=\d)")
@@ -33,9 +33,9 @@ _PROTECT = {".": "\u0001", ":": "\u0002"}
 _UNPROTECT = {v: k for k, v in _PROTECT.items()}
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
 # A space is dropped when a CJK character is on either side, or a digit meets a letter or %.
-_SPACE_CJK = re.compile(f"(?<=[{_CJK}]) | (?=[{_CJK}])")
+_SPACE_CJK = re.compile(f"(?<=[{CJK}]) | (?=[{CJK}])")
 _SPACE_NUM_UNIT = re.compile(r"(?<=\d) (?=[^\W\d_])")
-_TOKEN_RE = re.compile(f"[{_CJK}]|\\d+(?:[.:]\\d+)?|[^\\W\\d_{_CJK}][^\\W_{_CJK}]*|[^\\w\\s]")
+_TOKEN_RE = re.compile(f"[{CJK}]|\\d+(?:[.:]\\d+)?|[^\\W\\d_{CJK}][^\\W_{CJK}]*|[^\\w\\s]")
 _WORDCHAR = re.compile(r"[0-9a-z]")
 
 # Symbols that carry meaning are kept as their own tokens rather than erased (°C, m2 survive NFKC).
@@ -147,10 +147,6 @@ def repetition(text: str, n: int = 3) -> float:
 def answer_length(text: str) -> int:
     """Length in tokens as `tokens` counts them (a Chinese character counts as one, like a word)."""
     return len(tokens(text, drop_articles=False))
-
-
-def is_cjk(text: str) -> bool:
-    return bool(_CJK_RE.search(text))
 
 
 def score_answer(prediction: str, answers: Sequence[str], refused: bool = False) -> dict[str, float]:

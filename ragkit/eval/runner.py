@@ -31,18 +31,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import ContextOverflow, UsageError
+from ..hashing import settings_hash
+from ..progress import NullProgress, Progress
 from ..types import BenchItem
 from . import metrics
-from .config import (  # noqa: F401  (re-exported: the runner is where callers look for them)
-    ARMS,
-    RETRIEVAL_ARMS,
-    TUNED_ARMS,
-    EvalConfig,
-    config_dict,
-    parse_lang_map,
-    resolve_adapter,
-    select_items,
-)
+from .config import RETRIEVAL_ARMS, TUNED_ARMS, EvalConfig, config_dict, resolve_adapter, select_items
 
 
 def _fingerprint(path: str | None) -> str | None:
@@ -60,9 +53,7 @@ def _fingerprint(path: str | None) -> str | None:
 
 
 def item_key(arm: str, item: BenchItem, model_spec: dict, settings: dict) -> str:
-    blob = json.dumps({"arm": arm, "q": item.question, "model": model_spec, **settings}, sort_keys=True,
-                      ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+    return settings_hash({"arm": arm, "q": item.question, "model": model_spec, **settings}, 20)
 
 
 def read_items(path: Path) -> dict[tuple[str, str, str], dict]:
@@ -121,14 +112,6 @@ def answer_row(arm: str, item: BenchItem, lang: str, key: str, pipe, closed_book
     return row
 
 
-class _Silent:
-    def stage(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1) -> None: ...
-
-    def done(self) -> None: ...
-
-
 def _index_version(index) -> str | None:
     vd = getattr(index, "version_dir", None)
     return Path(vd).name if vd is not None else None
@@ -157,7 +140,7 @@ def run_eval(
     *,
     load_generator: Callable | None = None,
     index=None,
-    progress=None,
+    progress: Progress | None = None,
     retrieval_only: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict:
@@ -169,7 +152,7 @@ def run_eval(
     from .charts import write_charts
     from .report import build_report, write_report
 
-    progress = progress or _Silent()
+    progress = progress or NullProgress()
     log = log or (lambda msg: None)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
@@ -193,6 +176,31 @@ def run_eval(
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in ret_rows)
 
     langs = {it.id: detect_language(it.question) for it in items}
+    plan, skipped, notes = plan_arms(config, arms, langs)
+    items_path = out / "items.jsonl"
+    rows_by_arm, reused = answer_arms(config, plan, items, langs, index, load_generator, progress, items_path)
+    if reused:
+        log(f"Reused {reused} finished item(s) from {items_path}")
+
+    if config.judge and rows_by_arm:
+        judge_rows(config, rows_by_arm, items, load_generator, progress, items_path)
+    errors = {a: sum(1 for r in rs if r.get("error")) for a, rs in rows_by_arm.items()}
+    for a, n in errors.items():
+        if n:
+            notes.append(f"{a}: {n} item(s) failed (prompt too long) and count as wrong; see items.jsonl")
+
+    _write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
+    cfg = config_dict(config, len(items), len(all_items))
+    cfg["index_version"] = _index_version(index)
+    report = build_report(retrieval, rows_by_arm, cfg, skipped, notes, n_boot=config.n_boot, seed=config.seed)
+    charts = write_charts(report, out)
+    write_report(out, report, charts)
+    return report
+
+
+def plan_arms(config: EvalConfig, arms: list[str], langs: dict[str, str]):
+    """Which (model, adapter, backend) answers each arm in each language; arms with no model are
+    skipped, and partial or mixed-backend plans get a note for the report."""
     skipped: dict[str, str] = {}
     notes: list[str] = []
     plan: dict[str, dict[str, tuple]] = {}  # arm -> lang -> (model, adapter, backend)
@@ -220,14 +228,20 @@ def run_eval(
             f"{a}: {', '.join(sorted(bs))}" for a, bs in backends.items())
             + "): PEFT adapters run on hf in full precision while the base GGUF runs quantised on llama.cpp; "
             "for a like-for-like comparison use --backend hf for every arm or export the adapter to GGUF")
-    items_path = out / "items.jsonl"
+    return plan, skipped, notes
+
+
+def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, progress, items_path: Path):
+    """Answer every planned (arm, item), reusing rows of an earlier run whose key matches; each new
+    row is appended to items.jsonl at once. Returns ({arm: scored rows}, rows reused)."""
+    from ..pipeline import Pipeline
+
     done = read_items(items_path)
     decoding = config.decoding()
-    settings = {"decoding": asdict(decoding), "base_url": config.base_url,
-                "n_ctx": config.n_ctx}
+    settings = {"decoding": asdict(decoding), "base_url": config.base_url, "n_ctx": config.n_ctx}
     rag_settings = {"k": config.k, "mode": config.mode, "min_score": config.min_score,
                     "index": _index_version(index)}
-    pipes: dict[tuple, object] = {}
+    pipes: dict[tuple, Pipeline] = {}
     rows_by_arm: dict[str, list[dict]] = {}
     reused = 0
     with items_path.open("a", encoding="utf-8") as sink:
@@ -247,8 +261,6 @@ def run_eval(
                 else:
                     pk = (model, adapter, lang, backend)
                     if pk not in pipes:
-                        from ..pipeline import Pipeline
-
                         gen = load_generator(model, backend, adapter=adapter, base_url=config.base_url,
                                              lang=lang, n_ctx=config.n_ctx)
                         pipes[pk] = Pipeline(index, gen, k=config.k, mode=config.mode, decoding=decoding,
@@ -260,23 +272,7 @@ def run_eval(
                 progress.advance()
             progress.done()
             rows_by_arm[arm] = rows
-    if reused:
-        log(f"Reused {reused} finished item(s) from {items_path}")
-
-    if config.judge and rows_by_arm:
-        judge_rows(config, rows_by_arm, items, load_generator, progress, items_path)
-    errors = {a: sum(1 for r in rs if r.get("error")) for a, rs in rows_by_arm.items()}
-    for a, n in errors.items():
-        if n:
-            notes.append(f"{a}: {n} item(s) failed (prompt too long) and count as wrong; see items.jsonl")
-
-    _write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
-    cfg = config_dict(config, len(items), len(all_items))
-    cfg["index_version"] = _index_version(index)
-    report = build_report(retrieval, rows_by_arm, cfg, skipped, notes, n_boot=config.n_boot, seed=config.seed)
-    charts = write_charts(report, out)
-    write_report(out, report, charts)
-    return report
+    return rows_by_arm, reused
 
 
 def _backend_name(config: EvalConfig, lang: str, spec: tuple) -> str:

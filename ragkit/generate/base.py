@@ -60,6 +60,25 @@ class Decoding:
         return replace(self, stop=list(dict.fromkeys([*self.stop, *extra])))
 
 
+class ChatPrompt(str):
+    """A chat prompt kept as its messages, for a backend that sends messages rather than text.
+
+    The openai backend's `render_chat` returns one: the string (the messages as JSON) is what is
+    logged, stored in items.jsonl and shown; `.messages` is what `generate` sends to
+    /v1/chat/completions. The type says it is a chat prompt, so no backend has to guess that a
+    prompt beginning with "[{" is a serialised message list.
+    """
+
+    messages: list[dict]
+
+    def __new__(cls, messages: list[dict]) -> ChatPrompt:
+        import json
+
+        obj = super().__new__(cls, json.dumps(messages, ensure_ascii=False))
+        obj.messages = [dict(m) for m in messages]
+        return obj
+
+
 class Generator(Protocol):
     backend: str  # "llamacpp", "hf", "openai"
     model: str  # display name
@@ -72,13 +91,15 @@ class Generator(Protocol):
         ...
 
     def render_chat(self, messages: list[dict]) -> str:
-        """Apply the model's chat template (with the generation prompt) to `messages`."""
+        """Apply the model's chat template (with the generation prompt) to `messages`; a backend
+        whose server applies the template returns a ChatPrompt that carries the messages."""
         ...
 
     def generate(
         self, prompt: str, decoding: Decoding, on_token: Callable[[str], None] | None = None
     ) -> Completion:
-        """Complete a fully rendered prompt (chat templates are applied before this call)."""
+        """Complete a fully rendered prompt (chat templates are applied before this call), or the
+        messages of a ChatPrompt that `render_chat` returned."""
         ...
 
 
@@ -138,6 +159,17 @@ class StopScanner:
             if self.on_token is not None:
                 self.on_token(self._buf[self._emitted : upto])
             self._emitted = upto
+
+
+def check_prompt_style(name: str, chat_template: str | None, prompt_style: str | None) -> str:
+    """The prompt style a local model runs with: the one asked for, else chat when the model has a
+    chat template and few-shot when it does not (hf and llamacpp share this rule)."""
+    from ..errors import BackendError
+
+    style = prompt_style or ("chat" if chat_template else "fewshot")
+    if style == "chat" and not chat_template:
+        raise BackendError(f"{name} has no chat template; use the fewshot prompt style (--prompt-style fewshot)")
+    return style
 
 
 def ms_since(t0: float, t1: float | None = None) -> float:

@@ -2,7 +2,7 @@
 
 Loads a local model directory, or a GGUF file through transformers' `gguf_file=` (dequantised to
 full precision, so slower than llama.cpp on CPU but the same weights), and optionally a PEFT
-LoRA adapter directory from `ragkit sft train`. Nothing is fetched from a hub: every load passes
+LoRA adapter directory from `ragkit train`. Nothing is fetched from a hub: every load passes
 `local_files_only=True`.
 
     python -c "from ragkit.generate import load_generator as g; print(g('smollm2-135m', 'hf').device)"
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import BackendError, ModelNotFound
 from ..types import Completion
-from .base import Decoding, StopScanner, answer_room, ms_since
+from .base import Decoding, StopScanner, answer_room, check_prompt_style, ms_since
 
 DEFAULT_N_CTX = 4096
 
@@ -73,9 +73,7 @@ class HFGenerator:
         trained = getattr(self.hf.config, "max_position_embeddings", None) or DEFAULT_N_CTX
         self.context_length = n_ctx or min(DEFAULT_N_CTX, trained)
         self.chat_template = getattr(self.tokenizer, "chat_template", None)
-        self.prompt_style = prompt_style or ("chat" if self.chat_template else "fewshot")
-        if self.prompt_style == "chat" and not self.chat_template:
-            raise BackendError(f"{name} has no chat template; use --prompt-style fewshot")
+        self.prompt_style = check_prompt_style(name, self.chat_template, prompt_style)
         bos = self.tokenizer.bos_token
         self._bos = bos if isinstance(bos, str) else ""
 

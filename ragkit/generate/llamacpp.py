@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import BackendError, ModelNotFound
 from ..types import Completion
-from .base import Decoding, StopScanner, answer_room, ms_since
+from .base import Decoding, StopScanner, answer_room, check_prompt_style, ms_since
 
 DEFAULT_N_CTX = 4096  # enough for k=5 passages and an answer; --n-ctx raises it
 
@@ -83,9 +83,7 @@ class LlamaCppGenerator:
         # the requested size; the smaller of the two is what a prompt and answer can really use.
         self.context_length = min(self.llm.n_ctx(), kwargs["n_ctx"])
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
-        self.prompt_style = prompt_style or ("chat" if self.chat_template else "fewshot")
-        if self.prompt_style == "chat" and not self.chat_template:
-            raise BackendError(f"{name} has no chat template; use --prompt-style fewshot")
+        self.prompt_style = check_prompt_style(name, self.chat_template, prompt_style)
         self._bos = self._piece(self.llm.token_bos())
         self._eos = self._piece(self.llm.token_eos())
         self._formatter = None

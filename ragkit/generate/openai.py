@@ -6,7 +6,8 @@ is how a team points ragkit at a served model:
     ragkit ask "..." --backend openai --base-url http://gpu-box:8000/v1 --model my-model
 
 The chat style sends messages (the server applies its model's chat template, so `render_chat`
-only serialises them as JSON); the few-shot style sends the rendered prompt to /v1/completions.
+returns a ChatPrompt that carries them); the few-shot style sends the rendered prompt to
+/v1/completions.
 Tokens are counted with the server's tokenizer endpoint when it has one (vLLM and llama.cpp
 `/tokenize`, llama-cpp-python `/extras/tokenize`); only a server without one falls back to a
 deliberately high estimate, so trimming errs on the safe side.
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 from ..errors import BackendError, ContextOverflow, UsageError
 from ..types import Completion
-from .base import Decoding, StopScanner, ms_since
+from .base import ChatPrompt, Decoding, StopScanner, ms_since
 
 DEFAULT_N_CTX = 4096
 
@@ -114,8 +115,8 @@ class OpenAIGenerator:
         return None
 
     def count_tokens(self, text: str) -> int:
-        messages = _as_messages(text)
-        if messages is not None:
+        if isinstance(text, ChatPrompt):
+            messages = text.messages
             # The server renders the template; its markup costs a few tokens per message.
             return sum(self.count_tokens(m["content"]) + 8 for m in messages)
         if self._tokenize != "":
@@ -126,15 +127,15 @@ class OpenAIGenerator:
         # know of (English runs ~4 bytes/token, Chinese ~3), so trimming stays on the safe side.
         return len(text.encode("utf-8")) // 2 + 1
 
-    def render_chat(self, messages: list[dict]) -> str:
-        return json.dumps(messages, ensure_ascii=False)
+    def render_chat(self, messages: list[dict]) -> ChatPrompt:
+        return ChatPrompt(messages)
 
     # -- generation ----------------------------------------------------------------------------
     def generate(
         self, prompt: str, decoding: Decoding, on_token: Callable[[str], None] | None = None
     ) -> Completion:
         t0 = time.perf_counter()
-        messages = _as_messages(prompt) if self.prompt_style == "chat" else None
+        messages = prompt.messages if isinstance(prompt, ChatPrompt) else None
         body: dict = {"model": self.model, "max_tokens": decoding.max_tokens, "stream": True,
                       "temperature": decoding.temperature}
         if messages is not None:
@@ -213,19 +214,6 @@ class OpenAIGenerator:
         if any(s in msg.lower() for s in ("context length", "context window", "maximum context", "too long")):
             raise ContextOverflow(f"the server says the prompt is too long for the model: {msg}")
         raise BackendError(f"the server at {self.server} answered HTTP {r.status_code}: {msg or 'no message'}")
-
-
-def _as_messages(text: str) -> list[dict] | None:
-    """The message list `render_chat` serialised, or None when `text` is a plain prompt."""
-    if not text.startswith("[{"):
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(data, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in data):
-        return data
-    return None
 
 
 def _bundled_style(model: str) -> str | None:

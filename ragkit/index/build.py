@@ -11,7 +11,6 @@ reaped (versions.py); a lock file keeps two ingests from writing one index at on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,10 +25,12 @@ import numpy as np
 from .. import __version__
 from ..embed import BACKENDS
 from ..errors import IndexDamaged, IndexIncompatible, RagkitError, UsageError
+from ..hashing import bytes_hash
 from ..ingest.chunking import ChunkingConfig, chunk_documents, chunk_id
 from ..ingest.discover import Found, scan
 from ..ingest.loaders import LoadError, load_file_noted, read_file_bytes
 from ..lang import tokenize_for_search
+from ..progress import NullProgress, Progress
 from ..types import Chunk
 from .bm25 import BM25Index
 from .manifest import DENSE_TYPES, artifact_sizes, check_artifacts, fingerprint, local_model_dir
@@ -89,18 +90,6 @@ class IngestSummary:
         return d
 
 
-class Progress:
-    """Callbacks the CLI turns into progress bars; the library stays silent by default."""
-
-    def stage(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1) -> None: ...
-
-    def done(self) -> None: ...
-
-
-def file_hash(path: Path) -> str:
-    return hashlib.sha256(read_file_bytes(path)).hexdigest()
 
 
 def _load_old(version: Path | None) -> tuple[dict | None, dict[str, list[tuple[Chunk, str, int]]]]:
@@ -277,7 +266,7 @@ def _collect(assigned: dict[str, Found], old_files: dict, old_chunks: dict, conf
         prev = old_files.get(source)
         have_old = prev is not None and source in old_chunks
         try:
-            digest = file_hash(f.path)
+            digest = bytes_hash(read_file_bytes(f.path))
         except LoadError as e:
             digest, chunks = None, str(e)
         if have_old and digest == prev["sha256"]:
@@ -367,6 +356,7 @@ def ingest(
     sync=True makes the index hold exactly these paths: files indexed earlier and not seen now go.
     """
     config = config or IngestConfig()
+    progress = progress or NullProgress()
     index_dir = Path(index_dir)
     roots = [Path(p) for p in paths]
     _check_target(index_dir, roots)
@@ -374,7 +364,7 @@ def ingest(
     index_dir.mkdir(parents=True, exist_ok=True)
     try:
         with WriteLock(index_dir):
-            return _ingest_locked(roots, index_dir, config, progress or Progress(), embedder, on_file_error, sync)
+            return _ingest_locked(roots, index_dir, config, progress, embedder, on_file_error, sync)
     except BaseException:
         if created and not (index_dir / "CURRENT").exists():  # a failed first ingest leaves nothing behind
             shutil.rmtree(index_dir, ignore_errors=True)

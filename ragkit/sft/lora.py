@@ -1,21 +1,18 @@
-"""The model side of `ragkit train`: load the base, estimate the memory a step needs, wrap it in
-a peft LoRA, and the loss on answer tokens (with the two CPU savings described in train.py)."""
+"""The model side of `ragkit train`: pick the device and precision, load the base, estimate the
+memory a step needs, wrap it in a peft LoRA, the learning-rate schedule, and the loss on answer
+tokens (with the two CPU savings described in train.py)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
-from ..errors import ModelNotFound, RagkitError, UsageError
-from . import data as D
-from .data import BaseSpec
+from ..errors import ModelNotFound, OutOfMemory, UsageError
+from .data import IGNORE, BaseSpec
 
 # peft still calls a transformers method that 5.x renamed (train and merge both hit it); the
 # warning tells a user nothing they can act on.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
-
-
-class OutOfMemory(RagkitError):
-    """Training would not fit (or did not fit) in this machine's memory."""
 
 
 # ---------------------------------------------------------------------------- the base model
@@ -35,6 +32,37 @@ def load_model(base: BaseSpec, dtype=None, device: str = "cpu", quantization_con
     except (OSError, ValueError) as e:
         raise ModelNotFound(f"transformers could not load {base.path}: {str(e).splitlines()[0]}") from e
     return model if quantization_config is not None else model.to(device)
+
+
+# ---------------------------------------------------------------------------- device, schedule
+
+
+def lr_lambda(warmup: int, total: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+    return f
+
+
+def device_and_precision(config):
+    import torch
+
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("device cuda (--device) was asked for but torch sees no CUDA GPU")
+    p = config.precision
+    if p == "auto":
+        p = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.startswith("cuda") else "fp32"
+    if p == "fp16" and not device.startswith("cuda"):
+        raise UsageError("fp16 training needs a CUDA GPU; on CPU use fp32 (or bf16 where the CPU supports it)")
+    if config.load_in_4bit and not device.startswith("cuda"):
+        raise UsageError("4-bit QLoRA (load_in_4bit, --qlora) needs a CUDA GPU (bitsandbytes); on CPU train in "
+                         "fp32 without it")
+    return device, p, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
 
 
 # ---------------------------------------------------------------------------- memory
@@ -78,7 +106,7 @@ def training_bytes(model, batch: int, seq: int, bytes_per: int, checkpointing: b
     return int(weights + trainable + 1.2 * acts + 2**30)
 
 
-def _is_oom(e: BaseException) -> bool:
+def is_oom(e: BaseException) -> bool:
     import torch
 
     msg = str(e).lower()
@@ -111,7 +139,7 @@ def add_lora(model, config):
                                             target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM"))
 
 
-def _split_model(peft_model):
+def split_model(peft_model):
     """(decoder, output head, softcap) of the wrapped causal LM, or None when its layout is unknown."""
     inner = peft_model.get_base_model()
     decoder = getattr(inner, "model", None)
@@ -153,7 +181,7 @@ def loss_sum(peft_model, batch, split=None, prefix: int = 0):
     import torch.nn.functional as F
 
     labels = batch["labels"][:, 1:]
-    keep = labels != D.IGNORE  # position i predicts token i + 1
+    keep = labels != IGNORE  # position i predicts token i + 1
     targets = labels[keep]
     if split is None:
         out = peft_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
@@ -171,11 +199,11 @@ def loss_sum(peft_model, batch, split=None, prefix: int = 0):
     return F.cross_entropy(logits.float(), targets, reduction="sum"), int(targets.numel())
 
 
-def _fast_paths(peft_model, batch, prefix: int) -> tuple[object, bool]:
+def fast_paths(peft_model, batch, prefix: int) -> tuple[object, bool]:
     """(split or None, whether prefix sharing is exact): each kept only if it matches the plain forward."""
     import torch
 
-    split = _split_model(peft_model)
+    split = split_model(peft_model)
     if split is None:
         return None, False
     was = peft_model.training

@@ -10,20 +10,10 @@ from __future__ import annotations
 
 import re
 
-from ..lang import tokenize_for_search
+from ..lang import CJK, has_cjk, tokenize_for_search
 from .filters import looks_like_question, strip_anchor
-from .spans import (
-    _DURATION_EN,
-    _DURATION_ZH,
-    _GENERIC_HEAD,
-    _MEASURE_ZH,
-    _MONTHS,
-    _UNIT_EN,
-    _UNIT_ZH,
-    Span,
-    strip_paren,
-    value_kind,
-)
+from .patterns import DURATION_EN, DURATION_ZH, MEASURE_ZH, MONTHS, UNIT_EN, UNIT_ZH
+from .spans import GENERIC_HEAD, Span, strip_paren, value_kind
 
 # ------------------------------------------------------------------------------------------ template questions
 _WH_EN = {"money": "how much", "percent": "what percentage", "temperature": "what temperature",
@@ -37,7 +27,7 @@ _COPULA_EN = re.compile(
 
 def _wh_en(kind: str, answer: str, before: str) -> str:
     if kind in ("duration", "quantity"):
-        m = re.search(rf"({_DURATION_EN}|{_UNIT_EN})$", answer)
+        m = re.search(rf"({DURATION_EN}|{UNIT_EN})$", answer)
         unit = m.group(1) if m else ""
         if re.search(r"\d\s?(?:–|-|~|to)\s?\d", answer):
             return "what range of " + unit if unit else "what range"
@@ -51,7 +41,7 @@ def _wh_en(kind: str, answer: str, before: str) -> str:
     if kind == "name":
         return "whom" if before.endswith(" by") else "what"
     if kind == "date":
-        if re.fullmatch(rf"(?:{_MONTHS}) \d{{4}}", answer):
+        if re.fullmatch(rf"(?:{MONTHS}) \d{{4}}", answer):
             return "which month"
         return "which date" if _PREP_DATE_EN.search(before) else "what date"
     return _WH_EN.get(kind, "what")
@@ -67,7 +57,7 @@ def _wh_zh(kind: str, answer: str) -> str:
     if kind == "money" and answer.endswith("元"):
         return "多少元"
     if kind in ("duration", "count", "quantity"):
-        m = re.search(rf"({_DURATION_ZH}|{_MEASURE_ZH}|{_UNIT_ZH})$", answer)
+        m = re.search(rf"({DURATION_ZH}|{MEASURE_ZH}|{UNIT_ZH})$", answer)
         unit = m.group(1) if m else ""
         if re.search(r"\d\s?(?:–|-|~|至|到)\s?\d", answer):
             return "多少" if not unit or unit.isascii() else f"多少{unit}"
@@ -103,7 +93,7 @@ def insitu_question(sentence: str, s: int, e: int, kind: str, lang: str) -> str 
         q = f"{before}{wh}{after}".strip(" ，,：:")
         if re.match(r"(?:例如|比如|譬如|如)", q):
             return None  # "例如草长到多少？": an example, not a fact to ask about
-        q = re.sub(r"(?<=[\u4e00-\u9fff，]) +(?=[\u4e00-\u9fff，])", "", q)
+        q = re.sub(f"(?<=[{CJK}，]) +(?=[{CJK}，])", "", q)
         if q.count("（") > q.count("）"):  # "充满电（约多少分钟？" → "充满电，约多少分钟？"
             q = q[::-1].replace("（", "，", 1)[::-1]
         return q + "？" if q and q != wh else None
@@ -153,7 +143,7 @@ def _entity_like(header: str) -> bool:
     if len(header.split()) > 3 or len(header) > 16:
         return False
     return bool(re.search(r"\d|[A-Za-z]*[A-Z][A-Za-z]*\s*[A-Z0-9]", header)) or bool(
-        re.search(r"[A-Za-z0-9]", header) and re.search(r"[\u4e00-\u9fff]", header))
+        re.search(r"[A-Za-z0-9]", header) and has_cjk(header))
 
 
 def join_zh(*parts: str) -> str:
@@ -161,7 +151,7 @@ def join_zh(*parts: str) -> str:
     out = ""
     for p in parts:
         if out and p and (out[-1].isascii() and out[-1].isalnum()) != (p[0].isascii() and p[0].isalnum()) \
-                and re.match(r"[\u4e00-\u9fffA-Za-z0-9]", p[0]) and re.search(r"[\u4e00-\u9fffA-Za-z0-9]$", out):
+                and re.match(f"[{CJK}A-Za-z0-9]", p[0]) and re.search(f"[{CJK}A-Za-z0-9]$", out):
             out += " "
         out += p
     return out
@@ -171,14 +161,14 @@ def cell_question(row_key: str, col: str, first_header: str, value: str, lang: s
     """A question about one table cell, from its row key and column header."""
     row_key, col = strip_paren(row_key), strip_paren(col)
     kind = value_kind(strip_paren(value), lang)
-    if value_kind(row_key, lang) in ("date", "year") and (col.lower() in _GENERIC_HEAD or col in {"事件", "大事", "Event", "Events", "Milestone"}):
+    if value_kind(row_key, lang) in ("date", "year") and (col.lower() in GENERIC_HEAD or col in {"事件", "大事", "Event", "Events", "Milestone"}):
         return f"{row_key}发生了什么？" if lang == "zh" else f"What happened in {row_key}?"
     if col.lower() in ("fits", "fits model", "compatible with", "for model") or col in ("适用机型", "适用型号"):
         return f"{row_key}适用于哪款机型？" if lang == "zh" else f"Which model does the {_lc(row_key)} fit?"
-    generic_value = col.lower() in _GENERIC_HEAD
+    generic_value = col.lower() in GENERIC_HEAD
     # Rows are attributes when the columns name things ("| Item | Kestrel M3 |"); otherwise the
     # column is the attribute of the row ("| Item | Price |" → the price of the row's item).
-    attr_rows = _entity_like(col) or (first_header.lower() in _FIRST_GENERIC and not re.fullmatch(r"[A-Za-z\u4e00-\u9fff ]{1,12}", col))
+    attr_rows = _entity_like(col) or (first_header.lower() in _FIRST_GENERIC and not re.fullmatch(f"[A-Za-z{CJK} ]{{1,12}}", col))
     if lang == "zh":
         ask = "是多少" if kind in ("money", "percent", "quantity", "duration", "count", "temperature", "phone") else \
             "是什么时候" if kind == "date" else "是什么"

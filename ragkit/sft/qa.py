@@ -19,16 +19,21 @@ stronger `--model`/`--base-url`; every model text still passes the same filters.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from ..errors import UsageError
+from ..hashing import settings_hash
 from ..lang import detect_language
-from . import filters as F
+from ..progress import NullProgress, Progress
+from ..settings import CommaList, Settings
+from . import filters
 from .paraphrase import ModelWriter, anchor, clean_title, rule_variants, template_question
 from .spans import Span, pick_spans
 
@@ -37,35 +42,31 @@ TASKS = ("direct", "explain", "list")
 WORK_VERSION = 2
 
 
-@dataclass
-class SFTDataConfig:
-    """Settings of one build. Those in `work_key` decide each chunk's pairs (and the work file)."""
+class SFTDataConfig(Settings):
+    """Settings of one build. Those in `work_key` decide each chunk's pairs (and the work file).
 
-    per_chunk: int = 3
-    paraphrases: int = 2
-    method: str = "template"  # measured best with the bundled models (see the CLI help)
-    tasks: tuple[str, ...] = TASKS
+    `ragkit build-sft-data` takes its option defaults from here, and an experiment's
+    `sft_data.options` are these fields."""
+
+    per_chunk: int = Field(default=3, ge=1, le=20)
+    paraphrases: int = Field(default=2, ge=0, le=10)
+    method: Literal["hybrid", "template", "model"] = "template"  # measured best with the bundled models
+    tasks: CommaList = Field(default_factory=lambda: list(TASKS))
     model: str | None = None  # None: the bundled default for each chunk's language
-    backend: str | None = None
+    backend: Literal["llamacpp", "hf", "openai"] | None = None
     base_url: str | None = None
-    n_ctx: int | None = None
-    model_paraphrases: int = 1  # of the `paraphrases`, at most this many are asked of the model
-    limit_chunks: int | None = None
+    n_ctx: int | None = Field(default=None, ge=1)
+    model_paraphrases: int = Field(default=1, ge=0)  # of the `paraphrases`, at most this many are asked of the model
+    limit_chunks: int | None = Field(default=None, ge=1)
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.per_chunk <= 20:
-            raise ValueError("--per-chunk must be between 1 and 20")
-        if not 0 <= self.paraphrases <= 10:
-            raise ValueError("--paraphrases must be between 0 and 10")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}")
-        self.tasks = tuple(self.tasks)
-        bad = set(self.tasks) - set(TASKS)
-        if bad or not self.tasks:
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str]) -> list[str]:
+        bad = set(tasks) - set(TASKS)
+        if bad or not tasks:
             raise ValueError(f"tasks must be among {', '.join(TASKS)}, not {', '.join(sorted(bad)) or 'none'}")
-        if self.limit_chunks is not None and self.limit_chunks < 1:
-            raise ValueError("--limit-chunks must be at least 1")
+        return tasks
 
     def work_key(self) -> dict:
         keys = ("per_chunk", "paraphrases", "method", "model", "backend", "base_url", "model_paraphrases", "seed")
@@ -82,7 +83,7 @@ class Summary:
     spans: int = 0
     generated: int = 0  # candidate questions written (by rules and model) for the spans
     kept: int = 0  # QA pairs kept (direct questions and lists), before rephrasings
-    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(F.FILTERS, 0))
+    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(filters.FILTERS, 0))
     paraphrases_generated: int = 0
     paraphrases_kept: int = 0
     paraphrases_dropped: dict[str, int] = field(default_factory=dict)  # rephrasings, per filter
@@ -118,10 +119,11 @@ def doc_titles(chunks) -> dict[str, str]:
     return titles
 
 
-def settings_hash(index_manifest: dict, config: SFTDataConfig) -> str:
+def work_hash(index_manifest: dict, config: SFTDataConfig) -> str:
+    """The key of a build's work file: the index's files and the settings that decide each chunk's pairs."""
     key = {"v": WORK_VERSION, "index": index_manifest.get("files") or index_manifest.get("created"),
            **config.work_key()}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return settings_hash(key, 12)
 
 
 class _ChunkWorker:
@@ -131,7 +133,7 @@ class _ChunkWorker:
         self.config = config
         self.titles = titles
         self.load_writer = load_writer
-        self.seen = F.NearDupIndex()
+        self.seen = filters.NearDupIndex()
         self.headers: dict[str, dict] = {}
         self.covered: dict[str, int] = {}  # source → end offset of the chunks already read
 
@@ -203,11 +205,11 @@ class _ChunkWorker:
 
     def _rephrase(self, q, sp, text, lang, title, writer, variants, drops, counts) -> None:
         want = self.config.paraphrases
-        core = F.char_ngrams(F.strip_anchor(q))
+        core = filters.char_ngrams(filters.strip_anchor(q))
         tries: list[tuple[str | None, str]] = []
         if writer and self.config.method != "template":
             for _ in range(min(self.config.model_paraphrases, want - len(variants))):
-                p = writer.paraphrase(F.strip_anchor(q), lang)
+                p = writer.paraphrase(filters.strip_anchor(q), lang)
                 tries.append((anchor(p, title, lang, 1) if p else None, "model"))
         tries += [(v, "rule") for v in rule_variants(q, title, lang)]
         for v, who in tries:
@@ -218,7 +220,7 @@ class _ChunkWorker:
                 drops["length"] = drops.get("length", 0) + 1
                 continue
             why = self.check(v, sp, text, lang, model=who == "model")
-            if not why and F.jaccard(F.char_ngrams(F.strip_anchor(v)), core) >= F.NEAR_DUP:
+            if not why and filters.jaccard(filters.char_ngrams(filters.strip_anchor(v)), core) >= filters.NEAR_DUP:
                 why = "near_duplicate"  # only the anchor changed: not a rephrasing
             if why:
                 drops[why] = drops.get(why, 0) + 1
@@ -229,15 +231,15 @@ class _ChunkWorker:
     def check(self, q: str, sp: Span, text: str, lang: str, model: bool) -> str | None:
         """The name of the first filter `q` fails, or None when it passes them all."""
         long = sp.kind in ("list", "faq")
-        if not F.supported(sp.answer, text):
+        if not filters.supported(sp.answer, text):
             return "unsupported"
-        if sp.kind != "list" and F.contains_answer(q, sp.answer):
+        if sp.kind != "list" and filters.contains_answer(q, sp.answer):
             return "contains_answer"
-        if F.needs_context(q, lang):
+        if filters.needs_context(q, lang):
             return "needs_context"
-        if not F.length_ok(q, sp.answer, lang, long_answer=long):
+        if not filters.length_ok(q, sp.answer, lang, long_answer=long):
             return "length"
-        if model and F.inconsistent(q, sp.kind, text, lang, sp.answer):
+        if model and filters.inconsistent(q, sp.kind, text, lang, sp.answer):
             return "inconsistent"
         hit = self.seen.match(q)
         return hit[0] if hit else None
@@ -282,7 +284,7 @@ def build_sft_data(
     mix: str | Path | None = None,
     mix_ratio: float = 0.0,
     exclude_bench: str | Path | None = None,
-    progress=None,
+    progress: Progress | None = None,
     generator_factory: Callable[[str], object] | None = None,
     fresh: bool = False,
 ) -> Summary:
@@ -295,23 +297,52 @@ def build_sft_data(
     from .formats import FORMATS, write_outputs
 
     config = config or SFTDataConfig()
+    progress = progress or NullProgress()
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
     if mix and not 0 < mix_ratio < 1:
-        raise UsageError("--mix-ratio must be between 0 and 1 (the share of general rows in the output)")
-    guard = F.BenchGuard.from_file(exclude_bench) if exclude_bench else None
+        raise UsageError("mix_ratio (--mix-ratio) must be between 0 and 1 (the share of general rows in the output)")
+    guard = filters.BenchGuard.from_file(exclude_bench) if exclude_bench else None
     t0 = time.perf_counter()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     index = Index.open(index_dir)
     chunks = list(index.chunks())
     titles = doc_titles(chunks)
-    h = settings_hash(index.manifest, config)
+    h = work_hash(index.manifest, config)
     work = _work_path(out, h)
     if fresh and work.exists():
         work.unlink()
     done = read_work(work)
     summary = Summary(index=str(index_dir), out=str(out), chunks_total=len(chunks), work_file=str(work))
+    worker = _ChunkWorker(config, titles, writer_loader(config, generator_factory))
+    todo = chunks[: config.limit_chunks] if config.limit_chunks else chunks
+    records = []
+    progress.stage("chunks", len(todo))
+    with work.open("a", encoding="utf-8") as wf:
+        for chunk in todo:
+            lang = detect_language(chunk.text)
+            spans = worker.spans(chunk, lang)
+            rec = done.get(chunk.chunk_id)
+            if rec is not None:
+                worker.replay(rec)
+                summary.chunks_resumed += 1
+            else:
+                rec = worker.run(chunk, lang, spans)
+                wf.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                wf.flush()
+            records.append(rec)
+            progress.advance(1)
+    progress.done()
+    add_counts(summary, records)
+    write_outputs(records, out, fmt, summary, guard=guard, mix=mix, mix_ratio=mix_ratio,
+                  tasks=config.tasks, seed=config.seed)
+    summary.seconds = round(time.perf_counter() - t0, 2)
+    return summary
+
+
+def writer_loader(config: SFTDataConfig, generator_factory: Callable[[str], object] | None):
+    """lang -> ModelWriter, loading each language's generator once, when a chunk first needs it."""
     writers: dict[str, ModelWriter] = {}
 
     def load_writer(lang: str) -> ModelWriter:
@@ -326,28 +357,11 @@ def build_sft_data(
             writers[lang] = ModelWriter(gen)
         return writers[lang]
 
-    worker = _ChunkWorker(config, titles, load_writer)
-    todo = chunks[: config.limit_chunks] if config.limit_chunks else chunks
-    records = []
-    if progress:
-        progress.stage("chunks", len(todo))
-    with work.open("a", encoding="utf-8") as wf:
-        for chunk in todo:
-            lang = detect_language(chunk.text)
-            spans = worker.spans(chunk, lang)
-            rec = done.get(chunk.chunk_id)
-            if rec is not None:
-                worker.replay(rec)
-                summary.chunks_resumed += 1
-            else:
-                rec = worker.run(chunk, lang, spans)
-                wf.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                wf.flush()
-            records.append(rec)
-            if progress:
-                progress.advance(1)
-    if progress:
-        progress.done()
+    return load_writer
+
+
+def add_counts(summary: Summary, records: list[dict]) -> None:
+    """Sum every chunk record's counts into the summary."""
     summary.chunks_seen = len(records)
     for rec in records:
         summary.spans += rec["spans"]
@@ -358,7 +372,3 @@ def build_sft_data(
             summary.dropped[k] = summary.dropped.get(k, 0) + v
         for k, v in rec.get("paraphrase_drops", {}).items():
             summary.paraphrases_dropped[k] = summary.paraphrases_dropped.get(k, 0) + v
-    write_outputs(records, out, fmt, summary, guard=guard, mix=mix, mix_ratio=mix_ratio,
-                  tasks=config.tasks, seed=config.seed)
-    summary.seconds = round(time.perf_counter() - t0, 2)
-    return summary

@@ -17,72 +17,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# -------------------------------------------------------------------------------- cleaning
-_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_MD_EMPH = re.compile(r"(\*\*|__|`)")
-_MD_ITAL = re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])")
-_BULLET = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)、]|[（(]\d{1,2}[)）]|[一二三四五六七八九十]+、)\s+|^\s*[一二三四五六七八九十]+、")
-_LIST_LINE = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)、])\s+\S")
+from ..lang import has_cjk
+from .patterns import COMPILED, LIST_LINE, MONTHS, clean
 
-
-def clean(text: str) -> str:
-    """Markdown and layout noise out of one line: emphasis, links, quote and list markers."""
-    t = _MD_LINK.sub(r"\1", text)
-    t = _MD_EMPH.sub("", t)
-    t = _MD_ITAL.sub(r"\1", t)
-    t = re.sub(r"^\s*>\s?", "", t)
-    t = _BULLET.sub("", t)
-    t = re.sub(r"\s+([,.;:!?])(?=\s|$)", r"\1", t)  # "Lindenport , where" (loader spacing)
-    return " ".join(t.split())
-
-
-# -------------------------------------------------------------------------------- span patterns
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_NUM = r"\d[\d,]*(?:\.\d+)?"
-_RANGE = rf"{_NUM}(?:\s?(?:–|-|~|to|至|到)\s?{_NUM})?"
-_DURATION_EN = r"(?:working days?|hours?|minutes?|min|seconds?|days?|weeks?|months?|years?|h|s)"
-_UNIT_EN = r"(?:mm|cm²|cm|m²|m2|km/h|km|m|kg|g|mAh|Ah|Wh|W|V|Pa|dB|mL|ml|litres?|liters?|L|°C|°|GHz|MHz|MB|GB)"
-_DURATION_ZH = r"(?:个工作日|工作日|分钟|小时|秒钟|秒|天|周|个月|年)"
-_UNIT_ZH = (r"(?:mm|cm²|cm|m²|km/h|km|m|kg|mAh|Ah|Wh|W|V|Pa|dB|mL|L|°C|GHz|毫米|厘米|平方米|米|公里|千克|公斤|克|"
-            r"毫升|升|毫安时|安时|帕|度|分贝|瓦|伏)")
-_MEASURE_ZH = r"(?:个|家|台|片|次|档|块|项|条|张|款|把|位|名|种|级|套|支|步|层)"
-_CN_DIGITS = "一二两三四五六七八九十"
-
-_PATTERNS: dict[str, list[tuple[str, str]]] = {
-    "en": [
-        ("email", r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
-        ("phone", r"(?<![\w-])\d{1,4}(?:-\d{2,4}){2,3}(?![\w-])"),
-        ("money", rf"(?:USD|CNY|EUR|RMB|GBP|US\$|\$|€|£|¥)\s?{_NUM}(?:\s?/\s?(?:USD|CNY|EUR|RMB)\s?{_NUM})?"),
-        ("money", rf"{_NUM}\s?(?:dollars|euros|yuan)\b"),
-        ("date", rf"\d{{1,2}} (?:{_MONTHS}) \d{{4}}|(?:{_MONTHS}) \d{{1,2}}, \d{{4}}|(?:{_MONTHS}) \d{{4}}"),
-        ("percent", rf"{_RANGE}\s?%"),
-        ("temperature", rf"{_RANGE}\s?(?:°C|degrees C\b|degrees Celsius)"),
-        ("duration", rf"{_RANGE}\s?{_DURATION_EN}(?![\w²])"),
-        ("quantity", rf"{_RANGE}\s?{_UNIT_EN}(?![\w²])"),
-        ("year", r"(?:(?<=\bin )|(?<=\bof )|(?<=\bby )|(?<=\bsince )|(?<=\bfrom )|(?<=\buntil ))(?:19|20)\d{2}\b"),
-        ("count", (r"(?<![\d.,])\b(?:\d{1,3}|two|three|four|five|six|seven|eight|nine|ten|twelve) "
-                  r"(?!percent|things|ways|times|others|ones|steps)[a-z]+s\b")),
-        # Two or more capitalised words mid-sentence, not after "the": people, places, companies.
-        ("name", r"(?:(?<=\bby )|(?<=\bof )|(?<=\bin )|(?<=, ))[A-Z][a-z]+(?: (?:[A-Z][a-z]+|and [A-Z][a-z]+))+"),
-    ],
-    "zh": [
-        ("email", r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
-        ("phone", r"(?<![\w-])\d{1,4}(?:-\d{2,4}){2,3}(?![\w-])"),
-        ("money", rf"(?:CNY|USD|RMB|¥|￥|\$)\s?{_NUM}|{_NUM}\s?元(?:/[次台年月个])?"),
-        ("date", r"\d{4}\s?年\s?\d{1,2}\s?月(?:\s?\d{1,2}\s?日)?|\d{1,2}\s?月\s?\d{1,2}\s?日|(?:19|20)\d{2}\s?年(?!\s?\d)"),
-        ("percent", rf"(?<![A-Za-z]){_RANGE}\s?%"),
-        ("temperature", rf"(?<![A-Za-z]){_RANGE}\s?°C"),
-        ("duration", rf"(?<![A-Za-z])(?:{_RANGE}|[{_CN_DIGITS}]+)\s?{_DURATION_ZH}"),
-        ("quantity", rf"(?<![A-Za-z]){_RANGE}\s?{_UNIT_ZH}(?![A-Za-z])"),
-        ("count", rf"(?<![A-Za-z\d.])(?:\d{{1,3}}|[{_CN_DIGITS[2:]}]+)\s?{_MEASURE_ZH}"),  # not 一/二: 一次, 二次销售
-    ],
-}
-_COMPILED = {lang: [(k, re.compile(p)) for k, p in pats] for lang, pats in _PATTERNS.items()}
-# How much a span of each kind is worth asking about: specific, checkable facts first.
+# What a kind of fact is worth asking about. pick_spans takes the highest first and takes kinds under
+# 2.0 (names) only when nothing better is left, so only the order matters: a document's own FAQ
+# answer, then table cells and "key: value" facts, then typed values, then counts, names last. The
+# order is a design choice, not a fitted weight (no measurement behind the exact numbers).
 _SCORE = {"faq": 3.5, "cell": 3.2, "value": 3.1, "money": 3.0, "percent": 3.0, "quantity": 3.0, "duration": 3.0,
           "temperature": 3.0, "date": 3.0, "year": 2.8, "phone": 2.9, "email": 2.7, "count": 2.2,
           "name": 1.5}
-_NOT_NAMES = set(_MONTHS.split("|")) | {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+_NOT_NAMES = set(MONTHS.split("|")) | {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
                                          "Sunday", "I", "The", "This", "If", "When", "Please", "Note", "See"}
 
 
@@ -118,7 +63,7 @@ class _Unit:
 
 _KV = re.compile(r"^(?!(?:问|答|Q|A)[：:])(?P<key>[^:：|]{1,24}?)\s*[:：]\s*(?P<value>\S.*)$")
 _SENT = {"zh": re.compile(r"(?<=[。！？；])"), "en": re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9“\"(])")}
-_GENERIC_HEAD = {"参数", "内容", "数值", "规格", "value", "values", "details", "值"}
+GENERIC_HEAD = {"参数", "内容", "数值", "规格", "value", "values", "details", "值"}
 _SKIP_COLS = {"备注", "说明", "注意", "notes", "note", "remarks", "comment", "comments", "description"}
 
 
@@ -160,69 +105,91 @@ def units(text: str, lang: str, heading: str | None = None, headers: dict | None
             out.append(_Unit("faq", clean(one.group(1)), start, heading, items=[clean(one.group(2))]))
             i += 1
             continue
-        faq_q = _faq_question(stripped)
-        if faq_q and i + 1 < len(lines):
-            # A question the document itself asks (FAQ): its answer is the next paragraph.
-            j = i + 1
-            while j < len(lines) and not lines[j][1].strip() and stripped.startswith("#"):
-                j += 1
-            ans = lines[j][1].strip() if j < len(lines) else ""
-            if ans and not ans.startswith(("#", "|")) and _cells(ans) is None and not _faq_question(ans):
-                out.append(_Unit("faq", faq_q, start, heading, items=[clean(re.sub(r"^(答|A)[：:]\s*", "", ans))]))
-                if stripped.startswith("#"):
-                    heading = faq_q
-                out.extend(_line_units(ans, lines[j][0], lang, heading))
-                i = j + 1
-                continue
-        if stripped.startswith("#"):
+        faq = _faq_block(lines, i, lang, heading)
+        if faq is not None:
+            found, heading, i = faq
+            out.extend(found)
+        elif stripped.startswith("#"):
             heading = clean(stripped.lstrip("#"))
             i += 1
-            continue
-        cells = _cells(stripped)
-        if cells is not None:
-            rows, j, rule_at = [], i, None
-            while j < len(lines):
-                s = lines[j][1].strip()
-                c = _cells(s) if s else None
-                if not s:
-                    j += 1
-                    continue
-                if c is None:
-                    break
-                if _is_rule(c):
-                    rule_at = len(rows) if rule_at is None else rule_at
-                else:
-                    rows.append(c)
-                j += 1
-            # A table the chunk starts inside (the chunker cut it) has no header of its own: take
-            # the last header with as many columns seen earlier in the document, or skip the table.
-            continued = not text[:start].strip() and rule_at != 1
-            if headers is not None:
-                if continued and len(rows[0]) in headers:
-                    rows = [headers[len(rows[0])], *rows]
-                elif continued:
-                    rows = []
-                else:
-                    headers[len(rows[0])] = rows[0]
-            elif continued:
-                rows = []
-            out.append(_Unit("table", "", start, heading, rows=rows))
-            i = j
-            continue
-        if _LIST_LINE.match(line):
-            items, j = [], i
-            while j < len(lines) and _LIST_LINE.match(lines[j][1]):
-                items.append(clean(lines[j][1]))
-                j += 1
-            lead = out[-1].text if out and out[-1].kind == "prose" and out[-1].text.endswith((":", "：")) else None
-            out.append(_Unit("list", (lead or "").rstrip(":："), start, heading, items=items))
-            for k in range(i, j):  # each item is also a fact on its own
-                out.extend(_line_units(lines[k][1], lines[k][0], lang, heading))
-            i = j
-            continue
-        out.extend(_line_units(line, start, lang, heading))
-        i += 1
+        elif _cells(stripped) is not None:
+            table, i = _table_block(lines, i, text, headers, heading)
+            out.append(table)
+        elif LIST_LINE.match(line):
+            found, i = _list_block(lines, i, out, lang, heading)
+            out.extend(found)
+        else:
+            out.extend(_line_units(line, start, lang, heading))
+            i += 1
     return out
+
+
+def _faq_block(lines, i: int, lang: str, heading: str | None):
+    """A question the document itself asks (FAQ) at line i, whose answer is the next paragraph:
+    (units, heading, next line), or None when line i is no such question."""
+    start, line = lines[i]
+    stripped = line.strip()
+    faq_q = _faq_question(stripped)
+    if not faq_q or i + 1 >= len(lines):
+        return None
+    j = i + 1
+    while j < len(lines) and not lines[j][1].strip() and stripped.startswith("#"):
+        j += 1
+    ans = lines[j][1].strip() if j < len(lines) else ""
+    if not ans or ans.startswith(("#", "|")) or _cells(ans) is not None or _faq_question(ans):
+        return None
+    found = [_Unit("faq", faq_q, start, heading, items=[clean(re.sub(r"^(答|A)[：:]\s*", "", ans))])]
+    if stripped.startswith("#"):
+        heading = faq_q
+    found.extend(_line_units(ans, lines[j][0], lang, heading))
+    return found, heading, j + 1
+
+
+def _table_block(lines, i: int, text: str, headers: dict | None, heading: str | None) -> tuple[_Unit, int]:
+    """The table starting at line i (blank lines inside it skipped), and the line after it."""
+    start = lines[i][0]
+    rows, j, rule_at = [], i, None
+    while j < len(lines):
+        s = lines[j][1].strip()
+        c = _cells(s) if s else None
+        if not s:
+            j += 1
+            continue
+        if c is None:
+            break
+        if _is_rule(c):
+            rule_at = len(rows) if rule_at is None else rule_at
+        else:
+            rows.append(c)
+        j += 1
+    # A table the chunk starts inside (the chunker cut it) has no header of its own: take the last
+    # header with as many columns seen earlier in the document, or skip the table.
+    continued = not text[:start].strip() and rule_at != 1
+    if headers is not None:
+        if continued and len(rows[0]) in headers:
+            rows = [headers[len(rows[0])], *rows]
+        elif continued:
+            rows = []
+        else:
+            headers[len(rows[0])] = rows[0]
+    elif continued:
+        rows = []
+    return _Unit("table", "", start, heading, rows=rows), j
+
+
+def _list_block(lines, i: int, before: list[_Unit], lang: str, heading: str | None) -> tuple[list[_Unit], int]:
+    """The list starting at line i (with the prose line before it that ends in ':' as its lead-in),
+    each item also as a fact of its own; and the line after the list."""
+    items, j = [], i
+    while j < len(lines) and LIST_LINE.match(lines[j][1]):
+        items.append(clean(lines[j][1]))
+        j += 1
+    prev = before[-1] if before else None
+    lead = prev.text if prev and prev.kind == "prose" and prev.text.endswith((":", "：")) else None
+    found = [_Unit("list", (lead or "").rstrip(":："), lines[i][0], heading, items=items)]
+    for k in range(i, j):
+        found.extend(_line_units(lines[k][1], lines[k][0], lang, heading))
+    return found, j
 
 
 def _line_units(line: str, start: int, lang: str, heading: str | None) -> list[_Unit]:
@@ -240,7 +207,7 @@ def _faq_question(line: str) -> str | None:
         return None
     q = re.sub(r"^(?:问|Q)[：:]\s*", "", clean(next(g for g in m.groups() if g)))
     q = re.sub(r"^(?:\d{1,2}[a-z]?[.、]\s*|[一二三四五六七八九十]+、)", "", q)
-    short = len(q) < 6 if re.search(r"[\u4e00-\u9fff]", q) else len(q.split()) < 4
+    short = len(q) < 6 if has_cjk(q) else len(q.split()) < 4
     return None if short else q  # "Still not solved?" is a heading, not a question
 
 
@@ -267,7 +234,7 @@ def strip_paren(text: str) -> str:
 def value_kind(value: str, lang: str) -> str:
     if re.fullmatch(r"[\d,.\s–~-]+", value):
         return "quantity"
-    for kind, rx in _COMPILED[lang]:
+    for kind, rx in COMPILED[lang]:
         m = rx.search(value)
         if m and m.end() - m.start() >= 0.6 * len(value):
             return kind
@@ -282,6 +249,16 @@ def kv_askable(key: str, lang: str) -> bool:
 
 # -------------------------------------------------------------------------------- picking
 _MARK = {"en": ("[", "]"), "zh": ("【", "】")}  # how the answer is marked for a model
+# Length caps, in characters. SFT answers should be short facts like the bench's: the longest of
+# the 582 sample bench answers is 26 characters in English and 28 in Chinese (data/bench/sample.jsonl,
+# measured). An answer may be 4x that in English and 2x in Chinese (a value with its unit and
+# qualifier), a "key: value" or table value 2/3 of it; an FAQ answer keeps its first sentences up to
+# 300/150; a list span has 2 to 10 items of at most 160 characters.
+MAX_ANSWER = {"en": 120, "zh": 60}
+MAX_VALUE = {"en": 80, "zh": 40}
+MAX_CELL = 80
+MAX_FAQ_ANSWER = {"en": 300, "zh": 150}
+LIST_ITEMS, MAX_LIST_ITEM = (2, 10), 160
 
 
 def _unit_spans(u: _Unit, idx: int, lang: str) -> list[Span]:
@@ -289,7 +266,7 @@ def _unit_spans(u: _Unit, idx: int, lang: str) -> list[Span]:
 
     def add(answer, kind, context, meta, marked, score):
         answer = answer.strip(" .。，,;；：:")
-        if 1 <= len(answer) <= (60 if lang == "zh" else 120):
+        if 1 <= len(answer) <= MAX_ANSWER[lang]:
             spans.append(Span(answer, kind, context, lang, u.heading, u.raw_start, u.raw_start, None, marked,
                               score, idx, meta=meta))
 
@@ -300,7 +277,7 @@ def _unit_spans(u: _Unit, idx: int, lang: str) -> list[Span]:
                 continue
             for c in range(1, len(row)):
                 value = row[c]
-                if not value or value in {"-", "—", "–", "✓", "✗", "yes", "no", "是", "否"} or len(value) > 80 \
+                if not value or value in {"-", "—", "–", "✓", "✗", "yes", "no", "是", "否"} or len(value) > MAX_CELL \
                         or header[c].lower() in _SKIP_COLS:
                     continue
                 q = {"row": row[0], "col": header[c], "first": header[0]}
@@ -310,17 +287,17 @@ def _unit_spans(u: _Unit, idx: int, lang: str) -> list[Span]:
         return spans
     if u.kind == "faq":
         answer = u.items[0]
-        if len(answer) > (150 if lang == "zh" else 300):  # keep the first sentences of a long answer
+        if len(answer) > MAX_FAQ_ANSWER[lang]:  # keep the first sentences of a long answer
             sents, answer = split_sentences(answer, lang), ""
             for sent in sents:
-                if answer and len(answer) + len(sent) > (150 if lang == "zh" else 300):
+                if answer and len(answer) + len(sent) > MAX_FAQ_ANSWER[lang]:
                     break
                 answer += ("" if lang == "zh" else " ") + sent
         spans.append(Span(answer.strip(), "faq", f"{u.text} {answer}", lang, u.heading, u.raw_start,
                           u.raw_start, u.text, f"{u.text} {_MARK[lang][0]}{answer.strip()}{_MARK[lang][1]}", 3.5, idx))
         return spans
     if u.kind == "list":
-        if 2 <= len(u.items) <= 10 and all(len(i) <= 160 for i in u.items):
+        if LIST_ITEMS[0] <= len(u.items) <= LIST_ITEMS[1] and all(len(i) <= MAX_LIST_ITEM for i in u.items):
             lead = u.text or u.heading or ""
             if lead:
                 spans.append(Span("\n".join(f"- {i}" for i in u.items), "list", lead, lang, u.heading, u.raw_start,
@@ -330,13 +307,13 @@ def _unit_spans(u: _Unit, idx: int, lang: str) -> list[Span]:
         m = _KV.match(u.text)
         key, value = m.group("key").strip(), m.group("value").strip()
         vk = value_kind(strip_paren(value), lang)
-        if len(value) <= (40 if lang == "zh" else 80) and kv_askable(key, lang):
+        if len(value) <= MAX_VALUE[lang] and kv_askable(key, lang):
             q = {"key": key, "value_kind": vk}
             add(value, "value", u.text, q, f"{key}: {_MARK[lang][0]}{value}{_MARK[lang][1]}", _SCORE["value"])
             return spans
         u = _Unit("prose", u.text, u.raw_start, u.heading)  # a long value: look inside it
     taken: list[tuple[int, int]] = []
-    for kind, rx in _COMPILED[lang]:
+    for kind, rx in COMPILED[lang]:
         for m in rx.finditer(u.text):
             s, e = m.span()
             if any(s < te and ts < e for ts, te in taken):

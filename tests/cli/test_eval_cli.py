@@ -122,7 +122,7 @@ def test_eval_usage_errors(indexed, tmp_path):
             "--adapter", tmp_path / "none")
     assert r.exit_code == 2 and r.output.startswith("Error:") and "does not exist" in r.output
     r = run("eval", "--bench", tmp_path / "missing.jsonl", "--index", idx, "--out", tmp_path / "o")
-    assert r.exit_code == 1 and "does not exist" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "does not exist" in r.output and "Traceback" not in r.output  # a missing input: 2
 
 
 def test_report_show_and_compare(indexed, tmp_path, fake_llm):
@@ -142,6 +142,9 @@ def test_report_show_and_compare(indexed, tmp_path, fake_llm):
     assert data["a"] == str(a) and data["arms"]["rag"]["accuracy"] == {"a": 1.0, "b": 1.0, "diff": 0.0}
     assert "recall@5" in data["retrieval"]
     r = run("report", tmp_path / "nothing")
+    assert r.exit_code == 2 and "does not exist" in r.output
+    (tmp_path / "empty").mkdir()
+    r = run("report", tmp_path / "empty")
     assert r.exit_code == 2 and "no report.json" in r.output
     r = run("report", a, b, a)
     assert r.exit_code == 2
@@ -200,7 +203,7 @@ def test_run_check_and_errors(tmp_path, mini_corpus, indexed):
     r = run("run", p, "--check", "--json")
     assert r.exit_code == 0 and json.loads(r.output)["eval"]["arms"] == ["closed_book", "rag"]
     r = run("run", p, "--check", "--set", "eval.k=0")
-    assert r.exit_code == 2 and "k must be at least 1" in r.output
+    assert r.exit_code == 2 and "eval.k: must be at least 1, got 0" in r.output
     r = run("run", p, "--set", "nonsense")
     assert r.exit_code == 2 and "KEY=VALUE" in r.output
 

@@ -77,7 +77,7 @@ def test_exclude_bench_and_mix(index, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("--per-chunk", "0"), "--per-chunk must be between 1 and 20"),
+    (("--per-chunk", "0"), "--per-chunk: must be at least 1, got 0"),
     (("--mix-ratio", "0.3"), "--mix-ratio needs --mix"),
     (("--tasks", "direct,poems"), "tasks must be among"),
 ])

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from ragkit.cli import main
 from ragkit.embed import SentenceTransformerEmbedder, load_embedder
-from ragkit.embed_onnx import OnnxEmbedder, OnnxUnsupported, model_key, read_st_config
-from ragkit.errors import IndexIncompatible
+from ragkit.embed_onnx import OnnxEmbedder, model_key, read_st_config
+from ragkit.errors import IndexIncompatible, OnnxUnsupported
 from ragkit.index.build import IngestConfig, ingest
 from ragkit.index.store import Index
 from ragkit.models import bundled_path

@@ -88,8 +88,7 @@ def test_train_prompt_is_the_ask_prompt_token_for_token(base_gguf, question, lan
     the template inside the GGUF. Both must give the same text and the same token ids."""
     from ragkit.generate.llamacpp import LlamaCppGenerator
     from ragkit.generate.prompts import format_prompt
-    from ragkit.sft.data import encode_prompt
-    from ragkit.sft.train import load_tokenizer, prompt_format, resolve_base
+    from ragkit.sft.data import encode_prompt, load_tokenizer, prompt_format, resolve_base
 
     tok = load_tokenizer(resolve_base("smollm2-135m"))
     train_prompt = prompt_format("chat", tok).prompt(question, lang)

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from ragkit.errors import ContextOverflow
-from ragkit.eval.runner import EvalConfig, run_eval, select_items
+from ragkit.eval.config import EvalConfig, select_items
+from ragkit.eval.runner import run_eval
 from ragkit.types import BenchItem, Completion
 
 BENCH = [
@@ -267,7 +268,7 @@ def gguf_adapter(path, base):
 
 def test_adapter_base_and_backend_resolution(tmp_path):
     from ragkit.errors import UsageError
-    from ragkit.eval.runner import resolve_adapter
+    from ragkit.eval.config import resolve_adapter
 
     lora = peft_adapter(tmp_path, "smollm2-135m")
     # The adapter's own base wins over the eval's base model; a PEFT directory needs hf.
@@ -284,9 +285,9 @@ def test_adapter_base_and_backend_resolution(tmp_path):
 
 @pytest.mark.parametrize("kw, msg", [
     ({"arms": ["rag", "nope"]}, "unknown arm"),
-    ({"k": 0}, "k must be"),
-    ({"mode": "fuzzy"}, "mode must be"),
-    ({"models": {"fr": "x"}}, "language"),
+    ({"k": 0}, "k: must be at least 1"),
+    ({"mode": "fuzzy"}, "mode: expected one of dense, bm25 or hybrid"),
+    ({"models": {"fr": "x"}}, "models.fr: expected one of"),
     ({"index": None}, "need an index"),
 ])
 def test_config_validation(setup, kw, msg):

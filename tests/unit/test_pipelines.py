@@ -1,4 +1,5 @@
-"""Every shipped pipeline file loads and validates; overrides, validation errors, run directories, steps."""
+"""Every shipped experiment file (pipelines/*.yaml) loads and validates; overrides, validation errors,
+run directories, steps."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from ragkit.errors import UsageError
-from ragkit.experiment import PipelineConfig, apply_override, load_pipeline
+from ragkit.experiment.config import ExperimentConfig, apply_override, load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = sorted((ROOT / "pipelines").glob("*.yaml"))
@@ -21,12 +22,12 @@ def test_the_required_pipelines_ship():
 
 @pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
 def test_every_pipeline_file_validates(path):
-    cfg = load_pipeline(path)
+    cfg = load_experiment(path)
     assert cfg.name == path.stem
     for p in cfg.corpus + cfg.bench:
         assert Path(p).is_absolute() and Path(p).exists()
     # The eval settings build a real EvalConfig, and the train options a real TrainConfig.
-    ecfg = cfg.eval.eval_config("b.jsonl", "out", "idx", {})
+    ecfg = cfg.eval_config("b.jsonl", "out", "idx", {})
     assert ecfg.arms == cfg.eval.arms
     if cfg.train.enabled:
         for lang in cfg.train.languages:
@@ -34,19 +35,19 @@ def test_every_pipeline_file_validates(path):
 
 
 def test_sample_pipelines_shape():
-    quick = load_pipeline(ROOT / "pipelines" / "sample-quick.yaml")
+    quick = load_experiment(ROOT / "pipelines" / "sample-quick.yaml")
     assert quick.eval.limit == 20 and set(quick.eval.arms) == {"closed_book", "rag"} and not quick.train.enabled
-    full = load_pipeline(ROOT / "pipelines" / "sample-cpu.yaml")
+    full = load_experiment(ROOT / "pipelines" / "sample-cpu.yaml")
     assert full.eval.arms == ["closed_book", "rag", "sft", "sft_rag"] and full.eval.limit is None
-    assert full.train.enabled and full.train.options.get("device") == "cpu"
-    assert load_pipeline(ROOT / "pipelines" / "gpu.yaml").train.options.get("device") == "cuda"
+    assert full.train.enabled and full.train.options.device == "cpu"
+    assert load_experiment(ROOT / "pipelines" / "gpu.yaml").train.options.device == "cuda"
     # The tiny-model run names its models, so it reproduces whatever the defaults become.
     assert full.eval.models == {"en": "smollm2-135m", "zh": "gemma3-270m"}
 
 
 def test_qwen_pipelines_compare_on_one_base_with_the_same_settings():
-    four = load_pipeline(ROOT / "pipelines" / "sample-qwen.yaml")
-    ref = load_pipeline(ROOT / "pipelines" / "sample-qwen15-base.yaml")
+    four = load_experiment(ROOT / "pipelines" / "sample-qwen.yaml")
+    ref = load_experiment(ROOT / "pipelines" / "sample-qwen15-base.yaml")
     assert four.eval.arms == ["closed_book", "rag", "sft", "sft_rag"] and ref.eval.arms == ["closed_book", "rag"]
     # every arm and language of the four-arm run on one base, trained on that same base
     assert {four.base_model(lang) for lang in ("en", "zh")} == {"qwen2.5-coder-0.5b"}
@@ -75,19 +76,19 @@ def minimal(tmp_path) -> Path:
 def test_relative_paths_are_relative_to_the_file(tmp_path, monkeypatch):
     p = minimal(tmp_path)
     monkeypatch.chdir("/")
-    cfg = load_pipeline(p)
+    cfg = load_experiment(p)
     assert cfg.corpus == [str(tmp_path / "corpus")] and cfg.bench == [str(tmp_path / "bench.jsonl")]
 
 
 def test_overrides(tmp_path, monkeypatch):
     p = minimal(tmp_path)
-    cfg = load_pipeline(p, ["eval.limit=3", "eval.arms=[rag]", "eval.models.en=other", "index.chunk_size=64",
+    cfg = load_experiment(p, ["eval.limit=3", "eval.arms=[rag]", "eval.models.en=other", "index.chunk_size=64",
                             "description=hello world"])
     assert cfg.eval.limit == 3 and cfg.eval.arms == ["rag"] and cfg.eval.models == {"*": "fake", "en": "other"}
     assert cfg.index.chunk_size == 64 and cfg.description == "hello world"
     # A path given on the command line is relative to the current directory.
     monkeypatch.chdir(tmp_path / "corpus")
-    cfg = load_pipeline(p, ["bench=../bench.jsonl"])
+    cfg = load_experiment(p, ["bench=../bench.jsonl"])
     assert cfg.bench == [str(tmp_path / "bench.jsonl")]
     d = {"eval": 3}
     with pytest.raises(UsageError, match="not a section"):
@@ -98,17 +99,17 @@ def test_overrides(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("override, msg", [
     ("eval.arms=[rag, nope]", "unknown arm"),
-    ("eval.kk=3", "unknown setting.*kk"),
+    ("eval.kk=3", "eval.kk: unknown setting"),
     ("index.chunk_size=4", "chunk_size"),
     ("train.options.epochs=0", "epochs must be"),
-    ("train.options.bogus=1", "train.options"),
+    ("train.options.bogus=1", "train.options.bogus: unknown setting"),
     ("train.languages=[fr]", "languages"),
-    ("sft_data.options.per_chunk=0", "per-chunk"),
-    ("sft_data.options.nope=1", "sft_data.options"),
+    ("sft_data.options.per_chunk=0", "sft_data.options.per_chunk: must be at least 1"),
+    ("sft_data.options.nope=1", "sft_data.options.nope: unknown setting"),
     ("sft_data.mix=general.jsonl", "mix_ratio"),
-    ("name=bad name!", "name must be"),
+    ("name=bad name!", "name: must be"),
     ("bench=missing.jsonl", "does not exist"),
-    ("extra.x=1", "unknown section"),
+    ("extra.x=1", "extra: unknown setting"),
     ("eval.arms=[closed_book, sft]", "training is disabled"),
 ])
 def test_validation_errors_are_clear(tmp_path, override, msg):
@@ -118,30 +119,30 @@ def test_validation_errors_are_clear(tmp_path, override, msg):
     else:
         override_list = [override]
     with pytest.raises(UsageError, match=msg):
-        load_pipeline(p, override_list)
+        load_experiment(p, override_list)
 
 
 def test_missing_required_keys_and_bad_yaml(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("name: x\n")
-    with pytest.raises(UsageError, match="needs 'corpus'"):
-        load_pipeline(p)
+    with pytest.raises(UsageError, match="corpus: required"):
+        load_experiment(p)
     p.write_text("name: [unclosed\n")
     with pytest.raises(UsageError, match="not valid YAML"):
-        load_pipeline(p)
+        load_experiment(p)
     with pytest.raises(UsageError, match="does not exist"):
-        load_pipeline(tmp_path / "nope.yaml")
+        load_experiment(tmp_path / "nope.yaml")
 
 
 def test_config_dataclass_validates_directly(tmp_path):
     with pytest.raises(ValueError, match="corpus"):
-        PipelineConfig(name="x", corpus=[], bench=[str(tmp_path)])
+        ExperimentConfig(name="x", corpus=[], bench=[str(tmp_path)])
 
 
 def test_run_directory_choice(tmp_path):
-    from ragkit.eval.steps import choose_run_dir
+    from ragkit.experiment.steps import choose_run_dir
 
-    cfg = load_pipeline(minimal(tmp_path))
+    cfg = load_experiment(minimal(tmp_path))
     runs = tmp_path / "runs"
     d1, resumed = choose_run_dir(cfg, runs)
     assert not resumed and d1.parent == runs and d1.name.startswith("mini-")
@@ -150,7 +151,7 @@ def test_run_directory_choice(tmp_path):
     d1.mkdir(parents=True)
     (d1 / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
     assert choose_run_dir(cfg, runs) == (d1, True)  # same settings: continue
-    changed = load_pipeline(minimal(tmp_path), ["eval.limit=1"])
+    changed = load_experiment(minimal(tmp_path), ["eval.limit=1"])
     d2, resumed = choose_run_dir(changed, runs)
     assert d2 != d1 and not resumed  # changed settings: a new run to compare with
     assert choose_run_dir(changed, runs, "resume") == (d1, True)
@@ -164,7 +165,7 @@ def test_run_directory_choice(tmp_path):
 
 
 def test_split_by_language(tmp_path):
-    from ragkit.eval.steps import split_by_language
+    from ragkit.experiment.steps import split_by_language
 
     data = tmp_path / "qa.jsonl"
     recs = [{"instruction": "How long is the warranty?", "output": "24 months"},

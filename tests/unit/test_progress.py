@@ -1,14 +1,14 @@
-from ragkit.cli.progress import TqdmProgress
+from ragkit.cli.progress import TerminalProgress
 
 
 def test_a_log_file_gets_a_plain_line_only_when_a_stage_outlasts_the_interval(capsys):
-    quick = TqdmProgress(enabled=False)  # the default 30 s interval: a short stage prints nothing
+    quick = TerminalProgress(enabled=False)  # the default 30 s interval: a short stage prints nothing
     quick.stage("embedding chunks", 4)
     quick.advance(2)
     quick.done()
     assert capsys.readouterr().err == ""
 
-    slow = TqdmProgress(enabled=False, log_every=1e-9)
+    slow = TerminalProgress(enabled=False, log_every=1e-9)
     slow.stage("training", 8)
     slow.advance(2)
     slow.advance(4)

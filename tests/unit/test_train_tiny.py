@@ -12,13 +12,17 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_sft_data_masking import tiny_tokenizer, write_jsonl
+from sft_helpers import tiny_tokenizer, write_jsonl
 
 from ragkit.cli import main
-from ragkit.errors import DataFormatError, ModelNotFound, UsageError
+from ragkit.errors import DataFormatError, ModelNotFound, OutOfMemory, UsageError
+from ragkit.hashing import file_hash
+from ragkit.progress import NullProgress
+from ragkit.sft import data as sft_data
 from ragkit.sft import export as E
 from ragkit.sft import lora as L
 from ragkit.sft import train as T
+from ragkit.sft.recipe import LoRARecipe
 
 PAIR = {"instruction": "What is the Kestrel hotline?", "input": "", "output": "400-820-1616"}
 
@@ -65,10 +69,10 @@ def test_loss_falls_on_a_memorised_pair_and_the_adapter_answers_it(memorised, ti
     assert steps[-1] < 0.2 * steps[0]
     assert s["answer_only_head"] is True  # the head ran on answer positions only
     assert s["base"]["prompt_style"] == "chat"
-    assert s["data"]["sha256"] == T.D.file_hash(c.data)
+    assert s["data"]["sha256"] == file_hash(c.data)
     assert s["tokens_per_s"] > 0 and 0 < s["adapter_size_mb"] < 1
     out = Path(c.out)
-    meta = json.loads((out / T.ADAPTER_META).read_text())
+    meta = json.loads((out / E.ADAPTER_META).read_text())
     assert meta["samples"][0]["question"] == PAIR["instruction"] and meta["prompt_style"] == "chat"
     assert (out / "checkpoints" / "epoch-8" / "adapter_model.safetensors").is_file()
     # The tuned model, loaded the way `ragkit ask --backend hf --adapter DIR` loads it, answers.
@@ -87,15 +91,15 @@ def test_loss_falls_on_a_memorised_pair_and_the_adapter_answers_it(memorised, ti
 def test_answer_only_head_gives_the_same_loss_as_the_full_logits(tiny_base, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    model = T.add_lora(AutoModelForCausalLM.from_pretrained(str(tiny_base)), cfg(tmp_path, tiny_base, "x"))
+    model = L.add_lora(AutoModelForCausalLM.from_pretrained(str(tiny_base)), cfg(tmp_path, tiny_base, "x"))
     model.eval()
     tok = tiny_tokenizer()
-    fmt = T.prompt_format("chat", tok)
-    items = [T.D.encode_example(tok, fmt, T.D.SFTExample(q, a, "en", ""), 256)
+    fmt = sft_data.prompt_format("chat", tok)
+    items = [sft_data.encode_example(tok, fmt, sft_data.SFTExample(q, a, "en", ""), 256)
              for q, a in [("Q one?", "A"), ("A much longer question here?", "a longer answer")]]
-    batch = T.D.collate(items, 0)
-    fast, n1 = T.loss_sum(model, batch, L._split_model(model))
-    full, n2 = T.loss_sum(model, batch, None)
+    batch = sft_data.collate(items, 0)
+    fast, n1 = L.loss_sum(model, batch, L.split_model(model))
+    full, n2 = L.loss_sum(model, batch, None)
     assert n1 == n2 == sum(e.n_target for e in items)
     assert torch.allclose(fast, full, rtol=1e-5)
 
@@ -103,23 +107,23 @@ def test_answer_only_head_gives_the_same_loss_as_the_full_logits(tiny_base, tmp_
 def test_shared_prefix_run_once_gives_the_same_loss_and_gradients(tiny_base, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    model = T.add_lora(AutoModelForCausalLM.from_pretrained(str(tiny_base)), cfg(tmp_path, tiny_base, "x", dropout=0.0))
+    model = L.add_lora(AutoModelForCausalLM.from_pretrained(str(tiny_base)), cfg(tmp_path, tiny_base, "x", dropout=0.0))
     with torch.no_grad():  # non-zero B, so that the LoRA path carries gradient to A as well
         for n, p in model.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.1)
     tok = tiny_tokenizer()
-    fmt = T.prompt_format("chat", tok)
-    items = [T.D.encode_example(tok, fmt, T.D.SFTExample(q, a, "en", ""), 256)
+    fmt = sft_data.prompt_format("chat", tok)
+    items = [sft_data.encode_example(tok, fmt, sft_data.SFTExample(q, a, "en", ""), 256)
              for q, a in [("Q one?", "A"), ("A much longer question here?", "a longer answer"), ("Q3?", "xyz")]]
-    prefix = T.D.shared_prefixes(items, [e.group for e in items])["en"]
+    prefix = sft_data.shared_prefixes(items, [e.group for e in items])["en"]
     assert tok.decode(items[0].input_ids[:prefix]).endswith("<|im_start|>user\nQuestion: ")  # system prompt too
-    batch = T.D.collate(items, 0)
-    split = L._split_model(model)
+    batch = sft_data.collate(items, 0)
+    split = L.split_model(model)
     results = []
     for p in (0, prefix):
         model.zero_grad()
-        loss, n = T.loss_sum(model, batch, split, p)
+        loss, n = L.loss_sum(model, batch, split, p)
         loss.backward()
         grads = {k: v.grad.clone() for k, v in model.named_parameters() if v.requires_grad}
         results.append((loss.detach(), n, grads))
@@ -168,7 +172,7 @@ def test_resume_after_an_interruption_ends_where_an_uninterrupted_run_does(tiny_
     straight = T.train(cfg(tmp_path, tiny_base, data, name="a", **common))
     with pytest.raises(Stop):
         T.train(cfg(tmp_path, tiny_base, data, name="b", **common), StopAt(**interrupt))
-    with pytest.raises(UsageError, match="already holds a training run; pass --resume"):
+    with pytest.raises(UsageError, match="already holds a training run; resume it"):
         T.train(cfg(tmp_path, tiny_base, data, name="b", **common))
     with pytest.raises(UsageError, match=r"other settings \(rank: 8, now 4\)"):
         T.train(cfg(tmp_path, tiny_base, data, name="b", resume=True, rank=4, **common))
@@ -184,7 +188,7 @@ def test_resume_after_an_interruption_ends_where_an_uninterrupted_run_does(tiny_
 
 def test_early_stopping_keeps_the_best_epoch(tiny_base, tmp_path, monkeypatch):
     losses = iter([1.0, 2.0, 3.0, 4.0])
-    monkeypatch.setattr(T, "_eval_loss", lambda *a, **k: next(losses))
+    monkeypatch.setattr(LoRARecipe, "eval_loss", lambda self: next(losses))
     s = T.train(cfg(tmp_path, tiny_base, distinct_pairs(tmp_path), epochs=4, early_stopping=1))
     assert s["stopped_early"] and s["epochs_completed"] == 2 and s["best_epoch"] == 1
     assert s["losses"]["epoch_eval"] == [1.0, 2.0]
@@ -278,16 +282,17 @@ def test_guard_rails_give_one_clear_sentence(tiny_base, tmp_path, monkeypatch):
     with pytest.raises(UsageError, match=r"target module qkv_proj is not in this model; .*q_proj, .*v_proj"):
         T.train(cfg(tmp_path, tiny_base, data, target_modules="q_proj,qkv_proj", name="t"))
     monkeypatch.setattr(L, "_available_bytes", lambda device: 10 * 2**20)
-    with pytest.raises(T.OutOfMemory, match=r"needs about .* but only 0.0 GiB is free on cpu; lower --batch-size"):
+    with pytest.raises(OutOfMemory, match=r"needs about .* but only 0.0 GiB is free on cpu; lower --batch-size"):
         T.train(cfg(tmp_path, tiny_base, data, name="m"))
     monkeypatch.undo()
 
     def oom(*a, **k):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory")
 
-    real = T.loss_sum
-    monkeypatch.setattr(T, "loss_sum", lambda m, b, split=None, prefix=0: oom() if m.training else real(m, b, split, prefix))
-    with pytest.raises(T.OutOfMemory, match="ran out of memory on cpu at batch 4"):
+    real = L.loss_sum
+    monkeypatch.setattr("ragkit.sft.recipe.loss_sum",
+                        lambda m, b, split=None, prefix=0: oom() if m.training else real(m, b, split, prefix))
+    with pytest.raises(OutOfMemory, match="ran out of memory on cpu at batch 4"):
         T.train(cfg(tmp_path, tiny_base, data, name="o"))
 
 
@@ -312,13 +317,13 @@ def test_a_bundled_models_own_languages_are_the_default(tmp_path):
     data = write_jsonl(tmp_path / "mixed.jsonl", rows)
     messages = []
 
-    class Sink(T._Silent):
+    class Sink(NullProgress):
         def message(self, text):
             messages.append(text)
 
     def load(name, **kw):
-        spec = T.BaseSpec(name, tmp_path / "m.gguf", True, BUNDLED[name])
-        return T.select_examples(T.TrainConfig(data=str(data), base=name, out="o", **kw), Sink(), spec)[2]
+        spec = sft_data.BaseSpec(name, tmp_path / "m.gguf", True, BUNDLED[name])
+        return sft_data.select_examples(T.TrainConfig(data=str(data), base=name, out="o", **kw), Sink(), spec)[2]
 
     assert {e.lang for e in load("smollm2-135m")} == {"en"}  # an English-only model
     assert messages == ["smollm2-135m knows en only: training on 24 of 48 examples "

@@ -1,10 +1,10 @@
-"""`ragkit run`: carry out a pipeline (ragkit.experiment.PipelineConfig) step by step in a run directory.
+"""`ragkit run`: carry out an experiment (ragkit.experiment.config.ExperimentConfig) step by step in a run directory.
 
     ingest → sft_data → train (one LoRA adapter per language) → eval → report
 
 Layout of runs/<name>-<timestamp>/:
 
-    config.yaml      the resolved pipeline (file + --set overrides, absolute paths)
+    config.yaml      the resolved experiment (file + --set overrides, absolute paths, every default)
     state.json       finished steps with the hash of their inputs
     index/           the ingested corpus           sft/       SFT data (all, and per language)
     adapters/<lang>/ LoRA adapters                 eval/      items.jsonl, report.{json,md}, charts
@@ -12,9 +12,8 @@ Layout of runs/<name>-<timestamp>/:
 A step whose inputs hash the same as when it last finished is skipped; an interrupted step starts
 again (train resumes from its checkpoints, eval reuses finished items).
 
-    from ragkit.experiment import load_pipeline
-    from ragkit.eval.steps import run_pipeline
-    run_pipeline(load_pipeline("pipelines/sample-quick.yaml"))
+    from ragkit.experiment import load_experiment, run_experiment
+    run_experiment(load_experiment("pipelines/sample-quick.yaml"))
 """
 
 from __future__ import annotations
@@ -25,7 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import RagkitError, UsageError
-from ..experiment import PipelineConfig, config_hash
+from ..eval.report import load_report, render_markdown
+from ..eval.runner import run_eval
+from ..hashing import settings_hash
+from ..progress import NullProgress, Progress
+from .config import ExperimentConfig
 
 STEPS = ("ingest", "sft_data", "train", "eval", "report")
 
@@ -57,7 +60,7 @@ class RunState:
         tmp.replace(self.path)
 
 
-def choose_run_dir(cfg: PipelineConfig, runs_dir: str | Path, how: str = "auto") -> tuple[Path, bool]:
+def choose_run_dir(cfg: ExperimentConfig, runs_dir: str | Path, how: str = "auto") -> tuple[Path, bool]:
     """(run directory, whether it continues an earlier run).
 
     how: "new" always starts runs/<name>-<timestamp>; "resume" continues the latest run of this
@@ -90,34 +93,15 @@ def choose_run_dir(cfg: PipelineConfig, runs_dir: str | Path, how: str = "auto")
     return d, False
 
 
-class _TrainProgress:
-    """Adapts a stage/advance/done progress bar to the trainer's protocol (which adds message)."""
-
-    def __init__(self, bar, log):
-        self.bar, self.log = bar, log
-
-    def stage(self, name, total):
-        self.bar.stage(name, total)
-
-    def advance(self, n=1, **stats):
-        self.bar.advance(n)
-
-    def message(self, text):
-        self.log(text)
-
-    def done(self):
-        self.bar.done()
-
-
 def split_by_language(data: Path, out_dir: Path, langs: list[str]) -> dict[str, Path]:
     """One SFT file per language (records keep their format; a record's language is its first
     question's), so each language's adapter trains on its own base model."""
     from ..lang import detect_language
-    from ..sft.data import _records, detect_format, record_pairs
+    from ..sft.data import detect_format, read_records, record_pairs
 
     files = {lang: out_dir / f"{data.stem}-{lang}.jsonl" for lang in langs}
     sinks = {lang: [] for lang in langs}
-    for _, rec in _records(data):
+    for _, rec in read_records(data):
         fmt = detect_format(rec)
         pairs = record_pairs(rec, fmt) if fmt else []
         lang = detect_language(pairs[0][0]) if pairs else None
@@ -138,15 +122,7 @@ def merge_bench(paths: list[str], out: Path) -> Path:
     return out
 
 
-class _Silent:
-    def stage(self, name: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1) -> None: ...
-
-    def done(self) -> None: ...
-
-
-def step_ingest(cfg: PipelineConfig, run_dir: Path, progress) -> dict:
+def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
     from ..index.build import ingest
 
     s = ingest(cfg.corpus, run_dir / "index", cfg.index.ingest_config(), progress=progress)
@@ -156,7 +132,7 @@ def step_ingest(cfg: PipelineConfig, run_dir: Path, progress) -> dict:
     return {"chunks": s.chunks, "files": s.files_seen}
 
 
-def step_sft_data(cfg: PipelineConfig, run_dir: Path, bench: Path, progress) -> dict:
+def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -> dict:
     from ..sft.qa import build_sft_data
 
     s = cfg.sft_data
@@ -167,7 +143,7 @@ def step_sft_data(cfg: PipelineConfig, run_dir: Path, bench: Path, progress) -> 
     return {"file": str(out), "rows": summary.rows, "kept_by_lang": summary.kept_by_lang}
 
 
-def step_train(cfg: PipelineConfig, run_dir: Path, log, progress) -> dict:
+def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
     from ..sft.train import train
 
     data = run_dir / "sft" / "qa.jsonl"
@@ -182,7 +158,7 @@ def step_train(cfg: PipelineConfig, run_dir: Path, log, progress) -> dict:
         if not (out / "train_summary.json").is_file():  # else finished in an interrupted earlier attempt
             tc.resume = out.is_dir() and (out / "checkpoints").is_dir()
             log(f"train: {lang} adapter on {tc.base} ({'resuming' if tc.resume else 'starting'})")
-            train(tc, progress=_TrainProgress(progress, log))
+            train(tc, progress=progress)
         adapters[lang] = str(out)
         if cfg.train.export_gguf:
             from ..sft.export import export_gguf_adapter
@@ -196,12 +172,12 @@ def step_train(cfg: PipelineConfig, run_dir: Path, log, progress) -> dict:
     return {"adapters": adapters}
 
 
-def run_pipeline(
-    cfg: PipelineConfig,
+def run_experiment(
+    cfg: ExperimentConfig,
     runs_dir: str | Path = "runs",
     *,
     how: str = "auto",
-    progress=None,
+    progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Run every step not up to date; return {run_dir, steps: {step: "done" | "up to date" | "off"}, report}."""
@@ -210,7 +186,7 @@ def run_pipeline(
     import yaml
 
     log = log or (lambda m: None)
-    progress = progress or _Silent()
+    progress = progress or NullProgress()
     run_dir, resumed = choose_run_dir(cfg, runs_dir, how)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), allow_unicode=True, sort_keys=False),
@@ -234,33 +210,29 @@ def run_pipeline(
         status[name] = "done"
         return state.data["steps"][name]
 
-    h_ingest = config_hash([cfg.index.__dict__, _files_fingerprint(cfg.corpus)])
+    h_ingest = settings_hash([cfg.index.model_dump(mode="json"), _files_fingerprint(cfg.corpus)])
     step("ingest", h_ingest, lambda: step_ingest(cfg, run_dir, progress))
 
     bench = merge_bench(cfg.bench, run_dir / "bench.jsonl")
-    h_bench = config_hash(_files_fingerprint([str(bench)]))
+    h_bench = settings_hash(_files_fingerprint([str(bench)]))
     adapters: dict[str, str] = {}
     h_train = None
     if cfg.sft_data.enabled:
-        h_sft = config_hash([h_ingest, cfg.sft_data.__dict__, h_bench if cfg.sft_data.exclude_bench else None,
+        h_sft = settings_hash([h_ingest, cfg.sft_data.model_dump(mode="json"), h_bench if cfg.sft_data.exclude_bench else None,
                              _files_fingerprint([cfg.sft_data.mix]) if cfg.sft_data.mix else None])
         step("sft_data", h_sft, lambda: step_sft_data(cfg, run_dir, bench, progress))
         if cfg.train.enabled:
-            h_train = config_hash([h_sft, cfg.train.__dict__, {lang: cfg.base_model(lang) for lang in cfg.train.languages}])
+            h_train = settings_hash([h_sft, cfg.train.model_dump(mode="json"), {lang: cfg.base_model(lang) for lang in cfg.train.languages}])
             adapters = step("train", h_train, lambda: step_train(cfg, run_dir, log, progress),
                             clear=run_dir / "adapters")["adapters"]
     status.setdefault("sft_data", "off")
     status.setdefault("train", "off")
 
-    from .runner import run_eval
-
-    ecfg = cfg.eval.eval_config(str(bench), str(run_dir / "eval"), str(run_dir / "index"), adapters)
+    ecfg = cfg.eval_config(str(bench), str(run_dir / "eval"), str(run_dir / "index"), adapters)
     # h_train: a retrained adapter can land at the same path with the same size in the same second.
-    h_eval = config_hash([h_ingest, cfg.eval.__dict__, adapters, [_files_fingerprint([a]) for a in adapters.values()],
+    h_eval = settings_hash([h_ingest, cfg.eval.model_dump(mode="json"), adapters, [_files_fingerprint([a]) for a in adapters.values()],
                           h_bench, h_train])
     step("eval", h_eval, lambda: {"items": run_eval(ecfg, progress=progress, log=log)["config"]["n_items"]})
-
-    from .report import load_report, render_markdown
 
     report = load_report(run_dir / "eval")
     (run_dir / "report.md").write_text(render_markdown(report, ["eval/accuracy.png", "eval/recall.png"]),
