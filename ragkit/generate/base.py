@@ -60,6 +60,15 @@ class Decoding:
         return replace(self, stop=list(dict.fromkeys([*self.stop, *extra])))
 
 
+class GenerationCancelled(Exception):
+    """Raised from an `on_token` callback to stop a generation (a server client went away).
+
+    Every backend calls `on_token` from its own decoding loop, so raising there ends the loop at
+    the next token and unwinds through `Pipeline.answer` without a result; the model is left
+    ready for the next prompt (llama.cpp resets its KV cache position on every `generate`).
+    """
+
+
 class Generator(Protocol):
     backend: str  # "llamacpp", "hf", "openai"
     model: str  # display name
@@ -78,7 +87,9 @@ class Generator(Protocol):
     def generate(
         self, prompt: str, decoding: Decoding, on_token: Callable[[str], None] | None = None
     ) -> Completion:
-        """Complete a fully rendered prompt (chat templates are applied before this call)."""
+        """Complete a fully rendered prompt (chat templates are applied before this call).
+
+        `on_token` may raise GenerationCancelled to stop early; the exception propagates."""
         ...
 
 
