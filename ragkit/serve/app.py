@@ -213,8 +213,7 @@ async def json_reply(request: Request, slot: Slot, pipe: Pipeline, req: oa.ChatR
     while not waiting.done():
         await asyncio.wait({waiting}, timeout=0.25)
         if not waiting.done() and await request.is_disconnected():
-            cancel.set()
-            fut.cancel()
+            slot.cancel(fut, cancel)
             return Response(status_code=499)  # nobody reads it; the generation stops at its next token
     try:
         ans = waiting.result()
@@ -274,8 +273,7 @@ def stream_reply(slot: Slot, pipe: Pipeline, req: oa.ChatRequest, model_id: str)
 
     def on_close():
         if not ended:
-            cancel.set()
-            fut.cancel()
+            slot.cancel(fut, cancel)
 
     return CancellingStream(events(), on_close, media_type="text/event-stream",
                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -38,7 +38,8 @@ class Slot:
         self.pending = 0  # running + waiting
         self.avg_s = 1.0  # moving average of a job's run time, for Retry-After
         self.completed = 0
-        self.cancelled = 0
+        self.cancelled = 0  # jobs that ended cancelled (dropped from the queue or stopped mid-way)
+        self.cancel_requests = 0  # clients that went away before their job ended
 
     @property
     def full(self) -> bool:
@@ -67,6 +68,12 @@ class Slot:
         fut = self.executor.submit(job)
         fut.add_done_callback(lambda f: loop.call_soon_threadsafe(self._release, f))
         return fut
+
+    def cancel(self, fut: Future, flag: threading.Event) -> None:
+        """The client went away: drop the job if it still waits, else stop it at its next token."""
+        self.cancel_requests += 1
+        flag.set()
+        fut.cancel()
 
     def _timed(self, seconds: float) -> None:
         self.avg_s = 0.8 * self.avg_s + 0.2 * seconds
