@@ -182,6 +182,8 @@ def highlight(answer: str, n: int, passage: str) -> list[int] | None:
     markers: found verbatim in the passage, that occurrence; else the passage sentence sharing
     the most of its words. None when nothing is shared.
     """
+    # "… is 5,000 Pa. [1]": a marker after the full stop belongs to the sentence before it.
+    answer = re.sub(r"([.!?。！？])((?:\s*[\[【][\d\s,，、;\-–]+[\]】])+)", r"\2\1", answer)
     sentences = re.split(r"(?<=[.!?。！？])\s*", answer)
     cited = [s for s in sentences if n in parse_citations(s, 10**6)] or [answer]
     claim = strip_citations(" ".join(cited)).strip().rstrip(".。")
