@@ -1,0 +1,237 @@
+"""Load on `ragkit serve`: 1, 4 and 16 concurrent clients, beside an in-process Pipeline and llama.cpp's server.
+
+Three arms answer the same sample-bench questions with the bundled smollm2-135m (greedy, few tokens):
+
+  serve      `ragkit serve` as a process; N clients send non-streaming chat completions at once
+  pipeline   the same questions through `Pipeline.answer` in this process, one after another
+  llama.cpp  the exact prompts the pipeline built, sent to `python -m llama_cpp.server`
+             (/v1/completions, same stops, same max_tokens) by the same N clients
+
+It prints p50/p95 latency, answers/s and errors per arm and level, and two ratios: serve's p50 at
+one client over the pipeline's (what the HTTP server costs per answer) and serve's answers/s over
+llama.cpp's server at each level (retrieval + prompt building + HTTP, against bare generation).
+Only questions the pipeline does not refuse before generating are used, so every arm generates.
+Everything listens on 127.0.0.1, each arm has a time budget, and both servers are stopped at the
+end. Target: 0 errors, no 5xx (a 503 would mean the queue was full; --queue is set above the
+largest level). Results go to evals/results/serve/load.json.
+
+    ragkit ingest data/corpus --index /tmp/sample-index
+    .venv/bin/python evals/perf/serve_load.py --index /tmp/sample-index        # 4 questions, k=2, 16 tokens
+    .venv/bin/python evals/perf/serve_load.py --index DIR --levels 1,4 --questions 8 -k 3 --budget-s 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "evals" / "results" / "serve" / "load.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], url: str, env: dict, timeout: float = 180) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{cmd[:4]} exited: {proc.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit(f"{cmd[:4]} did not come up in {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def summary(lat: list[float], wall: float, statuses: list) -> dict:
+    ok = sorted(t for t, s in zip(lat, statuses) if s == 200)
+    errors = {str(s): statuses.count(s) for s in set(statuses) if s not in (200, "skipped")}
+    return {"n": len(statuses), "ok": len(ok), "errors": errors, "skipped": statuses.count("skipped"),
+            "p50_s": round(statistics.median(ok), 3) if ok else None,
+            "p95_s": round(ok[min(len(ok) - 1, int(0.95 * len(ok)))], 3) if ok else None,
+            "answers_per_s": round(len(ok) / wall, 3) if wall else None, "wall_s": round(wall, 2),
+            "load_avg": round(os.getloadavg()[0], 2)}
+
+
+async def clients(url: str, bodies: list[dict], concurrency: int, budget_s: float) -> dict:
+    """`concurrency` clients share the bodies; each request's latency and status are kept."""
+    sem = asyncio.Semaphore(concurrency)
+    lat: list[float] = []
+    statuses: list = []
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=concurrency)) as c:
+        async def one(body):
+            async with sem:
+                if time.perf_counter() - t0 > budget_s:
+                    statuses.append("skipped")
+                    lat.append(0.0)
+                    return
+                t = time.perf_counter()
+                try:
+                    r = await c.post(url, json=body)
+                    status = r.status_code
+                except httpx.HTTPError as e:
+                    status = type(e).__name__
+                lat.append(time.perf_counter() - t)
+                statuses.append(status)
+
+        await asyncio.gather(*(one(b) for b in bodies))
+    return summary(lat, time.perf_counter() - t0, statuses)
+
+
+def pick_questions(pipe, n: int) -> list[tuple[str, str]]:
+    """(question, prompt) for the first n English sample-bench questions the pipeline would generate for."""
+    rows = [json.loads(x) for x in (ROOT / "data" / "bench" / "sample.jsonl").read_text(encoding="utf-8").splitlines()]
+    out = []
+    for row in rows:
+        if not row["id"].startswith("en"):
+            continue
+        hits = pipe.retrieve(row["question"])
+        if hits and max(h.score for h in hits) >= pipe.threshold("en"):
+            out.append((row["question"], pipe.plan(row["question"], hits[: pipe.passages], "en").text))
+        if len(out) == n:
+            break
+    return out
+
+
+def in_process(pipe, questions) -> dict:
+    lat, statuses = [], []
+    t0 = time.perf_counter()
+    for q, _ in questions:
+        t = time.perf_counter()
+        pipe.answer(q)
+        lat.append(time.perf_counter() - t)
+        statuses.append(200)
+    return summary(lat, time.perf_counter() - t0, statuses)
+
+
+def bodies_for(level: int, questions, make) -> list[dict]:
+    n = max(len(questions), level)
+    return [make(*questions[i % len(questions)]) for i in range(n)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--index", required=True, help="Index of data/corpus (ragkit ingest data/corpus --index DIR).")
+    ap.add_argument("--levels", default="1,4,16")
+    ap.add_argument("--questions", type=int, default=4, help="Distinct questions; a level of N clients sends max(this, N).")
+    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("-k", type=int, default=2)
+    ap.add_argument("--budget-s", type=float, default=45, help="Per arm and level; later requests are skipped.")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+
+    from ragkit.generate import Decoding, load_generator
+    from ragkit.generate.prompts import answer_stop
+    from ragkit.index.store import Index
+    from ragkit.pipeline import Pipeline
+
+    gen = load_generator("smollm2-135m")
+    pipe = Pipeline(Index.open(args.index), gen, k=args.k, decoding=Decoding(max_tokens=args.max_tokens))
+    questions = pick_questions(pipe, args.questions)
+    threads = gen.llm.n_threads
+    env = {**os.environ, "RAGKIT_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+    print(f"{len(questions)} English sample-bench questions, k={args.k}, max_tokens={args.max_tokens}, "
+          f"smollm2-135m, {threads} llama.cpp threads, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    pipe.answer(questions[0][0])  # warm-up: the first answer evaluates the shared system prompt
+    results: dict = {"config": vars(args) | {"threads": threads, "n_questions": len(questions),
+                                             "cpu": _cpu_name(), "cpus": os.cpu_count()},
+                     "pipeline": {}, "serve": {}, "llama_cpp_server": {}}
+
+    from ragkit.models import resolve_llm
+
+    stops = answer_stop("chat")
+
+    def completion(_q, prompt):
+        return {"prompt": prompt, "max_tokens": args.max_tokens, "temperature": 0, "stop": stops or None}
+
+    # Both servers run side by side (an idle one costs no CPU) and the arms alternate level by
+    # level, so a busy spell on a shared machine falls on both rather than on one.
+    sp, lp = free_port(), free_port()
+    procs = [start([sys.executable, "-c", "from ragkit.cli import main; main()", "serve", "--index", args.index,
+                    "--model", "smollm2-135m", "--port", str(sp), "--max-tokens", str(args.max_tokens),
+                    "-k", str(args.k), "--queue", str(max(levels) + 8), "--log-level", "warning"],
+                   f"http://127.0.0.1:{sp}/healthz", env)]
+    try:
+        procs.append(start([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_llm("smollm2-135m")[1]),
+                            "--n_ctx", "4096", "--n_threads", str(threads), "--host", "127.0.0.1", "--port", str(lp),
+                            "--verbose", "False"], f"http://127.0.0.1:{lp}/v1/models", env))
+        arms = {"serve": (f"http://127.0.0.1:{sp}/v1/chat/completions", _chat),
+                "llama_cpp_server": (f"http://127.0.0.1:{lp}/v1/completions", completion)}
+        for url, make in arms.values():
+            asyncio.run(clients(url, bodies_for(1, questions[:1], make), 1, 120))  # warm-up
+        for c in levels:
+            if c == 1:
+                results["pipeline"]["1"] = in_process(pipe, questions)
+                print(f"{'pipeline':<17}{c:2d}:", results["pipeline"]["1"], flush=True)
+            for arm, (url, make) in arms.items():
+                results[arm][str(c)] = asyncio.run(clients(url, bodies_for(c, questions, make), c, args.budget_s))
+                print(f"{arm:<17}{c:2d}:", results[arm][str(c)], flush=True)
+    finally:
+        for p in procs:
+            stop(p)
+    report(results, levels)
+
+
+def _chat(question, _prompt):
+    return {"model": "ragkit", "messages": [{"role": "user", "content": question}], "stream": False}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def report(results: dict, levels: list[int]) -> None:
+    s1, p1 = results["serve"]["1"], results["pipeline"]["1"]
+    ratios = {"serve_p50_over_pipeline_p50": round(s1["p50_s"] / p1["p50_s"], 3) if s1["p50_s"] else None}
+    for c in levels:
+        s, lc = results["serve"][str(c)], results["llama_cpp_server"][str(c)]
+        if s["answers_per_s"] and lc["answers_per_s"]:
+            ratios[f"serve_answers_per_s_over_llama_cpp_c{c}"] = round(s["answers_per_s"] / lc["answers_per_s"], 3)
+    results["ratios"] = ratios
+    print(f"\n{'arm':<18}{'clients':>8}{'ok':>5}{'p50 s':>8}{'p95 s':>8}{'ans/s':>8}  errors  skipped (budget)")
+    for arm in ("pipeline", "serve", "llama_cpp_server"):
+        for c, r in results[arm].items():
+            print(f"{arm:<18}{c:>8}{r['ok']:>5}{r['p50_s']!s:>8}{r['p95_s']!s:>8}{r['answers_per_s']!s:>8}  "
+                  f"{r['errors'] or 0}  {r['skipped']}")
+    for k, v in ratios.items():
+        print(f"{k}: {v}")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
