@@ -39,7 +39,7 @@ def main() -> None:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-c", "from ragkit.cli import main; main()", "serve", "--index",
-                             args.index, "--model", args.model, "--port", str(port), "--max-tokens", "48", "-k", "3",
+                             args.index, "--model", args.model, "--port", str(port), "--max-tokens", "32",
                              "--log-level", "warning"], env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         for _ in range(360):
