@@ -31,7 +31,7 @@ from . import main
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Default when a request sets none.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--api-key", envvar="RAGKIT_API_KEY", default=None, show_envvar=True,
               help="Require 'Authorization: Bearer KEY' on every /v1/* route.")
 @click.option("--max-body-bytes", default=1_048_576, show_default=True, type=click.IntRange(1, None),

@@ -1,11 +1,12 @@
-"""The server's front door, as one pure ASGI middleware: body size first, then the API key.
+"""The server's front door, as one pure ASGI middleware: the API key first, then the body size.
 
-Order matters. A body over `max_body_bytes` is refused with 413 before anything parses it: by
-its Content-Length when it declares one, else while it is read (chunked uploads), so a client
-cannot make the server buffer more than the limit. Then every `/v1/*` route needs
+A body over `max_body_bytes` is refused with 413 before anything parses it: by its
+Content-Length when it declares one, else while it is read (chunked uploads), so a client
+cannot make the server buffer more than the limit. Every `/v1/*` route needs
 `Authorization: Bearer KEY` when a key is set; the key is compared with `secrets.compare_digest`
 (time independent of where the strings differ) and a missing or wrong key gets 401 with an
-OpenAI-style body. `/healthz` and the page itself (`/`, which holds no data) stay public; the
+OpenAI-style body. Only `/healthz` and the page itself (`/`, which holds no data) are public (an
+allow-list: a route added later is guarded unless it is named here); the
 page sends the key it keeps in sessionStorage with each API call. CORS preflights (OPTIONS) are
 answered by the CORS middleware outside this one, and only when `--cors-origin` allows one.
 """
@@ -16,6 +17,8 @@ import json
 import secrets
 
 from .openai_api import error_body
+
+PUBLIC = frozenset({"/", "/healthz"})  # everything else needs the key when one is set
 
 
 async def send_json(send, status: int, body: dict, headers: dict | None = None) -> None:
@@ -43,7 +46,7 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if self.key is not None and scope["path"].startswith("/v1/") and scope["method"] != "OPTIONS":
+        if self.key is not None and scope["path"] not in PUBLIC and scope["method"] != "OPTIONS":
             given = bearer(scope["headers"])
             if not given:
                 return await send_json(send, 401, error_body(

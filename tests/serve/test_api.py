@@ -171,7 +171,8 @@ def test_body_over_the_limit_gets_413_before_parsing(serve, fake_gen):
 
 def test_api_key_guards_v1_routes_only(serve):
     srv = serve(api_key="s3cret-key")
-    for method, path in [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/retrieve")]:
+    for method, path in [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/retrieve"),
+                         ("GET", "/v1/unknown"), ("GET", "/docs")]:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-key"}):
             r = httpx.request(method, f"{srv.url}{path}", headers=headers, json={})
             assert r.status_code == 401, (path, headers)
