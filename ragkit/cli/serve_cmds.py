@@ -29,7 +29,9 @@ from . import main
 @click.option("--top-k", type=int, default=0, show_default=True)
 @click.option("--repetition-penalty", type=float, default=1.0, show_default=True)
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Default when a request sets none.")
+@click.option("--no-repeat-ngram", type=int, default=0, show_default=True, help="hf backend only.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stop", multiple=True, help="Stop string (repeatable).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--api-key", envvar="RAGKIT_API_KEY", default=None, show_envvar=True,
@@ -45,7 +47,8 @@ from . import main
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 def serve(indexes, model, backend, adapter, base_url, backend_api_key, prompt_style, examples, n_ctx, k, passages,
-          mode, min_score, temperature, top_p, top_k, repetition_penalty, max_tokens, seed, host, port, api_key,
+          mode, min_score, temperature, top_p, top_k, repetition_penalty, max_tokens, no_repeat_ngram, seed, stop,
+          host, port, api_key,
           max_body_bytes, queue, max_question_chars, max_messages, max_k, cors_origin, log_level):
     """Serve indexes over an OpenAI-compatible API (/v1/chat/completions, /v1/retrieve) and a web page (/).
 
@@ -61,7 +64,7 @@ def serve(indexes, model, backend, adapter, base_url, backend_api_key, prompt_st
         raise UsageError(f"-k must lie between 1 and --max-k ({max_k})")
     try:
         decoding = Decoding(temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty,
-                            max_tokens=max_tokens, seed=seed)
+                            max_tokens=max_tokens, no_repeat_ngram=no_repeat_ngram, seed=seed, stop=list(stop))
     except ValueError as e:
         raise UsageError(f"bad decoding option: {e}") from None
     api_key = api_key or None
