@@ -211,3 +211,20 @@ def test_page_is_one_offline_file_that_renders_text_as_text(serve):
     csp = r.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "'unsafe-inline'" not in csp and "connect-src 'self'" in csp
     assert "sessionStorage" in html and "中文" in html and "文档中没有答案" in html
+
+
+def test_served_answer_is_pipeline_answer_and_stream_adds_up_to_json(serve, fake_gen, serve_index):
+    from ragkit.index.store import Index
+    from ragkit.pipeline import Pipeline
+
+    fake_gen.reply = lambda prompt: "Claims go to Brightwater" if "claims" in prompt.split("Question")[-1] else "24 months"
+    srv = serve()
+    for q in ("Where do I send warranty claims?", "How long is the Falcon X2 warranty?"):
+        direct = Pipeline(Index.open(serve_index), fake_gen, min_score=0.0).answer(q)
+        body = ask(srv, q).json()
+        assert body["choices"][0]["message"]["content"] == direct.answer
+        assert [(s["source"], s["start"], s["score"]) for s in body["sources"]] == [
+            (h.source, h.start, h.score) for h in direct.hits]
+        assert [s["n"] for s in body["sources"] if s["cited"]] == [c.number for c in direct.citations]
+        events = sse_events(ask(srv, q, stream=True).text)[:-1]
+        assert "".join(e["choices"][0]["delta"].get("content", "") for e in events) == direct.answer
