@@ -7,9 +7,14 @@ Three arms answer the same sample-bench questions with the bundled smollm2-135m 
   llama.cpp  the exact prompts the pipeline built, sent to `python -m llama_cpp.server`
              (/v1/completions, same stops, same max_tokens) by the same N clients
 
-It prints p50/p95 latency, answers/s and errors per arm and level, and two ratios: serve's p50 at
-one client over the pipeline's (what the HTTP server costs per answer) and serve's answers/s over
-llama.cpp's server at each level (retrieval + prompt building + HTTP, against bare generation).
+At one client the three arms take turns question by question (pipeline, serve, llama.cpp), so a
+busy spell on a shared machine hits all three; the per-question ratios serve/pipeline (what the
+HTTP server costs per answer) and serve/llama.cpp (retrieval + prompt building + HTTP against bare
+generation) are reported as medians, beside the server's own overhead per request: the client's
+latency minus the time the pipeline spent inside the server (its `timings`), which the machine's
+noise does not blur. At 4 and 16 clients each server gets the same distinct
+questions in turn. It prints p50/p95 latency, answers/s and errors per arm and level, and serve's
+answers/s over llama.cpp's at each level.
 Only questions the pipeline does not refuse before generating are used, so every arm generates.
 Everything listens on 127.0.0.1, each arm has a time budget, and both servers are stopped at the
 end. Target: 0 errors, no 5xx (a 503 would mean the queue was full; --queue is set above the
@@ -124,21 +129,53 @@ def pick_questions(pipe, n: int) -> list[tuple[str, str]]:
     return out
 
 
-def in_process(pipe, questions, budget_s: float) -> dict:
-    lat, statuses = [], []
+def paired_round(pipe, arms: dict, questions, budget_s: float) -> dict:
+    """One client: each question through the pipeline, then serve, then llama.cpp's server, so
+    the three latencies of a question are taken within seconds of each other; per-question
+    ratios are kept beside the medians (steadier on a shared machine)."""
+    lat: dict[str, list[float]] = {"pipeline": [], "serve": [], "llama_cpp_server": []}
+    statuses: dict[str, list] = {k: [] for k in lat}
+    overhead_ms: list[float] = []
     t0 = time.perf_counter()
-    for q, _ in questions:
-        if time.perf_counter() - t0 > budget_s:
-            break
-        t = time.perf_counter()
-        pipe.answer(q)
-        lat.append(time.perf_counter() - t)
-        statuses.append(200)
-    return summary(lat, time.perf_counter() - t0, statuses) | {"cut": len(questions) - len(statuses)}
+    with httpx.Client(timeout=300) as c:
+        for q, prompt in questions:
+            if time.perf_counter() - t0 > budget_s:
+                break
+            t = time.perf_counter()
+            pipe.answer(q)
+            lat["pipeline"].append(time.perf_counter() - t)
+            statuses["pipeline"].append(200)
+            for arm, (url, make) in arms.items():
+                t = time.perf_counter()
+                try:
+                    r = c.post(url, json=make(q, prompt))
+                    statuses[arm].append(r.status_code)
+                except httpx.HTTPError as e:
+                    statuses[arm].append(type(e).__name__)
+                    r = None
+                lat[arm].append(time.perf_counter() - t)
+                if arm == "serve" and r is not None and r.status_code == 200:
+                    # What serving adds to the pipeline's own time (retrieval + generation, measured
+                    # inside the server): HTTP, JSON, the hand-off to the model's worker thread.
+                    tm = r.json()["timings"]
+                    overhead_ms.append(lat[arm][-1] * 1000 - tm["total_ms"] - tm.get("queue_ms", 0.0))
+    wall = time.perf_counter() - t0
+    out = {arm: {"1": summary(lat[arm], wall, statuses[arm]) | {"cut": len(questions) - len(lat[arm]),
+                                                                "latencies_s": [round(x, 3) for x in lat[arm]]}}
+           for arm in lat}
+    for arm in out.values():  # three arms shared the wall clock: answers/s from each arm's own time
+        r = arm["1"]
+        r["answers_per_s"] = round(r["ok"] / sum(r["latencies_s"]), 3) if r["ok"] else None
+    pairs = {"serve_over_pipeline": [s / p for s, p in zip(lat["serve"], lat["pipeline"])],
+             "serve_over_llama_cpp": [s / m for s, m in zip(lat["serve"], lat["llama_cpp_server"])]}
+    out["paired_1_client"] = {k: round(statistics.median(v), 3) if v else None for k, v in pairs.items()}
+    out["paired_1_client"]["serve_overhead_ms_median"] = round(statistics.median(overhead_ms), 2) if overhead_ms else None
+    out["paired_1_client"]["serve_overhead_ms"] = [round(x, 2) for x in overhead_ms]
+    return out
 
 
-def bodies_for(level: int, questions, make) -> list[dict]:
-    n = max(len(questions), level)
+def bodies_for(level: int, questions, make, n_min: int = 4) -> list[dict]:
+    n = max(min(n_min, len(questions)), level)
     return [make(*questions[i % len(questions)]) for i in range(n)]
 
 
@@ -146,7 +183,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--index", required=True, help="Index of data/corpus (ragkit ingest data/corpus --index DIR).")
     ap.add_argument("--levels", default="1,4,16")
-    ap.add_argument("--questions", type=int, default=4, help="Distinct questions; a level of N clients sends max(this, N).")
+    ap.add_argument("--questions", type=int, default=4, help="Requests per level: max(this, N clients), each a different question.")
+    ap.add_argument("--out", default=str(OUT), help="Where the JSON results go.")
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("-k", type=int, default=2)
     ap.add_argument("--budget-s", type=float, default=45,
@@ -161,7 +199,7 @@ def main() -> None:
 
     gen = load_generator("smollm2-135m")
     pipe = Pipeline(Index.open(args.index), gen, k=args.k, decoding=Decoding(max_tokens=args.max_tokens))
-    questions = pick_questions(pipe, args.questions)
+    questions = pick_questions(pipe, max(args.questions, *levels))  # no question twice within a level
     threads = gen.llm.n_threads
     env = {**os.environ, "RAGKIT_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     print(f"{len(questions)} English sample-bench questions, k={args.k}, max_tokens={args.max_tokens}, "
@@ -195,15 +233,18 @@ def main() -> None:
             asyncio.run(clients(url, bodies_for(1, questions[:1], make), 1, 120))  # warm-up
         for c in levels:
             if c == 1:
-                results["pipeline"]["1"] = in_process(pipe, questions, args.budget_s)
-                print(f"{'pipeline':<17}{c:2d}:", results["pipeline"]["1"], flush=True)
+                results.update(paired_round(pipe, arms, questions, args.budget_s))
+                for arm in ("pipeline", "serve", "llama_cpp_server"):
+                    print(f"{arm:<17} 1:", results[arm]["1"], flush=True)
+                continue
             for arm, (url, make) in arms.items():
-                results[arm][str(c)] = asyncio.run(clients(url, bodies_for(c, questions, make), c, args.budget_s))
+                results[arm][str(c)] = asyncio.run(clients(url, bodies_for(c, questions, make, args.questions), c,
+                                                           args.budget_s))
                 print(f"{arm:<17}{c:2d}:", results[arm][str(c)], flush=True)
     finally:
         for p in procs:
             stop(p)
-    report(results, levels)
+    report(results, levels, Path(args.out))
 
 
 def _chat(question, _prompt):
@@ -220,13 +261,17 @@ def _cpu_name() -> str:
     return "unknown"
 
 
-def report(results: dict, levels: list[int]) -> None:
+def report(results: dict, levels: list[int], out: Path) -> None:
     s1, p1 = results["serve"]["1"], results["pipeline"]["1"]
     ratios = {"serve_p50_over_pipeline_p50": round(s1["p50_s"] / p1["p50_s"], 3) if s1["p50_s"] else None}
     for c in levels:
-        s, lc = results["serve"][str(c)], results["llama_cpp_server"][str(c)]
+        s, lc = results["serve"].get(str(c)), results["llama_cpp_server"].get(str(c))
+        if not (s and lc):
+            continue
         if s["answers_per_s"] and lc["answers_per_s"]:
             ratios[f"serve_answers_per_s_over_llama_cpp_c{c}"] = round(s["answers_per_s"] / lc["answers_per_s"], 3)
+    ratios.update({f"paired_median_{k}": v for k, v in results.get("paired_1_client", {}).items()
+                   if not isinstance(v, list)})
     results["ratios"] = ratios
     print(f"\n{'arm':<18}{'clients':>8}{'ok':>5}{'p50 s':>8}{'p95 s':>8}{'ans/s':>8}  errors  cut at the budget")
     for arm in ("pipeline", "serve", "llama_cpp_server"):
@@ -235,9 +280,9 @@ def report(results: dict, levels: list[int]) -> None:
                   f"{r['errors'] or 0}  {r.get('cut', 0)}")
     for k, v in ratios.items():
         print(f"{k}: {v}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {OUT.relative_to(ROOT)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
