@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import echo_json, main
+from .answer_options import decoding_options, model_options
 
 _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
 
@@ -13,39 +14,13 @@ _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
 @click.argument("question")
 @click.option("--index", "index_dir", envvar="RAGKIT_INDEX", default=".ragkit/demo-index", show_default=True,
               type=click.Path(), help="Index directory built by 'ragkit ingest' (or set RAGKIT_INDEX).")
-@click.option("-m", "--model", default=None,
-              help="Bundled name (see 'ragkit models'), a name from models.yaml, a .gguf file or an HF model "
-                   "directory. [default: qwen2.5-coder-1.5b where installed, else smollm2-135m (English) or "
-                   "gemma3-270m (Chinese)]")
-@click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
-              help="Backend to run the model with. [default: llamacpp for a .gguf file, hf for a directory, openai with --base-url]")
-@click.option("--adapter", type=click.Path(exists=True), default=None,
-              help="LoRA adapter: a PEFT directory (hf) or a GGUF adapter file (llamacpp).")
-@click.option("--base-url", default=None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+@model_options
 @click.option("--api-key", envvar="OPENAI_API_KEY", default=None, show_envvar=True, help="Key for --base-url.")
-@click.option("--prompt-style", type=click.Choice(["chat", "fewshot"]), default=None,
-              help="Prompt format. [default: chat when the model has a chat template, else few-shot]")
-@click.option("--examples", type=click.IntRange(0, 3), default=None,
-              help="Worked examples in a few-shot prompt. [default: 3 with passages, 2 closed-book]")
-@click.option("--n-ctx", type=int, default=None, help="Context window in tokens. [default: 4096]")
 @click.option("-k", "k", default=5, show_default=True, help="Chunks to retrieve (all are listed as sources).")
-@click.option("--passages", type=click.IntRange(1, None), default=None,
-              help="Chunks put in the prompt. [default: all k; 1 for gemma3-270m, which answers best from one]")
-@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True,
-              help="Retrieval: dense vectors, BM25 keywords, or both fused.")
-@click.option("--min-score", type=float, default=None,
-              help="Answer 'I don't know' unasked when no chunk scores this high; 0 disables it. [default in "
-                   "hybrid mode: 0.20 English, 0.15 Chinese, calibrated on the sample corpus; else 0]")
 @click.option("--closed-book", is_flag=True, help="Skip retrieval: the model answers from its own weights.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help=_DECODING_HELP + ": 0 is greedy.")
-@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling mass; 1 disables it.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="0 disables top-k filtering.")
-@click.option("--repetition-penalty", type=float, default=1.0, show_default=True,
-              help="Above 1 discourages repeating tokens; 1 disables it.")
-@click.option("--no-repeat-ngram", type=int, default=0, show_default=True, help="hf backend only.")
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Most tokens in the answer.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (when temperature > 0).")
-@click.option("--stop", multiple=True, help="Stop string (repeatable).")
+@decoding_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming.")
 def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_style, examples, n_ctx, k, passages, mode,
         min_score, closed_book, temperature, top_p, top_k, repetition_penalty, no_repeat_ngram, max_tokens, seed,

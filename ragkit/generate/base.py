@@ -78,6 +78,14 @@ class ChatPrompt(str):
         obj.messages = [dict(m) for m in messages]
         return obj
 
+class GenerationCancelled(Exception):
+    """Raised from an `on_token` callback to stop a generation (a server client went away).
+
+    Every backend calls `on_token` from its own decoding loop, so raising there ends the loop at
+    the next token and unwinds through `Pipeline.answer` without a result; the model is left
+    ready for the next prompt (llama.cpp resets its KV cache position on every `generate`).
+    """
+
 
 class Generator(Protocol):
     backend: str  # "llamacpp", "hf", "openai"
@@ -99,7 +107,9 @@ class Generator(Protocol):
         self, prompt: str, decoding: Decoding, on_token: Callable[[str], None] | None = None
     ) -> Completion:
         """Complete a fully rendered prompt (chat templates are applied before this call), or the
-        messages of a ChatPrompt that `render_chat` returned."""
+        messages of a ChatPrompt that `render_chat` returned.
+
+        `on_token` may raise GenerationCancelled to stop early; the exception propagates."""
         ...
 
 
