@@ -1,6 +1,7 @@
 """Progress on stderr for the library's Progress callbacks: a tqdm bar on a terminal, and when
 stderr is a log file (CI, nohup, `ragkit run ... 2> log`), a plain line at most every 30 seconds,
-so a long job can be followed without filling the log with bar redraws."""
+so a long job can be followed without filling the log with bar redraws. Both show the rate (items/s)
+and the time left; a streamed ingest learns its total as it reads and updates it (set_total)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,24 @@ class TqdmProgress:
 
             self._bar = tqdm(total=total, desc=name, unit="", file=sys.stderr, leave=False, dynamic_ncols=True)
 
+    def set_total(self, total: int) -> None:
+        self._total = max(total, self._n)
+        if self._bar is not None and self._bar.total != self._total:
+            self._bar.total = self._total
+            self._bar.refresh()
+
+    def rate_eta(self, now: float) -> str:
+        """', 48.0/s, 2 min left' from the work done so far in this stage."""
+        spent = now - self._t0
+        if spent <= 0 or not self._n:
+            return ""
+        rate = self._n / spent
+        text = f", {rate:.1f}/s"
+        if self._total > self._n:
+            left = (self._total - self._n) / rate
+            text += f", {left / 60:.0f} min left" if left >= 120 else f", {left:.0f} s left"
+        return text
+
     def advance(self, n: int = 1) -> None:
         self._n += n
         if self._bar is not None:
@@ -36,7 +55,8 @@ class TqdmProgress:
             # Short stages print nothing: only work that outlasts the interval gets a line.
             self._last = now
             pct = f" ({100 * self._n / self._total:.0f}%)" if self._total else ""
-            print(f"{self._name}: {self._n}/{self._total}{pct}, {now - self._t0:.0f} s", file=sys.stderr, flush=True)
+            print(f"{self._name}: {self._n}/{self._total}{pct}, {now - self._t0:.0f} s{self.rate_eta(now)}",
+                  file=sys.stderr, flush=True)
 
     def done(self) -> None:
         if self._bar is not None:
