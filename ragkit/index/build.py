@@ -53,6 +53,9 @@ class IngestConfig:
     max_chunks_per_file: int = MAX_CHUNKS_PER_FILE
     checkpoint_rows: int = CHECKPOINT_ROWS  # rows written (and checkpointed) at a time
     device: str | None = None  # cpu | cuda | auto for the torch backend; None: cuda when available
+    ray: str | None = None  # None: embed here; "" a local Ray; else a Ray address (ray://head:10001)
+    ray_actors: int = 1  # embedding actors in the pool
+    ray_cpus: float = 2.0  # CPUs per actor (Ray sets OMP_NUM_THREADS from it)
 
     def __post_init__(self) -> None:
         if self.dense_index not in DENSE_TYPES:
@@ -286,18 +289,18 @@ def _run(roots, index_dir: Path, config, progress, embedder, on_file_error, sync
     settings = {"chunking": asdict(config.chunking), "dense_index": config.dense_index, "model": embedder.name,
                 "backend": getattr(embedder, "backend", None), "max_chunks_per_file": config.max_chunks_per_file}
     writer = FaissWriter(index_dir, embedder.dim, config.dense_index, stream.key(entries, old, settings))
+    embed = None
+    if config.ray is not None:  # embedding on a Ray actor pool; reading and chunking stay here
+        from .ray_embed import RayEmbed
+
+        embed = RayEmbed(config, embedder)
     try:
         for _attempt in range(2):
-            summary = IngestSummary(index=str(index_dir), skipped=skipped + clashes, files_deleted=deleted)
-            summary.files_seen = len(found) + len(skipped) + len(clashes)
-            new_files: dict[str, dict] = {}
-            estimate = stream.Estimate(entries, config.chunking.chunk_size - config.chunking.chunk_overlap)
-            progress.stage("embedding chunks", estimate.total())
             try:
-                summary.chunks_embedded = stream.write(
-                    stream.items(entries, old, config, embedder, summary, new_files, estimate), writer,
-                    lambda texts: embedder.embed(texts, on_batch=progress.advance), old,
-                    config.checkpoint_rows, on_batch=lambda n: progress.set_total(estimate.total()), estimate=estimate)
+                summary, new_files = _stream(entries, old, config, embedder, writer, progress, embed)
+                summary.skipped[:0] = skipped + clashes
+                summary.index, summary.files_deleted = str(index_dir), deleted
+                summary.files_seen = len(found) + len(skipped) + len(clashes)
                 break
             except stream.StaleStaging:  # rows of another stream: start this staging over, once
                 writer.discard()
@@ -322,6 +325,20 @@ def _run(roots, index_dir: Path, config, progress, embedder, on_file_error, sync
         writer.discard()  # a refused ingest starts over next time; a killed one resumes
         raise
     return summary
+
+
+def _stream(entries, old, config, embedder, writer, progress, embed) -> tuple[IngestSummary, dict]:
+    summary, new_files = IngestSummary(index=""), {}
+    window = embed.window if embed is not None else 1
+    estimate = stream.Estimate(entries, config.chunking.chunk_size - config.chunking.chunk_overlap)
+    progress.stage("embedding chunks", estimate.total())
+    summary.chunks_embedded = stream.write(
+        stream.items(entries, old, config, embedder, summary, new_files, estimate), writer,
+        embed or (lambda texts: embedder.embed(texts, on_batch=progress.advance)), old, config.checkpoint_rows,
+        on_batch=lambda n: progress.set_total(estimate.total()), estimate=estimate, window=window)
+    if embed is not None:
+        progress.advance(summary.chunks_embedded)  # Ray's actors report no progress of their own
+    return summary, new_files
 
 
 def _publish(index_dir: Path, writer, manifest: dict, progress, summary: IngestSummary) -> None:

@@ -194,8 +194,13 @@ def items(entries: list[Entry], old: OldVersion | None, config, embedder, summar
 
 
 def write(stream: Iterator[Item], writer, embed: Callable[[list[str]], np.ndarray], old: OldVersion | None,
-          batch_rows: int, on_batch: Callable[[int], None] | None = None, estimate: Estimate | None = None) -> int:
-    """Write the stream batch by batch, skipping the rows a killed ingest already wrote; returns chunks embedded."""
+          batch_rows: int, on_batch: Callable[[int], None] | None = None, estimate: Estimate | None = None,
+          window: int = 1) -> int:
+    """Write the stream batch by batch, skipping the rows a killed ingest already wrote; returns chunks embedded.
+
+    embed gets the new chunks of `window` batches at once (a Ray pool is worth starting for many),
+    and the writer still gets one batch, one checkpoint, at a time.
+    """
     skip, last = writer.rows, writer.last_chunk_id()
     n = embedded = 0
     batch: list[Item] = []
@@ -208,13 +213,14 @@ def write(stream: Iterator[Item], writer, embed: Callable[[list[str]], np.ndarra
             vecs[reused] = old.vectors[[batch[i][2] for i in reused]]
         if new:
             vecs[new] = embed([batch[i][0].text for i in new])
-        try:
-            writer.add([(c, t) for c, t, _ in batch], vecs)
-        except sqlite3.IntegrityError as e:  # cannot happen with unique sources; never write a version that fails
-            raise RagkitError(f"internal error: a chunk id would be stored twice ({e}); nothing was changed, "
-                              "please report this") from None
-        if on_batch:
-            on_batch(len(batch))
+        for s in range(0, len(batch), batch_rows):
+            try:
+                writer.add([(c, t) for c, t, _ in batch[s:s + batch_rows]], vecs[s:s + batch_rows])
+            except sqlite3.IntegrityError as e:  # cannot happen with unique sources; never write a version that fails
+                raise RagkitError(f"internal error: a chunk id would be stored twice ({e}); nothing was changed, "
+                                  "please report this") from None
+            if on_batch:
+                on_batch(min(batch_rows, len(batch) - s))
         done = len(new)
         batch.clear()
         return done
@@ -228,7 +234,7 @@ def write(stream: Iterator[Item], writer, embed: Callable[[list[str]], np.ndarra
                 raise StaleStaging
             continue
         batch.append(item)
-        if len(batch) >= batch_rows:
+        if len(batch) >= batch_rows * window:
             embedded += flush()
     if n < skip:
         raise StaleStaging
