@@ -68,6 +68,8 @@ class IngestConfig:
             raise ValueError("max_chunks_per_file must be >= 1")
         if self.checkpoint_rows < 1:
             raise ValueError("checkpoint_rows must be >= 1")
+        if self.ray_actors < 1 or self.ray_cpus <= 0:
+            raise ValueError("ray_actors must be >= 1 and ray_cpus > 0")
         if self.device is not None and self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}")
 
@@ -252,8 +254,9 @@ def _ingest_locked(roots, index_dir: Path, config, progress, embedder, on_file_e
         _check_old(old_manifest, config, embedder, index_dir)
     old = stream.OldVersion(old_version, old_manifest) if old_version else None
     try:
+        passed_in = embedder is not None
         embedder = _load_embedder(config, old_manifest, embedder, index_dir)
-        summary = _run(roots, index_dir, config, progress, embedder, on_file_error, sync, old)
+        summary = _run(roots, index_dir, config, progress, (embedder, passed_in), on_file_error, sync, old)
     finally:
         if old is not None:
             old.close()
@@ -261,7 +264,8 @@ def _ingest_locked(roots, index_dir: Path, config, progress, embedder, on_file_e
     return summary
 
 
-def _run(roots, index_dir: Path, config, progress, embedder, on_file_error, sync, old) -> IngestSummary:
+def _run(roots, index_dir: Path, config, progress, embedders, on_file_error, sync, old) -> IngestSummary:
+    embedder, passed_in = embedders
     found, skipped = scan(roots)
     old_files = old.files if old else {}
     assigned, clashes, root_labels = assign_sources(found, old_files, (old.manifest if old else {}).get("roots") or {})
@@ -288,12 +292,12 @@ def _run(roots, index_dir: Path, config, progress, embedder, on_file_error, sync
             return summary
     settings = {"chunking": asdict(config.chunking), "dense_index": config.dense_index, "model": embedder.name,
                 "backend": getattr(embedder, "backend", None), "max_chunks_per_file": config.max_chunks_per_file}
-    writer = FaissWriter(index_dir, embedder.dim, config.dense_index, stream.key(entries, old, settings))
     embed = None
     if config.ray is not None:  # embedding on a Ray actor pool; reading and chunking stay here
         from .ray_embed import RayEmbed
 
-        embed = RayEmbed(config, embedder)
+        embed = RayEmbed(config, embedder, passed_in)
+    writer = FaissWriter(index_dir, embedder.dim, config.dense_index, stream.key(entries, old, settings))
     try:
         for _attempt in range(2):
             try:
