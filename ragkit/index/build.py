@@ -141,7 +141,8 @@ def _load_embedder(config: IngestConfig, old: dict | None, embedder, index_dir: 
     if embedder is None:
         from ..embed import default_backend, load_embedder
 
-        backend = config.embed_backend or built_backend or default_backend()
+        chosen = {"cuda": "torch", "cpu": "onnx-int8"}.get(config.device or "auto") or default_backend()
+        backend = config.embed_backend or built_backend or chosen
         embedder = load_embedder(config.embed_model, batch_size=config.batch_size, backend=backend,
                                  device=config.device)
     if built_backend and getattr(embedder, "backend", built_backend) != built_backend:
