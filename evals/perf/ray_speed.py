@@ -3,7 +3,8 @@
 Both ingest data/corpus into fresh temporary indexes with the real bundled embedder (its default
 CPU backend); the Ray run embeds on an actor pool (--actors actors of --cpus CPUs each, via
 ray_embed.py). Ray is started before its timing (its start-up is printed apart), and each actor
-loads the model inside the timed run, as it would on a cluster. The vectors of the two indexes
+loads the model inside the timed run, as it would on a cluster, and so does the plain ingest
+(after an untimed warm-up ingest of one file). The vectors of the two indexes
 are compared too. On a 2-core machine expect no gain: the same two cores embed either way, and
 Ray's workers and object store take some of them.
 
@@ -53,6 +54,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ragkit-ray-") as tmp:
         tmp = Path(tmp)
+        first = next(p for p in sorted(Path(args.corpus).rglob("*.md")))
+        timed([first], tmp / "warm", IngestConfig())  # untimed: any one-time model preparation and caching
         plain_s, n = timed([args.corpus], tmp / "plain", IngestConfig())
         t0 = time.perf_counter()
         ray.init(num_cpus=max(2, int(args.actors * args.cpus) + 1), include_dashboard=False, log_to_driver=False)

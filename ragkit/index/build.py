@@ -339,7 +339,8 @@ def _stream(entries, old, config, embedder, writer, progress, embed) -> tuple[In
     progress.stage("embedding chunks", estimate.total())
     summary.chunks_embedded = stream.write(
         stream.items(entries, old, config, embedder, summary, new_files, estimate), writer,
-        embed or (lambda texts: embedder.embed(texts, on_batch=progress.advance)), old, config.checkpoint_rows,
+        embed or (lambda groups: [embedder.embed(g, on_batch=progress.advance) for g in groups]), old,
+        config.checkpoint_rows,
         on_batch=lambda n: progress.set_total(estimate.total()), estimate=estimate, window=window)
     if embed is not None:
         progress.advance(summary.chunks_embedded)  # Ray's actors report no progress of their own

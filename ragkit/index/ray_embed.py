@@ -32,13 +32,20 @@ def _same(embedder):
 
 
 class EmbedActor:
-    """One embedder per actor, loaded once; a batch of {"i", "text"} in, {"i", "vector"} out."""
+    """One embedder per actor, loaded once. A row is one group (a checkpoint batch's new texts,
+    embedded in one call as a plain ingest does); out come a row per text: group, position, vector."""
 
     def __init__(self, factory):
         self.embedder = factory()
 
     def __call__(self, batch: dict) -> dict:
-        return {"i": batch["i"], "vector": self.embedder.embed([str(t) for t in batch["text"]])}
+        groups, pos, vecs = [], [], []
+        for g, texts in zip(batch["group"], batch["texts"]):
+            v = self.embedder.embed([str(t) for t in texts])
+            groups.append(np.full(len(v), g, dtype=np.int64))
+            pos.append(np.arange(len(v), dtype=np.int64))
+            vecs.append(v)
+        return {"group": np.concatenate(groups), "pos": np.concatenate(pos), "vector": np.concatenate(vecs)}
 
 
 class RayEmbed:
@@ -68,18 +75,19 @@ class RayEmbed:
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
+    def __call__(self, groups: list[list[str]]) -> list[np.ndarray]:
         import ray
         from ray.data import ActorPoolStrategy
 
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        if not texts:
+        out = [np.empty((len(g), self.dim), dtype=np.float32) for g in groups]
+        if not groups:
             return out
-        ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)],
-                                 override_num_blocks=max(1, min(len(texts) // self.batch_size, 4 * self.actors)))
+        ds = ray.data.from_items([{"group": k, "texts": list(g)} for k, g in enumerate(groups)],
+                                 override_num_blocks=len(groups))
         vectors = ds.map_batches(EmbedActor, fn_constructor_kwargs={"factory": self.factory},
                                  compute=ActorPoolStrategy(size=self.actors), num_cpus=self.cpus,
-                                 batch_size=self.batch_size, batch_format="numpy")
+                                 batch_size=1, batch_format="numpy")
         for b in vectors.iter_batches(batch_size=None, batch_format="numpy"):
-            out[np.asarray(b["i"], dtype=np.int64)] = b["vector"]
+            for g, p, v in zip(b["group"], b["pos"], b["vector"]):
+                out[int(g)][int(p)] = v
         return out

@@ -193,13 +193,15 @@ def items(entries: list[Entry], old: OldVersion | None, config, embedder, summar
             yield c, " ".join(tokenize_for_search(c.text)), None
 
 
-def write(stream: Iterator[Item], writer, embed: Callable[[list[str]], np.ndarray], old: OldVersion | None,
+def write(stream: Iterator[Item], writer, embed: Callable[[list[list[str]]], list[np.ndarray]], old: OldVersion | None,
           batch_rows: int, on_batch: Callable[[int], None] | None = None, estimate: Estimate | None = None,
           window: int = 1) -> int:
     """Write the stream batch by batch, skipping the rows a killed ingest already wrote; returns chunks embedded.
 
     embed gets the new chunks of `window` batches at once (a Ray pool is worth starting for many),
-    and the writer still gets one batch, one checkpoint, at a time.
+    grouped by batch: each group is embedded as one embedder.embed call wherever it runs, so the
+    padding and, for int8 ONNX, the activation scales are the same, and so are the vectors. The
+    writer still gets one batch, one checkpoint, at a time.
     """
     skip, last = writer.rows, writer.last_chunk_id()
     n = embedded = 0
@@ -211,8 +213,10 @@ def write(stream: Iterator[Item], writer, embed: Callable[[list[str]], np.ndarra
         reused = [i for i, (_, _, row) in enumerate(batch) if row is not None]
         if reused:
             vecs[reused] = old.vectors[[batch[i][2] for i in reused]]
-        if new:
-            vecs[new] = embed([batch[i][0].text for i in new])
+        groups = [[i for i in new if s <= i < s + batch_rows] for s in range(0, len(batch), batch_rows)]
+        groups = [g for g in groups if g]
+        for g, v in zip(groups, embed([[batch[i][0].text for i in g] for g in groups])):
+            vecs[g] = v
         for s in range(0, len(batch), batch_rows):
             try:
                 writer.add([(c, t) for c, t, _ in batch[s:s + batch_rows]], vecs[s:s + batch_rows])

@@ -32,7 +32,8 @@ def test_ray_ingest_equals_a_plain_one(mini_corpus, tmp_path, fake_embedder, mon
     ingest([mini_corpus], plain, IngestConfig(embed_model="fake-embedder"), embedder=fake_embedder)
     fake_embedder.embedded.clear()
     try:
-        cfg = IngestConfig(embed_model="fake-embedder", ray="local", ray_actors=1, ray_cpus=1, batch_size=2)
+        cfg = IngestConfig(embed_model="fake-embedder", ray="local", ray_actors=1, ray_cpus=1, batch_size=2,
+                           checkpoint_rows=2)  # several groups, rows written two at a time
         s = ingest([mini_corpus], tmp_path / "ray", cfg, embedder=fake_embedder)
     finally:
         ray.shutdown()
