@@ -49,3 +49,22 @@ def test_a_path_after_ray_is_refused_in_one_sentence(mini_corpus, tmp_path, fake
     with pytest.raises(UsageError, match="not a Ray address"):
         ingest([mini_corpus], tmp_path / "i", cfg, embedder=fake_embedder)
     assert not (tmp_path / "i").exists()
+
+
+@pytest.mark.parametrize("args, want", [(["--ray"], "local"), (["--ray=ray://head:10001"], "ray://head:10001"),
+                                        ([], None)])
+def test_the_cli_ray_option_takes_an_optional_address(mini_corpus, tmp_path, monkeypatch, args, want):
+    from click.testing import CliRunner
+
+    import ragkit.index.build as build
+    from ragkit.cli import main
+
+    seen = {}
+
+    def fake_ingest(paths, index_dir, config, **kw):
+        seen["ray"], seen["device"] = config.ray, config.device
+        raise SystemExit(0)
+
+    monkeypatch.setattr(build, "ingest", fake_ingest)
+    r = CliRunner().invoke(main, ["ingest", str(mini_corpus), "--index", str(tmp_path / "i"), "--device", "cpu", *args])
+    assert r.exit_code == 0 and seen == {"ray": want, "device": "cpu"}
