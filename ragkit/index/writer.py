@@ -40,6 +40,10 @@ SLICE_ROWS = 65536  # rows copied or added to FAISS at a time at finish: 96 MB o
 
 
 class BatchWriter(Protocol):
+    """What ingest needs of a store: rows with their vectors in order, a checkpoint per add, and a
+    finish that makes the new version complete (not yet live: ingest swaps CURRENT after it)."""
+
+    dim: int
     rows: int  # rows durably written (after a resume: those a killed ingest wrote)
 
     def last_chunk_id(self) -> str | None: ...
