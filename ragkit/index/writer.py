@@ -14,8 +14,8 @@ dense.faiss, bm25/, manifest.json) and renames it into the v-* namespace; only t
 swap CURRENT, so readers see the old version until the very end.
 
 What stays in memory: one batch while writing; at `finish`, the FAISS index being built (it is
-the index) and BM25's token lists (bm25s.BM25.index takes the whole corpus at once: a list of
-token lists, about 1 KB a chunk). Vectors are copied to the .npy and added to FAISS in slices.
+the index) and BM25's token ids (bm25s.BM25.index takes the whole corpus at once; read back from
+SQLite as int32 arrays, about 4 bytes a token, they halve what lists of strings took). Vectors are copied to the .npy and added to FAISS in slices.
 A store of another kind (Milvus, say) implements the same three methods.
 """
 
@@ -55,24 +55,23 @@ class BatchWriter(Protocol):
     def discard(self) -> None: ...
 
 
-def build_faiss(vectors: np.ndarray, kind: str):
-    """A FAISS index over vectors (an array or a memmap), added in slices."""
+def build_faiss(read, n: int, dim: int, kind: str):
+    """A FAISS index over n vectors, read(start, stop) giving rows, added a slice at a time."""
     import faiss
 
-    n, dim = vectors.shape
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
     elif kind == "ivf" and n >= 256:
         nlist = max(1, min(4096, int(np.sqrt(n))))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = np.linspace(0, n - 1, min(n, 256 * nlist)).astype(np.int64)
-        index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
+        step = max(1, n // (256 * nlist))  # train on up to 256 rows a cluster, spread over the corpus
+        index.train(np.concatenate([read(s, min(n, s + SLICE_ROWS))[::step] for s in range(0, n, SLICE_ROWS)]))
         index.nprobe = min(nlist, 16)
     else:  # flat, or IVF on a corpus too small to train clusters
         index = faiss.IndexFlatIP(dim)
     for s in range(0, n, SLICE_ROWS):
-        index.add(np.ascontiguousarray(vectors[s:s + SLICE_ROWS], dtype=np.float32))
+        index.add(read(s, min(n, s + SLICE_ROWS)))
     return index
 
 
@@ -149,19 +148,21 @@ class FaissWriter:
         self.db.execute("CREATE INDEX IF NOT EXISTS by_source ON chunks(source)")
         self.db.commit()
         raw = self.dir / "vectors.f32"
-        src = np.memmap(raw, dtype=np.float32, mode="r", shape=(self.rows, self.dim)) if self.rows \
-            else np.zeros((0, self.dim), dtype=np.float32)
-        out = np.lib.format.open_memmap(self.dir / "embeddings.npy", mode="w+", dtype=np.float32,
-                                        shape=(self.rows, self.dim))
-        for s in range(0, self.rows, SLICE_ROWS):
-            out[s:s + SLICE_ROWS] = src[s:s + SLICE_ROWS]
-        out.flush()
-        del out
+        # The .npy is its header and the raw rows, copied file to file: no vector passes through memory.
+        with open(self.dir / "embeddings.npy", "wb") as out, open(raw, "rb") as src:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                      "shape": (self.rows, self.dim)}
+            np.lib.format.write_array_header_1_0(out, header)
+            shutil.copyfileobj(src, out, 1 << 20)
         import faiss
 
-        faiss.write_index(build_faiss(src, self.dense_kind), str(self.dir / "dense.faiss"))
-        del src
-        BM25Index.build(list(self._tokens())).save(self.dir / "bm25")
+        with open(raw, "rb") as src:
+            def read(start: int, stop: int) -> np.ndarray:
+                src.seek(start * self.dim * 4)
+                return np.fromfile(src, dtype=np.float32, count=(stop - start) * self.dim).reshape(-1, self.dim)
+
+            faiss.write_index(build_faiss(read, self.rows, self.dim, self.dense_kind), str(self.dir / "dense.faiss"))
+        BM25Index.build_streamed(self._tokens()).save(self.dir / "bm25")
         self.db.close()
         for name in ("vectors.f32", "plan.json"):
             (self.dir / name).unlink()
