@@ -337,13 +337,17 @@ def _stream(entries, old, config, embedder, writer, progress, embed) -> tuple[In
     window = embed.window if embed is not None else 1
     estimate = stream.Estimate(entries, config.chunking.chunk_size - config.chunking.chunk_overlap)
     progress.stage("embedding chunks", estimate.total())
+    def embed_groups(groups: list[list[str]]) -> list:
+        if embed is None:
+            return [embedder.embed(g, on_batch=progress.advance) for g in groups]
+        out = embed(groups)
+        progress.advance(sum(map(len, groups)))  # Ray's actors report no progress of their own: per window
+        return out
+
     summary.chunks_embedded = stream.write(
-        stream.items(entries, old, config, embedder, summary, new_files, estimate), writer,
-        embed or (lambda groups: [embedder.embed(g, on_batch=progress.advance) for g in groups]), old,
-        config.checkpoint_rows,
-        on_batch=lambda n: progress.set_total(estimate.total()), estimate=estimate, window=window)
-    if embed is not None:
-        progress.advance(summary.chunks_embedded)  # Ray's actors report no progress of their own
+        stream.items(entries, old, config, embedder, summary, new_files, estimate), writer, embed_groups, old,
+        config.checkpoint_rows, on_batch=lambda n: progress.set_total(estimate.total()), estimate=estimate,
+        window=window)
     return summary, new_files
 
 
