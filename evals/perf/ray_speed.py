@@ -58,7 +58,8 @@ def main() -> None:
         timed([first], tmp / "warm", IngestConfig())  # untimed: any one-time model preparation and caching
         plain_s, n = timed([args.corpus], tmp / "plain", IngestConfig())
         t0 = time.perf_counter()
-        ray.init(num_cpus=max(2, int(args.actors * args.cpus) + 1), include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=max(2, int(args.actors * args.cpus) + 1), include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
         start_s = time.perf_counter() - t0
         try:
             cfg = IngestConfig(ray="local", ray_actors=args.actors, ray_cpus=args.cpus)

@@ -71,7 +71,8 @@ class RayEmbed:
         if not ray.is_initialized():
             if address == "local":  # logical CPUs: the pool, plus one for Ray Data's own tasks
                 ray.init(num_cpus=max(os.cpu_count() or 1, int(self.actors * self.cpus) + 1),
-                         include_dashboard=False, log_to_driver=False, configure_logging=False)
+                         include_dashboard=False, log_to_driver=False, configure_logging=False,
+                         _node_ip_address="127.0.0.1")  # a local Ray listens on loopback only
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
 
