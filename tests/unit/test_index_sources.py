@@ -87,7 +87,7 @@ def test_single_root_keeps_bench_style_names(tmp_path, fake_embedder):
 
 
 def test_a_constraint_error_leaves_the_index_usable(ab, tmp_path, fake_embedder, monkeypatch):
-    import ragkit.index.build as build
+    import ragkit.index.stream as build  # chunking happens in the stream
 
     a, _ = ab
     idx = tmp_path / "I"
