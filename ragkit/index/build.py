@@ -153,9 +153,9 @@ def _embedding_entry(embedder, config: IngestConfig, old: dict | None) -> dict:
         "languages": list(info.languages) if info else None,
         "backend": getattr(embedder, "backend", None),
     }
-    from ..embed import _REGISTRY
+    from ..embed import is_registered
 
-    local = local_model_dir(config.embed_model) if config.embed_model not in _REGISTRY else None
+    local = local_model_dir(config.embed_model) if not is_registered(config.embed_model) else None
     if old and old["embedding"].get("path"):
         entry["path"], entry["fingerprint"] = old["embedding"]["path"], old["embedding"]["fingerprint"]
     elif local is not None:  # a local directory: by absolute path and content, never by its basename

@@ -193,7 +193,7 @@ def local_model_dir(name_or_path: str) -> Path | None:
 
 def embedder_source(manifest: dict, directory: Path) -> str:
     """What to load the index's embedder from: a bundled or registered name, or a checked local path."""
-    from ..embed import _REGISTRY
+    from ..embed import is_registered
     from ..models import BUNDLED
 
     emb = manifest["embedding"]
@@ -212,7 +212,7 @@ def embedder_source(manifest: dict, directory: Path) -> str:
                 "restore the original files or re-ingest into a new index")
         return str(p)
     name = emb["model"]
-    if name in _REGISTRY or name.lower() in BUNDLED:
+    if is_registered(name) or name.lower() in BUNDLED:
         return name
     raise IndexIncompatible(
         f"index {directory} names the embedding model {name[:80]!r}, which is neither bundled nor recorded "

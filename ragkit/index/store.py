@@ -56,17 +56,17 @@ def check_embedder(manifest: dict, requested: str | None, index_dir: Path) -> No
     built = emb["model"]
     if requested is None or requested == built or requested == emb.get("path"):
         return
-    from ..embed import _REGISTRY
+    from ..embed import is_registered
     from ..models import resolve_embedder
 
-    local = local_model_dir(requested) if requested not in _REGISTRY else None
+    local = local_model_dir(requested) if not is_registered(requested) else None
     if local is not None and emb.get("path") is not None:
         if str(local) == emb["path"]:
             return
         name = str(local)
         built = emb["path"]
     else:
-        name = requested if requested in _REGISTRY else resolve_embedder(requested)[0]
+        name = requested if is_registered(requested) else resolve_embedder(requested)[0]
     if name != built:
         use = emb.get("path") or built
         raise IndexIncompatible(

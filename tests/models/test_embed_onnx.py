@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ragkit.cli import main
 from ragkit.embed import SentenceTransformerEmbedder, load_embedder
-from ragkit.embed_onnx import OnnxEmbedder, model_key, read_st_config
+from ragkit.embed.onnx import OnnxEmbedder, model_key, read_st_config
 from ragkit.errors import IndexIncompatible, OnnxUnsupported
 from ragkit.index.build import IngestConfig, ingest
 from ragkit.index.store import Index

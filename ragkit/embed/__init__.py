@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import UsageError
-from .models import resolve_embedder
+from ..errors import UsageError
+from ..models import resolve_embedder
 
 
 class Embedder(Protocol):
@@ -77,7 +77,12 @@ def register_embedder(name: str, factory: Callable[[], Embedder]) -> None:
     _REGISTRY[name] = factory
 
 
-# "onnx" / "onnx-int8": ONNX Runtime fp32 / int8 on the CPU (embed_onnx.py); "torch": sentence-transformers.
+def is_registered(name: str) -> bool:
+    """Whether `name` is an embedder registered in this process (a fake or a plugin), not a model."""
+    return name in _REGISTRY
+
+
+# "onnx" / "onnx-int8": ONNX Runtime fp32 / int8 on the CPU (embed/onnx.py); "torch": sentence-transformers.
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
@@ -120,8 +125,8 @@ def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch
         raise UsageError(f"--device cuda runs the torch backend, not {backend}; pass --embed-backend torch "
                          "or ingest into a new index")
     if backend != "torch" and device != "cuda":
-        from .embed_onnx import OnnxEmbedder
-        from .errors import OnnxUnsupported
+        from ..errors import OnnxUnsupported
+        from .onnx import OnnxEmbedder
 
         try:
             return OnnxEmbedder(name_or_path, quantize=backend == "onnx-int8", batch_size=batch_size)

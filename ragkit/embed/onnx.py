@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OnnxUnsupported
-from .models import ragkit_home, resolve_embedder
+from ..errors import OnnxUnsupported
+from ..models import ragkit_home, resolve_embedder
 
 log = logging.getLogger(__name__)
 
