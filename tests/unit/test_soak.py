@@ -121,6 +121,14 @@ def test_readers_never_fail_while_a_writer_reingests(tmp_path, fake_embedder, mo
 
 
 def _child_ingest(corpus, idx):
+    # A forked child shares the parent's tqdm write lock (a multiprocessing semaphore, which bm25s's
+    # progress bars take even when hidden); killed while holding it, it would leave the parent
+    # deadlocked at its next ingest. The child gets a lock of its own.
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     ingest([corpus], idx, FAKE)
     os._exit(0)
 
