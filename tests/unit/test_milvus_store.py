@@ -142,3 +142,42 @@ def test_killed_milvus_ingest_leaves_the_old_version_answering(mini_corpus, tmp_
     index.close()
     live = read_current(idx)  # the rest are retired, reaped once no reader can hold them (versions.py)
     assert [d for d in idx.glob("v-*") if not (d / ".retired").exists()] == [live]
+
+
+def test_both_stores_find_and_name_sources_alike(mini_corpus, tmp_path, fake_embedder):
+    """Two roots (the second labelled), a link out of the folder (not followed), then --sync: same names."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "extra.txt").write_text("Spare propellers ship in packs of four.", encoding="utf-8")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("A secret outside every root.", encoding="utf-8")
+    (mini_corpus / "link.txt").symlink_to(outside)
+    runs = {}
+    for store in ("faiss", "milvus"):
+        idx = tmp_path / store
+        cfg = IngestConfig(embed_model="fake-embedder", store=store)
+        first = ingest([mini_corpus], idx, cfg)
+        second = ingest([other], idx, IngestConfig(embed_model="fake-embedder"))
+        after_two = opened(idx)
+        synced = ingest([other], idx, IngestConfig(embed_model="fake-embedder"), sync=True)
+        runs[store] = ([p for p, _ in first.skipped], second.files_added, after_two, synced.files_deleted,
+                       opened(idx))
+    assert runs["faiss"] == runs["milvus"]
+    skipped, added, (sources, _), deleted, (left, _) = runs["milvus"]
+    assert any("link.txt" in p for p in skipped) and "link.txt" not in sources
+    assert added == 1 and "other/extra.txt" in sources and deleted == 4 and left == ["other/extra.txt"]
+
+
+def test_a_manifest_naming_a_bad_store_is_one_sentence(mini_corpus, tmp_path, fake_embedder):
+    import json
+
+    from ragkit.errors import IndexDamaged
+
+    idx = tmp_path / "idx"
+    ingest([mini_corpus], idx, MILVUS)
+    path = read_current(idx) / "manifest.json"
+    m = json.loads(path.read_text(encoding="utf-8"))
+    for bad in ({"store": "cassandra"}, {"milvus": {"uri": "milvus.db"}}):
+        path.write_text(json.dumps({**m, **bad}), encoding="utf-8")
+        with pytest.raises(IndexDamaged, match="store|milvus"):
+            Index.open(idx)
