@@ -1,12 +1,13 @@
 """The 1M-chunk point of evals/perf/scale.py for the FAISS store, built without the file path.
 
 Reading, chunking and jieba-tokenising a million chunks through `ingest()` takes about an hour on
-this 2-core machine, so this script writes the index version directly with the writer ingest uses
-(build._write_version: SQLite rows, embeddings.npy, the FAISS index, bm25s), from chunks composed
+this 2-core machine, so this script writes the index version directly with the batch writer ingest
+uses (writer.FaissWriter: SQLite rows, embeddings.npy, the FAISS index, bm25s), from chunks composed
 of pre-tokenised CMRC sentences (each sentence tokenised once, the same text and words a real
 ingest would store) and random unit vectors. Queries then go through the real
 `Index.search(mode="hybrid", k=5)`. The FAISS store's one-file change rewrites the whole version
-(build._write_version again), so its cost at this size is the build time printed here.
+(the writer again), so its cost at this size is the build time printed here. The figures in
+evals/results/scale/ were measured before ingest was streamed (the writer was then one call).
 
     python evals/perf/scale_direct.py --size 1000000 --kind hnsw --queries 100
 """
@@ -58,7 +59,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/ragkit-scale-direct")
     args = ap.parse_args()
     from ragkit.embed import register_embedder
-    from ragkit.index.build import _write_version
+    from ragkit.index.writer import FaissWriter
     from ragkit.index.store import Index
 
     emb = RandomUnitEmbedder()
@@ -74,7 +75,11 @@ def main() -> None:
                 "chunking": {"chunk_size": 200, "chunk_overlap": 40}, "dense_index": args.kind, "fusion": {},
                 "n_chunks": args.size, "files": {}}
     t0 = time.perf_counter()
-    _write_version(work / "v-1", manifest, chunks, vectors, args.kind)
+    work.mkdir(parents=True)
+    writer = FaissWriter(work, DIM, args.kind, {"direct": args.size})
+    for i in range(0, args.size, 1024):
+        writer.add(chunks[i:i + 1024], vectors[i:i + 1024])
+    writer.finish(manifest, work / "v-1")
     (work / "CURRENT").write_text("v-1", encoding="utf-8")
     build = time.perf_counter() - t0
     del chunks, vectors
