@@ -59,8 +59,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/ragkit-scale-direct")
     args = ap.parse_args()
     from ragkit.embed import register_embedder
-    from ragkit.index.writer import FaissWriter
     from ragkit.index.store import Index
+    from ragkit.index.writer import FaissWriter
 
     emb = RandomUnitEmbedder()
     register_embedder(emb.name, lambda: emb)

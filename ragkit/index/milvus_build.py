@@ -9,6 +9,13 @@ index directory's CURRENT → v-*/manifest.json names the live version. An inges
    new rows, and the old rows of replaced sources are hidden by the manifest's filter);
 4. deletes the old rows of replaced and removed files.
 
+It runs inside build.ingest, under its WriteLock and after its checks of the old version (model,
+local model fingerprint, chunking); files are found by ingest/discover.scan (links out of a folder
+are not followed) and named by sources.assign_sources, so both stores name a file alike, and
+replaced version directories are reaped as FAISS ones (versions.reap). It keeps its own loop
+rather than stream.py's BatchWriter: rows go straight to Milvus, and a killed run is not resumed
+(step 1 drops its rows; its files are embedded again).
+
 Killed anywhere, the index answers from the last finished version. Unchanged files are neither
 re-embedded nor rewritten and there is no corpus-wide rebuild (Milvus keeps its BM25 statistics,
 milvus_df.py ragkit's): one changed file re-ingested in 1.6 s at 10k chunks, but 6.9 s at 100k on

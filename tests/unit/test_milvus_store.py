@@ -181,3 +181,25 @@ def test_a_manifest_naming_a_bad_store_is_one_sentence(mini_corpus, tmp_path, fa
         path.write_text(json.dumps({**m, **bad}), encoding="utf-8")
         with pytest.raises(IndexDamaged, match="store|milvus"):
             Index.open(idx)
+
+
+def test_cli_ingest_and_search_on_milvus(mini_corpus, tmp_path, fake_embedder):
+    import json
+
+    from click.testing import CliRunner
+
+    from ragkit.cli import main
+
+    def run(*args):
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    idx = tmp_path / "idx"
+    r = run("ingest", mini_corpus, "--index", idx, "--embed-model", "fake-embedder", "--store", "milvus", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["files_added"] == 4
+    r = run("search", "How long is the battery warranty?", "--index", idx, "-k", "2", "--json")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.output)["hits"]
+    assert len(hits) == 2 and hits[0]["source"] == "warranty.md"
+    r = run("ingest", mini_corpus, "--index", idx, "--embed-model", "fake-embedder", "--store", "faiss")
+    assert r.exit_code == 1 and "is a milvus store, not faiss" in r.output and "Traceback" not in r.output
