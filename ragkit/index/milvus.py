@@ -173,8 +173,12 @@ def bm25_score(distance: float) -> float:
 class MilvusIndex:
     """A read-only view of the live version of a Milvus-backed index directory."""
 
-    def __init__(self, directory: Path, version_dir: Path, manifest: dict, embedder=None):
+    def __init__(self, directory: Path, version_dir: Path, manifest: dict, embedder=None, auto_refresh: bool = True):
+        from .versions import current_stamp
+
         self.directory = Path(directory)
+        self.auto_refresh = auto_refresh
+        self._stamp = current_stamp(self.directory)
         self.version_dir = version_dir
         self.manifest = manifest
         self._embedder = embedder
@@ -194,6 +198,27 @@ class MilvusIndex:
         self.df = DocFreq.load(version_dir)
 
     embedder = property(lambda self: self._load_embedder())
+
+    @property
+    def version(self) -> str:
+        return self.version_dir.name
+
+    def refresh(self) -> bool:
+        """Move to the live version if an ingest swapped in a new one (its rows are already in the
+        collection: only the manifest's filter and the BM25 counts change); True when it did."""
+        from .manifest import read_current, read_manifest
+        from .versions import current_stamp
+
+        stamp = current_stamp(self.directory)
+        if stamp == self._stamp:
+            return False
+        version = read_current(self.directory)
+        manifest = read_manifest(version) if version is not None else None
+        if manifest is None or manifest.get("milvus", {}).get("collection") != self.collection:
+            return False
+        self.df, self.filter = DocFreq.load(version), live_filter(manifest["milvus"])
+        self.version_dir, self.manifest, self._stamp = version, manifest, stamp
+        return True
 
     def _load_embedder(self):
         if self._embedder is None:
@@ -274,6 +299,8 @@ class MilvusIndex:
             raise UsageError(f"unknown search mode '{mode}'; choose one of {', '.join(MODES)}")
         if k < 1:
             raise UsageError("k must be at least 1")
+        if self.auto_refresh:
+            self.refresh()
         if len(self) == 0:
             return []
         k = min(k, len(self))

@@ -103,7 +103,7 @@ class Index:
             from .milvus import MilvusIndex
 
             check_embedder(manifest, embed_model or (embedder.name if embedder is not None else None), directory)
-            return MilvusIndex(directory, version, manifest, embedder)
+            return MilvusIndex(directory, version, manifest, embedder, auto_refresh)
         return cls(directory, embedder=embedder, embed_model=embed_model, auto_refresh=auto_refresh)
 
     def _checked(self, v: Version) -> Version:

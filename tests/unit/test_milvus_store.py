@@ -203,3 +203,16 @@ def test_cli_ingest_and_search_on_milvus(mini_corpus, tmp_path, fake_embedder):
     assert len(hits) == 2 and hits[0]["source"] == "warranty.md"
     r = run("ingest", mini_corpus, "--index", idx, "--embed-model", "fake-embedder", "--store", "faiss")
     assert r.exit_code == 1 and "is a milvus store, not faiss" in r.output and "Traceback" not in r.output
+
+
+def test_an_open_milvus_index_moves_to_the_next_version(mini_corpus, tmp_path, fake_embedder):
+    idx = tmp_path / "idx"
+    ingest([mini_corpus], idx, MILVUS)
+    index = Index.open(idx)
+    first = index.version
+    assert "38 minutes" in index.search("flight time minutes", k=1, mode="bm25")[0].text
+    (mini_corpus / "specs.txt").write_text("Falcon X2 flight time is now 41 minutes.", encoding="utf-8")
+    ingest([mini_corpus], idx, MILVUS)  # same process: milvus-lite shares its server
+    hits = index.search("flight time minutes", k=5, mode="bm25")
+    assert index.version != first and "41 minutes" in hits[0].text and not any("38 minutes" in h.text for h in hits)
+    index.close()
