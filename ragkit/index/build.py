@@ -257,6 +257,8 @@ def _ingest_locked(roots, index_dir: Path, config, progress, embedder, on_file_e
     if store_of(index_dir, config.store, old_manifest) == "milvus":
         from .milvus_build import ingest_milvus
 
+        if config.ray is not None:
+            raise UsageError("--ray embeds for the FAISS store only; drop --ray for a Milvus index")
         embedder = _load_embedder(config, old_manifest, embedder, index_dir)
         summary = ingest_milvus(roots, index_dir, config, progress, embedder, on_file_error, sync, old_version,
                                 old_manifest)

@@ -85,6 +85,8 @@ def test_milvus_refusals(mini_corpus, tmp_path, fake_embedder):
         ingest([mini_corpus], idx, FAISS)
     with pytest.raises(IndexIncompatible, match="fake-embedder"):
         Index.open(idx, embed_model="all-minilm-l6-v2")
+    with pytest.raises(UsageError, match="--ray"):
+        ingest([mini_corpus], tmp_path / "ray", IngestConfig(embed_model="fake-embedder", store="milvus", ray=""))
     with pytest.raises(UsageError, match="ending in .db"):
         ingest([mini_corpus], tmp_path / "other", IngestConfig(embed_model="fake-embedder", store="milvus",
                                                                milvus_uri="store.sqlite"))
