@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from . import echo_json, main
@@ -35,9 +37,21 @@ from .progress import TerminalProgress
 @click.option("--ray-actors", default=1, show_default=True, help="Embedding actors in the Ray pool.")
 @click.option("--ray-cpus", default=2.0, show_default=True,
               help="CPUs per Ray actor (Ray sets OMP_NUM_THREADS from it).")
+@click.option("--store", type=click.Choice(["faiss", "milvus"]), default=None,
+              help="Where chunks live: FAISS + bm25s files in the index directory, or a Milvus collection "
+                   "(milvus-lite or a server). [default: an existing index's own; for a new one faiss]")
+@click.option("--milvus-uri", default=None,
+              help="Milvus store: a milvus-lite .db path or a server URI such as http://HOST:19530. "
+                   "[default: milvus.db inside the index directory]")
+@click.option("--milvus-token", default=None, envvar="RAGKIT_MILVUS_TOKEN", show_envvar=True,
+              help="Milvus server token (user:password or an API key); never written to the index.")
+@click.option("--milvus-analyzer", type=click.Choice(["ragkit", "jieba"]), default="ragkit", show_default=True,
+              help="Milvus store, new index: BM25 over ragkit's own words (the FAISS store's, written beside the "
+                   "text; same recall), or Milvus's jieba analyzer over the text (other writers need no ragkit).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index, batch_size, embed_backend,
-           sync, max_file_chunks, device, ray_address, ray_actors, ray_cpus, as_json):
+           sync, max_file_chunks, device, ray_address, ray_actors, ray_cpus, store, milvus_uri, milvus_token,
+           milvus_analyzer, as_json):
     """Build or update a hybrid (FAISS + BM25) index from documents.
 
     PATHS are files or folders (walked recursively): .txt .md .html .pdf .docx .csv .jsonl.
@@ -64,6 +78,10 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             ray=ray_address,
             ray_actors=ray_actors,
             ray_cpus=ray_cpus,
+            store=store,
+            milvus_uri=milvus_uri,
+            milvus_token=milvus_token,
+            milvus_analyzer=milvus_analyzer,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -83,6 +101,10 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             click.echo(f"  note {printable(path)}: {printable(note)}", err=True)
         for path, reason in s.skipped:
             click.echo(f"  skipped {printable(path)}: {printable(reason)}", err=True)
+        from ..index.milvus_build import store_hint, store_of
+
+        if hint := store_hint(s.chunks, store_of(Path(index_dir), None), dense_index):
+            click.echo(f"  hint: {hint}", err=True)
     if summary.skipped:
         raise SystemExit(3)  # the index was updated, but not with every file
 

@@ -57,8 +57,16 @@ class IngestConfig:
     ray: str | None = None  # None: embed here; "" a local Ray; else a Ray address (ray://head:10001)
     ray_actors: int = 1  # embedding actors in the pool
     ray_cpus: float = 2.0  # CPUs per actor (Ray sets OMP_NUM_THREADS from it)
+    store: str | None = None  # faiss | milvus; None: the index's own, else faiss (see milvus_build.py)
+    milvus_uri: str | None = None  # None: milvus-lite file milvus.db inside the index directory
+    milvus_token: str | None = field(default=None, repr=False)  # None: env RAGKIT_MILVUS_TOKEN
+    milvus_analyzer: str = "ragkit"  # BM25 words: ragkit's own, or Milvus's jieba analyzer (milvus.ANALYZERS)
 
     def __post_init__(self) -> None:
+        if self.store not in (None, "faiss", "milvus"):
+            raise ValueError("store must be faiss or milvus")
+        if self.milvus_analyzer not in ("jieba", "ragkit"):
+            raise ValueError("milvus_analyzer must be jieba or ragkit")
         if self.dense_index not in DENSE_TYPES:
             raise ValueError(f"dense_index must be one of {', '.join(DENSE_TYPES)}")
         if self.embed_backend is not None and self.embed_backend not in BACKENDS:
@@ -143,7 +151,7 @@ def _load_embedder(config: IngestConfig, old: dict | None, embedder, index_dir: 
     return embedder
 
 
-def _embedding_entry(embedder, config: IngestConfig, old: dict | None) -> dict:
+def embedding_entry(embedder, config: IngestConfig, old: dict | None) -> dict:
     from ..models import model_info
 
     info = model_info(embedder.name)
@@ -215,7 +223,7 @@ def _manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict, fi
         "ragkit_version": __version__,
         "created": (old.get("created") or now) if old else now,
         "updated": now,
-        "embedding": _embedding_entry(embedder, config, old),
+        "embedding": embedding_entry(embedder, config, old),
         "chunking": {**asdict(config.chunking), "unit": f"tokens of {embedder.name}"},
         "dense_index": config.dense_index,
         "fusion": old.get("fusion", {}) if old else {},
@@ -225,7 +233,7 @@ def _manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict, fi
     }
 
 
-def _no_documents(summary: IngestSummary, roots: list[Path]) -> UsageError:
+def no_documents(summary: IngestSummary, roots: list[Path]) -> UsageError:
     reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped[:3])
     return UsageError(
         "no readable documents found" + (f" ({reasons})" if reasons else f" in {', '.join(map(str, roots))}")
@@ -233,7 +241,7 @@ def _no_documents(summary: IngestSummary, roots: list[Path]) -> UsageError:
     )
 
 
-def _used_roots(root_labels: dict, new_files: dict) -> dict:
+def used_roots(root_labels: dict, new_files: dict) -> dict:
     used = {info.get("root") for info in new_files.values()}
     return {r: lb for r, lb in sorted(root_labels.items()) if r in used}
 
@@ -244,6 +252,18 @@ def _ingest_locked(roots, index_dir: Path, config, progress, embedder, on_file_e
     old_manifest = read_manifest(old_version) if old_version else None
     if old_manifest is not None:
         _check_old(old_manifest, config, embedder, index_dir)
+    from .milvus_build import store_of  # store dispatch: the Milvus store's ingest lives in its own module
+
+    if store_of(index_dir, config.store, old_manifest) == "milvus":
+        from .milvus_build import ingest_milvus
+
+        if config.ray is not None:
+            raise UsageError("--ray embeds for the FAISS store only; drop --ray for a Milvus index")
+        embedder = _load_embedder(config, old_manifest, embedder, index_dir)
+        summary = ingest_milvus(roots, index_dir, config, progress, embedder, on_file_error, sync, old_version,
+                                old_manifest)
+        summary.seconds = round(time.perf_counter() - t0, 2)
+        return summary
     old = stream.OldVersion(old_version, old_manifest) if old_version else None
     try:
         passed_in = embedder is not None
@@ -274,8 +294,8 @@ def _run(roots, index_dir: Path, config, progress, embedders, on_file_error, syn
                             for e in entries if not e.same]
         summary.files_seen = len(found) + len(skipped) + len(clashes)
         if not entries:
-            raise _no_documents(summary, roots)
-        if _unchanged(old_manifest, old_version, dict(sorted(files.items())), _used_roots(root_labels, files), config):
+            raise no_documents(summary, roots)
+        if _unchanged(old_manifest, old_version, dict(sorted(files.items())), used_roots(root_labels, files), config):
             if on_file_error:
                 for path, reason in summary.skipped:
                     on_file_error(path, reason)
@@ -306,10 +326,10 @@ def _run(roots, index_dir: Path, config, progress, embedders, on_file_error, syn
             for path, reason in summary.skipped:
                 on_file_error(path, reason)
         new_files = dict(sorted(new_files.items()))
-        root_labels = _used_roots(root_labels, new_files)
+        root_labels = used_roots(root_labels, new_files)
         summary.chunks = writer.rows
         if not writer.rows:
-            raise _no_documents(summary, roots)
+            raise no_documents(summary, roots)
         if _unchanged(old_manifest, old_version, new_files, root_labels, config):  # every changed file failed
             writer.discard()
             summary.version = old_version.name

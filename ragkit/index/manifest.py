@@ -98,6 +98,20 @@ def _check_files(files, d: Path) -> None:
             _expect(info.get(key) is None or isinstance(info[key], str), d, f"has an invalid {key} for {source!r}")
 
 
+def _check_store(m: dict, d: Path) -> None:
+    """`store` (absent: faiss) and, for a Milvus index, where its rows live (milvus_build.py writes it)."""
+    store = m.get("store", "faiss")
+    _expect(store in ("faiss", "milvus"), d, f"names an unknown store {store!r}")
+    if store != "milvus":
+        return
+    mv = m.get("milvus")
+    _expect(isinstance(mv, dict) and isinstance(mv.get("uri"), str) and isinstance(mv.get("collection"), str)
+            and _is_int(mv.get("version")) and isinstance(mv.get("replaced", []), list)
+            and all(isinstance(s, str) for s in mv.get("replaced", []))
+            and isinstance(mv.get("bm25"), dict) and mv["bm25"].get("analyzer") in ("jieba", "ragkit"), d,
+            "has no valid 'milvus' object (uri, collection, version, replaced, bm25)")
+
+
 def validate_manifest(m, d: Path) -> dict:
     """The manifest if it matches the schema; IndexDamaged naming the first problem otherwise.
 
@@ -120,6 +134,7 @@ def validate_manifest(m, d: Path) -> dict:
     roots = m.get("roots", {})
     _expect(isinstance(roots, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in roots.items()), d,
             "has an invalid 'roots' object")
+    _check_store(m, d)
     arts = m.get("artifacts", {})
     _expect(isinstance(arts, dict) and all(isinstance(k, str) and _is_int(v) for k, v in arts.items()), d,
             "has an invalid 'artifacts' object")

@@ -97,6 +97,13 @@ class Index:
         directory = Path(directory)
         if not directory.exists():
             raise IndexMissing(f"no index at {directory}; build one with 'ragkit ingest PATH --index {directory}'")
+        version = read_current(directory)
+        manifest = read_manifest(version) if version is not None else {}
+        if manifest.get("store", "faiss") == "milvus":  # store dispatch: same interface, see milvus.py
+            from .milvus import MilvusIndex
+
+            check_embedder(manifest, embed_model or (embedder.name if embedder is not None else None), directory)
+            return MilvusIndex(directory, version, manifest, embedder, auto_refresh)
         return cls(directory, embedder=embedder, embed_model=embed_model, auto_refresh=auto_refresh)
 
     def _checked(self, v: Version) -> Version:
