@@ -29,4 +29,4 @@ def test_real_embedder_ingest_and_search(mini_corpus, tmp_path):
     ]:
         r = runner.invoke(main, ["search", query, "--index", str(idx), "-k", "1", "--mode", mode, "--json"])
         assert r.exit_code == 0, r.output
-        assert json.loads(r.output)["sources"][0]["source"] == expected, (query, mode)
+        assert json.loads(r.output)["hits"][0]["source"] == expected, (query, mode)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ragkit.embed import load_embedder
 from ragkit.errors import RagkitError
 from ragkit.eval.bench import load_bench, validate_bench
 from ragkit.index.build import IngestConfig, ingest
@@ -127,7 +128,8 @@ def test_bench_parser(tmp_path, data):
 
 @pytest.fixture(scope="module")
 def built_index(tmp_path_factory):
-    from conftest import _shared_fake
+    # the fake tests/conftest.py registers (importing `conftest` by name can find tests/models' one)
+    _shared_fake = load_embedder("fake-embedder")
 
     root = tmp_path_factory.mktemp("fuzzcorpus")
     (root / "a.md").write_text("# Warranty\n\nThe battery is covered for 12 months.", encoding="utf-8")
@@ -210,7 +212,8 @@ def test_manifest_reader_on_mutated_json(built_index, picks, values, drops):
 def test_ingest_over_a_mutated_manifest(built_index, tmp_path_factory, picks, values, drops):
     import shutil
 
-    from conftest import _shared_fake
+    # the fake tests/conftest.py registers (importing `conftest` by name can find tests/models' one)
+    _shared_fake = load_embedder("fake-embedder")
 
     idx, version, original, corpus = built_index
     work = tmp_path_factory.mktemp("mut") / "idx"
