@@ -216,7 +216,8 @@ def ingest(
 
 
 
-def _manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict, files: dict) -> dict:
+def new_manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict, files: dict) -> dict:
+    """The manifest of a version about to be written (either store; Milvus adds its own keys)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return {
         "format": FORMAT_VERSION,
@@ -335,7 +336,7 @@ def _run(roots, index_dir: Path, config, progress, embedders, on_file_error, syn
             summary.version = old_version.name
             reap(index_dir, old_version)
             return summary
-        _publish(index_dir, writer, _manifest(embedder, config, old_manifest, writer.rows, root_labels, new_files),
+        _publish(index_dir, writer, new_manifest(embedder, config, old_manifest, writer.rows, root_labels, new_files),
                  progress, summary)
     except RagkitError:
         writer.discard()  # a refused ingest starts over next time; a killed one resumes

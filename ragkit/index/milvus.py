@@ -35,12 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexLocked, RagkitError, UsageError
+from ..errors import IndexLocked, RagkitError
 from ..lang import EN_STOPWORDS, ZH_STOPWORDS, detect_language, tokenize_for_search
 from ..types import Chunk, Hit
 from .hybrid import FusionWeights, fuse, top_k
 from .manifest import embedder_source
 from .milvus_df import DocFreq
+from .store import check_search
 
 DEFAULT_DB = "milvus.db"  # milvus-lite database inside the index directory
 BM25_K1 = 1.5  # set explicitly (lite defaults to 1.5, the server docs use 1.2): bm25s' k1, so scores match the FAISS store
@@ -64,7 +65,6 @@ def bm25_words(text: str) -> str:
     """The `words` field for the ragkit analyzer: ragkit's BM25 words, coded."""
     return " ".join(word_code(w) for w in tokenize_for_search(text))
 FIELDS = ["chunk_id", "source", "text", "start", "end", "page", "title", "metadata"]
-MODES = ("dense", "bm25", "hybrid")
 
 
 class MilvusError(RagkitError):
@@ -293,12 +293,7 @@ class MilvusIndex:
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
         """The k best chunks for a query. Hybrid scores lie in [0, 1] and are comparable across queries."""
-        if not query or not query.strip():
-            raise UsageError("the query is empty")
-        if mode not in MODES:
-            raise UsageError(f"unknown search mode '{mode}'; choose one of {', '.join(MODES)}")
-        if k < 1:
-            raise UsageError("k must be at least 1")
+        check_search(query, k, mode)
         if self.auto_refresh:
             self.refresh()
         if len(self) == 0:

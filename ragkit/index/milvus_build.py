@@ -27,10 +27,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
-from .. import __version__
 from ..errors import IndexIncompatible, UsageError
 from ..ingest.discover import scan
 from ..ingest.loaders import LoadError
@@ -51,7 +49,7 @@ from .milvus import (
 )
 from .milvus_df import DocFreq
 from .sources import assign_sources, is_gone
-from .store import FORMAT_VERSION, read_current, read_manifest
+from .store import read_current, read_manifest
 
 STORES = ("faiss", "milvus")
 INSERT_BATCH = 512
@@ -250,7 +248,7 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
             analyzer):
     """Insert new and changed files' chunks as the next version; return the manifest that makes it live,
     and (texts added, texts removed) for the document frequencies; None when nothing changed."""
-    from .build import embedding_entry, no_documents, used_roots
+    from .build import new_manifest, no_documents, used_roots
 
     assigned, kept, replaced, root_labels = _plan(roots, old, sync, summary)
     old_files = old["files"] if old else {}
@@ -276,7 +274,6 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
     progress.done()
     client.flush(collection)  # durable before the manifest names it
     summary.chunks_embedded = len(fresh)
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     milvus = {"uri": uri, "collection": collection, "version": ver, "replaced": sorted(replaced),
               "bm25": {"k1": BM25_K1, "b": BM25_B, "analyzer": analyzer}}
     removed = []
@@ -287,21 +284,9 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
         while batch := it.next():
             removed.extend(r["text"] for r in batch)
         it.close()
-    return {
-        "format": FORMAT_VERSION,
-        "store": "milvus",
-        "milvus": milvus,
-        "ragkit_version": __version__,
-        "created": (old.get("created") or now) if old else now,
-        "updated": now,
-        "embedding": embedding_entry(embedder, config, old),
-        "chunking": {**asdict(config.chunking), "unit": f"tokens of {embedder.name}"},
-        "dense_index": config.dense_index,
-        "fusion": old.get("fusion", {}) if old else {},
-        "n_chunks": summary.chunks,
-        "roots": root_labels,
-        "files": new_files,
-    }, ([c.text for c in fresh], removed)
+    manifest = {"store": "milvus", "milvus": milvus,
+                **new_manifest(embedder, config, old, summary.chunks, root_labels, new_files)}
+    return manifest, ([c.text for c in fresh], removed)
 
 
 # Where evals/perf/scale.py says the choice should change (README, "How cost grows").

@@ -75,6 +75,16 @@ def check_embedder(manifest: dict, requested: str | None, index_dir: Path) -> No
         )
 
 
+def check_search(query: str, k: int, mode: str) -> None:
+    """The arguments every store's `search` refuses, with the same sentence."""
+    if not query or not query.strip():
+        raise UsageError("the query is empty")
+    if mode not in MODES:
+        raise UsageError(f"unknown search mode '{mode}'; choose one of {', '.join(MODES)}")
+    if k < 1:
+        raise UsageError("k must be at least 1")
+
+
 class Index:
     """A read-only view of the live version of an index directory.
 
@@ -262,12 +272,7 @@ class Index:
 
         BM25 mode returns only chunks that share a word with the query (no 0-score padding).
         """
-        if not query or not query.strip():
-            raise UsageError("the query is empty")
-        if mode not in MODES:
-            raise UsageError(f"unknown search mode '{mode}'; choose one of {', '.join(MODES)}")
-        if k < 1:
-            raise UsageError("k must be at least 1")
+        check_search(query, k, mode)
         v = self._acquire()
         try:
             return self._search(v, query, k, mode)
