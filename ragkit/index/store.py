@@ -75,6 +75,12 @@ def check_embedder(manifest: dict, requested: str | None, index_dir: Path) -> No
         )
 
 
+def manifest_summary(m: dict) -> dict:
+    """What `describe()` reports of an index's manifest, whichever store holds it."""
+    return {"chunks": m["n_chunks"], "files": len(m["files"]), "embedding": m["embedding"],
+            "chunking": m["chunking"], "dense_index": m["dense_index"], "updated": m.get("updated")}
+
+
 def check_search(query: str, k: int, mode: str) -> None:
     """The arguments every store's `search` refuses, with the same sentence."""
     if not query or not query.strip():
@@ -323,17 +329,7 @@ class Index:
                 self._current.release()
 
     def describe(self) -> dict:
-        m = self.manifest
-        return {
-            "index": str(self.directory),
-            "version": self.version,
-            "chunks": m["n_chunks"],
-            "files": len(m["files"]),
-            "embedding": m["embedding"],
-            "chunking": m["chunking"],
-            "dense_index": m["dense_index"],
-            "updated": m.get("updated"),
-        }
+        return {"index": str(self.directory), "version": self.version, **manifest_summary(self.manifest)}
 
 
 def timed_search(index: Index, query: str, k: int, mode: str) -> tuple[list[Hit], float]:
