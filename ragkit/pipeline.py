@@ -9,7 +9,8 @@
 the bench measures. Negative rejection happens twice: before generation, when the best retrieved
 chunk scores below `min_score` (hybrid scores are absolute, in [0, 1]), and after it, when the
 model says the passages lack the answer. Both give the same canonical "I don't know" answer with
-`refused=True`.
+`refused=True`. Passages given by the caller (`answer(..., passages=hits)`: a bench item's own
+context, the eval's oracle arm) replace retrieval; no score threshold applies to them.
 """
 
 from __future__ import annotations
@@ -118,8 +119,12 @@ class Pipeline:
         *,
         closed_book: bool = False,
         on_token: Callable[[str], None] | None = None,
+        passages: list[Hit] | None = None,
     ) -> Answer:
-        """Answer one question. `on_token` receives the answer text as it is generated."""
+        """Answer one question. `on_token` receives the answer text as it is generated.
+
+        `passages` (non-empty) are the passages to answer from instead of retrieving: all of them go
+        into the prompt (trimmed only to fit the context), whatever `closed_book` says."""
         if not question or not question.strip():
             raise UsageError('the question is empty; ask something, e.g. ragkit ask "How long is the warranty?"')
         question = question.strip()
@@ -127,13 +132,17 @@ class Pipeline:
         t0 = time.perf_counter()
         hits: list[Hit] | None = None
         retrieval_ms = 0.0
-        if not closed_book and self.index is not None:
+        shown: list[Hit] | None = None
+        if passages:
+            hits = shown = list(passages)
+        elif not closed_book and self.index is not None:
             hits = self.retrieve(question)
             retrieval_ms = ms_since(t0)
             if not hits or max(h.score for h in hits) < self.threshold(lang):
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
+            shown = hits[: self.passages]
 
-        plan = self.plan(question, hits[: self.passages] if hits is not None else None, lang)
+        plan = self.plan(question, shown, lang)
         stops = answer_stop(self.generator.prompt_style) + (header_stops() if plan.hits else [])
         decoding = self.decoding.with_stops(stops)
         guard = HeaderGuard(on_token) if on_token is not None and plan.hits else None

@@ -118,9 +118,11 @@ class BenchItem:
     category: str
     difficulty: str
     notes: str | None = None
+    context: list[str] | None = None  # the item's own passages: every arm reads these instead of retrieving
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if d["notes"] is None:
-            d.pop("notes")
+        for f in ("notes", "context"):
+            if d[f] is None:
+                d.pop(f)
         return d

@@ -16,7 +16,8 @@ from .progress import TerminalProgress
               help="Bench JSONL file.")
 @click.option("--index", "index_dir", type=click.Path(), help="Index directory (needed by rag arms and retrieval metrics).")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory (re-use it to resume).")
-@setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag.")
+@setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag, oracle (rag given "
+         "the gold chunks).")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
 @click.option("--model", "models", multiple=True,
               help="Base model for every language, or LANG=MODEL (repeatable). [default: qwen2.5-coder-1.5b "
@@ -39,9 +40,12 @@ from .progress import TerminalProgress
 @click.option("--limit", type=int, default=None, help="Only the first N items (taken across categories).")
 @click.option("--judge", default=None, help="LLM judge as BACKEND/MODEL, e.g. llamacpp/gemma3-270m.")
 @setting("--seed", of=EVAL, type=int, help="Seed for sampling and the bootstrap.")
+@setting("--general-bench", of=EVAL, type=click.Path(exists=True, dir_okay=False),
+         help="A second bench of general items every arm also answers: retention and forgetting in the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapters, tuned_models, backend,
-             base_url, n_ctx, k, mode, min_score, max_tokens, temperature, limit, judge, seed, as_json):
+             base_url, n_ctx, k, mode, min_score, max_tokens, temperature, limit, judge, seed, general_bench,
+             as_json):
     """Evaluate retrieval and answers on a bench; writes OUT/report.{json,md}, items.jsonl and charts.
 
     Every arm shares the bench, prompts, decoding and k, so differences come from the knowledge
@@ -62,7 +66,7 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
         models=parse_lang_map(models, "model"), adapters=parse_lang_map(adapters, "adapter"),
         tuned_models=parse_lang_map(tuned_models, "tuned-model"), backend=backend, base_url=base_url,
         n_ctx=n_ctx, k=k, mode=mode, min_score=min_score, max_tokens=max_tokens, temperature=temperature,
-        limit=limit, judge=judge, seed=seed,
+        limit=limit, judge=judge, seed=seed, general_bench=general_bench,
     )
     report = run_eval(config, progress=TerminalProgress(), retrieval_only=retrieval_only,
                       log=lambda m: click.echo(m, err=True))
@@ -78,6 +82,10 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
 
         click.echo("\n".join(arms_table(report)))
         click.echo("\n".join(breakdown_table(report, "by_category")))
+    if report.get("retention"):
+        from ..eval.report import retention_tables
+
+        click.echo("\n".join(retention_tables(report)))
     for arm, why in report["skipped_arms"].items():
         click.echo(f"Skipped {arm}: {why}", err=True)
     for note in report["notes"]:

@@ -2,7 +2,11 @@
 
 Fields: id, question, answers (acceptable answer strings; any one counts), sources (paths relative
 to the ingested root that hold the answer), category (knowledge, logic, common, ...), difficulty
-(easy, medium, hard, simple, complex), optional notes.
+(easy, medium, hard, simple, complex), optional notes, optional context.
+
+`context` is a list of passage strings the item brings with it (reading comprehension): every arm
+answers from those passages, in the prompt format of retrieved ones, and nothing is retrieved for it
+(ragkit.eval.passages). Answer metrics treat such items like any other; retrieval metrics skip them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from ..types import BenchItem
 
 DIFFICULTIES = ("easy", "medium", "hard", "simple", "complex")
 REQUIRED = ("id", "question", "answers", "sources", "category", "difficulty")
-OPTIONAL = ("notes",)
+OPTIONAL = ("notes", "context")
 
 
 def check_record(record: object) -> list[str]:
@@ -38,7 +42,22 @@ def check_record(record: object) -> list[str]:
         problems.append(f"'difficulty' must be one of {', '.join(DIFFICULTIES)}")
     if "notes" in record and record["notes"] is not None and not isinstance(record["notes"], str):
         problems.append("'notes' must be a string")
+    if record.get("context") is not None:
+        problems += check_context(record["context"])
     return problems
+
+
+def check_context(value: object) -> list[str]:
+    """The problem with an item's `context`, as one phrase (empty when it is valid)."""
+    if not isinstance(value, list):
+        return ["'context' must be a list of passage strings"]
+    if not value:
+        return ["'context' must hold at least one passage"]
+    if not all(isinstance(p, str) for p in value):
+        return ["'context' passages must be strings"]
+    if not all(p.strip() for p in value):
+        return ["'context' passages must not be empty"]
+    return []
 
 
 def bench_lines(path: Path) -> list[tuple[int, str | None, str]]:

@@ -3,6 +3,10 @@
 - accuracy.png: accuracy by arm and category, grouped bars with 95% bootstrap error bars, plus an
   "all" group for each arm's overall accuracy.
 - recall.png: retrieval recall@k for k = 1..10 (share of questions with a gold source in the top k).
+- retention.png (with a general bench only): domain accuracy (x) against retention accuracy on the
+  general bench (y), one point per arm, 95% CI bars both ways: up and right is better; a tuned arm
+  to the right of and below its base arm learned the domain and forgot general ability.
+  `tradeoff_chart` draws the same picture for any labelled points (a sweep's cells).
 
     python -m ragkit.eval.charts runs/x/eval/report.json   # redraws the charts beside the report
 """
@@ -73,10 +77,50 @@ def recall_chart(report: dict, path: Path) -> Path | None:
     return path
 
 
+Point = tuple[str, float, "list[float] | None", float, "list[float] | None"]  # label, x, x ci95, y, y ci95
+
+
+def tradeoff_chart(points: list[Point], path: Path, title: str, xlabel: str = "domain accuracy % (95% CI)",
+                   ylabel: str = "retention accuracy % (95% CI)") -> Path | None:
+    """One labelled point per (label, x, x_ci, y, y_ci) (fractions, CIs as [lo, hi] or None), with
+    error bars in both directions."""
+    if not points:
+        return None
+    plt = _plt()
+
+    def bar(v, ci):
+        return [[100 * (v - ci[0])], [100 * (ci[1] - v)]] if ci else None
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for label, x, xci, y, yci in points:
+        ax.errorbar([100 * x], [100 * y], xerr=bar(x, xci), yerr=bar(y, yci), fmt="o", capsize=3, label=label)
+        ax.annotate(label, (100 * x, 100 * y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def retention_chart(report: dict, path: Path) -> Path | None:
+    arms, ret = report.get("arms") or {}, report.get("retention") or {}
+    points = [(arm, arms[arm]["accuracy"], arms[arm]["ci95"].get("accuracy"), r["accuracy"], r["ci95"])
+              for arm, r in ret.items()
+              if arm in arms and arms[arm].get("accuracy") is not None and r.get("accuracy") is not None]
+    return tradeoff_chart(points, path, "Domain accuracy against retention, by arm")
+
+
 def write_charts(report: dict, out_dir: Path) -> list[str]:
     """Draw every chart the report has data for; return the files written."""
     out = []
-    for fn, name in ((accuracy_chart, "accuracy.png"), (recall_chart, "recall.png")):
+    for fn, name in ((accuracy_chart, "accuracy.png"), (recall_chart, "recall.png"),
+                     (retention_chart, "retention.png")):
         p = fn(report, Path(out_dir) / name)
         if p is not None:
             out.append(str(p))

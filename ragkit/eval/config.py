@@ -18,9 +18,15 @@ from ..errors import UsageError
 from ..settings import CommaList, Settings
 from ..types import BenchItem
 
-ARMS = ("closed_book", "rag", "sft", "sft_rag")
+# oracle: the base model given the gold source's chunks (ragkit.eval.passages), rag's ceiling. It is
+# not run by default (it costs a pass of the base model); name it in --arms / eval.arms.
+DEFAULT_ARMS = ("closed_book", "rag", "sft", "sft_rag")
+ARMS = (*DEFAULT_ARMS, "oracle")
 TUNED_ARMS = ("sft", "sft_rag")
 RETRIEVAL_ARMS = ("rag", "sft_rag")
+INDEX_ARMS = (*RETRIEVAL_ARMS, "oracle")  # the arms that read the index
+# Forgetting on the general bench: each tuned arm against the base arm that differs only in the model.
+FORGETTING_PAIRS = (("sft", "closed_book"), ("sft_rag", "rag"))
 MODES = ("dense", "bm25", "hybrid")
 
 LangMap = dict[Literal["*", "en", "zh"], str]  # lang or "*" (every language) -> model or adapter
@@ -36,7 +42,7 @@ class EvalSettings(Settings):
 
     The one place the eval defaults live: `ragkit eval`'s options, pipelines/*.yaml and the API."""
 
-    arms: CommaList = Field(default_factory=lambda: list(ARMS))
+    arms: CommaList = Field(default_factory=lambda: list(DEFAULT_ARMS))
     models: LangMap = Field(default_factory=dict)  # empty: the bundled default per language
     backend: Literal["llamacpp", "hf", "openai"] | None = None
     n_ctx: int | None = Field(default=None, ge=1)
@@ -48,6 +54,17 @@ class EvalSettings(Settings):
     limit: int | None = Field(default=None, ge=1)
     judge: str | None = None
     seed: int = 0
+    # A second bench of general items every arm also answers (ragkit.eval.retention): what tuning cost.
+    general_bench: str | None = None
+
+    @field_validator("general_bench")
+    @classmethod
+    def _general_bench_exists(cls, path: str | None) -> str | None:
+        from pathlib import Path
+
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"general bench file {path} does not exist")
+        return path
 
     @field_validator("arms")
     @classmethod
@@ -72,8 +89,8 @@ class EvalConfig(EvalSettings):
 
     @model_validator(mode="after")
     def _arms_have_an_index(self) -> EvalConfig:
-        if any(a in RETRIEVAL_ARMS for a in self.arms) and not self.index:
-            raise ValueError("the rag and sft_rag arms need an index")
+        if any(a in INDEX_ARMS for a in self.arms) and not self.index:
+            raise ValueError("the rag, sft_rag and oracle arms need an index")
         return self
 
     def decoding(self):

@@ -9,7 +9,11 @@ report.json keys (stable; tools and `ragkit report` read them):
                               by_category.<cat>{n, accuracy, ..., ci95}, by_difficulty.<d>{...},
                               latency{mean_ms, p50_ms, p95_ms}, tokens_per_s, total_s, models,
                               judge{accuracy, n_graded, unparseable, unparseable_rate} (with --judge)
-    pairwise.<b>_vs_<a>       a, b, metric, diff (b - a), ci95, n, significant (paired bootstrap)
+    pairwise.<b>_vs_<a>       a, b, metric, diff (b - a), ci95, n, significant (paired bootstrap);
+                              oracle_vs_rag when both ran: how much retrieval's misses cost
+    retention.<arm>           accuracy, em, f1, n, ci95 (of accuracy) on the general bench
+                              (only with --general-bench / eval.general_bench; ragkit.eval.retention)
+    forgetting.<tuned_arm>    base, diff (tuned - base accuracy on the general bench), ci95, n
     skipped_arms.<arm>        why the arm was not run
     notes                     anything a reader must know (partial coverage, errors)
     config                    the settings of the run
@@ -80,20 +84,27 @@ def arm_summary(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0, judged:
 def pairwise(rows_by_arm: dict[str, list[dict]], metric: str = "accuracy", n_boot: int = 2000,
              seed: int = 0) -> dict[str, dict]:
     """b - a for every pair of arms, over the items both answered; a comes first in the order
-    closed_book, rag, sft, sft_rag, so "rag_vs_closed_book" is always the gain from retrieval."""
+    closed_book, rag, sft, sft_rag, oracle, so "rag_vs_closed_book" is always the gain from retrieval
+    and "oracle_vs_rag" what retrieval missed."""
     from .config import ARMS
 
     arms = sorted(rows_by_arm, key=lambda a: (ARMS.index(a) if a in ARMS else len(ARMS), a))
     out = {}
     for i, a in enumerate(arms):
         for b in arms[i + 1:]:
-            sa = {r["id"]: r["scores"][metric] for r in rows_by_arm[a]}
-            sb = {r["id"]: r["scores"][metric] for r in rows_by_arm[b]}
-            common = [k for k in sa if k in sb]
-            res = paired_bootstrap([sa[k] for k in common], [sb[k] for k in common], n_boot, seed)
+            res = pair_diff(rows_by_arm[a], rows_by_arm[b], metric, n_boot, seed)
             if res is not None:
                 out[f"{b}_vs_{a}"] = {"a": a, "b": b, "metric": metric, **res}
     return out
+
+
+def pair_diff(rows_a: Sequence[dict], rows_b: Sequence[dict], metric: str = "accuracy", n_boot: int = 2000,
+              seed: int = 0) -> dict | None:
+    """b - a in `metric` over the items both answered (paired bootstrap); None when none are shared."""
+    sa = {r["id"]: r["scores"][metric] for r in rows_a}
+    sb = {r["id"]: r["scores"][metric] for r in rows_b}
+    common = [k for k in sa if k in sb]
+    return paired_bootstrap([sa[k] for k in common], [sb[k] for k in common], n_boot, seed)
 
 
 def retrieval_breakdown(rows: Sequence[dict]) -> dict:
@@ -203,6 +214,7 @@ def render_markdown(report: dict, charts: Sequence[str] = ()) -> str:
             out.append(f"| {p['b']} − {p['a']} | {100 * p['diff']:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] "
                        f"| {p['n']} | {'yes' if p['significant'] else 'no'} |")
         out.append("")
+    out += retention_tables(report)
     notes = [f"Arm `{a}` skipped: {why}" for a, why in report.get("skipped_arms", {}).items()]
     notes += report.get("notes", [])
     if notes:
@@ -210,6 +222,32 @@ def render_markdown(report: dict, charts: Sequence[str] = ()) -> str:
     for c in charts:  # paths relative to the markdown file
         out += [f"![{Path(c).stem}]({c})", ""]
     return "\n".join(out)
+
+
+def retention_tables(report: dict) -> list[str]:
+    """The "Retention (general bench)" section: each arm's general-bench accuracy beside its domain
+    accuracy, then the forgetting differences; [] without a general bench."""
+    ret = report.get("retention")
+    if not ret:
+        return []
+    bench = Path(str((report.get("config") or {}).get("general_bench") or "the general bench")).name
+    out = ["## Retention (general bench)", "",
+           f"Each arm's generator on {bench}: the general ability tuning may cost, beside the domain accuracy.", "",
+           "| arm | n | retention accuracy % [95% CI] | EM % | F1 % | domain accuracy % |", "|---|---|---|---|---|---|"]
+    for arm, r in ret.items():
+        dom = (report.get("arms") or {}).get(arm, {}).get("accuracy")
+        out.append(f"| {arm} | {r['n']} | {_pct(r['accuracy'])}{_ci(r['ci95'])} | {_pct(r['em'])} | "
+                   f"{_pct(r['f1'])} | {_pct(dom)} |")
+    out.append("")
+    if report.get("forgetting"):
+        out += ["Forgetting: tuned minus base accuracy on the general bench (paired bootstrap; below 0 = lost).", "",
+                "| comparison | diff (pts) | 95% CI | n |", "|---|---|---|---|"]
+        for tuned, f in report["forgetting"].items():
+            lo, hi = f["ci95"]
+            out.append(f"| {tuned} − {f['base']} | {100 * f['diff']:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+                       f"| {f['n']} |")
+        out.append("")
+    return out
 
 
 def write_report(out_dir: Path, report: dict, charts: Sequence[str] = ()) -> None:

@@ -4,6 +4,10 @@ Arms differ in the knowledge source only; the bench, prompts, decoding and k are
 
     closed_book  base model, no retrieval        sft      tuned model, no retrieval
     rag          base model + retrieval          sft_rag  tuned model + retrieval
+    oracle       base model given the gold source's chunks (ragkit.eval.passages): rag's ceiling
+
+An item with its own `context` is answered from it by every arm, without retrieval. With a general
+bench (`general_bench`), every arm also answers it: retention and forgetting (ragkit.eval.retention).
 
 Each item's question decides its language, and the language picks the model (`models`, default
 models.default_llm: Qwen2.5-Coder-1.5B where installed, else the language's tiny model). The
@@ -14,7 +18,7 @@ none it is skipped with a note.
 Resuming: every finished item is appended to OUT/items.jsonl with a key hashing what decided its
 output (arm, model, adapter, decoding, k, mode, index version, question). A re-run reuses rows
 whose key matches and recomputes their scores from the stored output, so metric fixes apply
-without generating again.
+without generating again. An item's context is part of its key.
 
     from ragkit.eval.runner import EvalConfig, run_eval
     report = run_eval(EvalConfig(bench="data/bench/sample.jsonl", index=".ragkit/demo-index", out="out"))
@@ -33,9 +37,17 @@ from pathlib import Path
 from ..errors import ContextOverflow, UsageError
 from ..hashing import settings_hash
 from ..progress import NullProgress, Progress
-from ..types import BenchItem
+from ..types import BenchItem, Hit
 from . import metrics
-from .config import RETRIEVAL_ARMS, TUNED_ARMS, EvalConfig, config_dict, resolve_adapter, select_items
+from .config import (
+    INDEX_ARMS,
+    RETRIEVAL_ARMS,
+    TUNED_ARMS,
+    EvalConfig,
+    config_dict,
+    resolve_adapter,
+    select_items,
+)
 
 
 def _fingerprint(path: str | None) -> str | None:
@@ -53,7 +65,8 @@ def _fingerprint(path: str | None) -> str | None:
 
 
 def item_key(arm: str, item: BenchItem, model_spec: dict, settings: dict) -> str:
-    return settings_hash({"arm": arm, "q": item.question, "model": model_spec, **settings}, 20)
+    extra = {"context": item.context} if item.context else {}  # items without one keep their old keys
+    return settings_hash({"arm": arm, "q": item.question, "model": model_spec, **settings, **extra}, 20)
 
 
 def read_items(path: Path) -> dict[tuple[str, str, str], dict]:
@@ -82,11 +95,12 @@ def score_row(row: dict, item: BenchItem) -> dict:
     return row
 
 
-def answer_row(arm: str, item: BenchItem, lang: str, key: str, pipe, closed_book: bool) -> dict:
+def answer_row(arm: str, item: BenchItem, lang: str, key: str, pipe, closed_book: bool,
+               passages: list[Hit] | None = None) -> dict:
     t0 = time.perf_counter()
     error = None
     try:
-        ans = pipe.answer(item.question, closed_book=closed_book)
+        ans = pipe.answer(item.question, closed_book=closed_book, passages=passages)
     except ContextOverflow as e:
         # One over-long item must not end a long run: recorded as an empty, wrong answer.
         ans, error = None, str(e)
@@ -170,17 +184,22 @@ def run_eval(
     from ..lang import detect_language
 
     retrieval, ret_rows = ({}, [])
-    if index is not None:
-        retrieval, ret_rows = run_retrieval(items, index, config, progress)
+    searched = [it for it in items if not it.context]  # items with their own passages retrieve nothing
+    if index is not None and searched:
+        retrieval, ret_rows = run_retrieval(searched, index, config, progress)
         with (out / "retrieval_items.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in ret_rows)
 
     langs = {it.id: detect_language(it.question) for it in items}
     plan, skipped, notes = plan_arms(config, arms, langs)
     items_path = out / "items.jsonl"
-    rows_by_arm, reused = answer_arms(config, plan, items, langs, index, load_generator, progress, items_path)
+    oracle = oracle_chooser(index, items, config.mode) if "oracle" in plan and index is not None else None
+    rows_by_arm, reused = answer_arms(config, plan, items, langs, index, load_generator, progress, items_path, oracle)
     if reused:
         log(f"Reused {reused} finished item(s) from {items_path}")
+    if n_blind := sum(1 for r in rows_by_arm.get("oracle", []) if not r.get("sources")):
+        notes.append(f"oracle: {n_blind} item(s) have no chunk of their gold sources in the index and were "
+                     "answered closed-book")
 
     if config.judge and rows_by_arm:
         judge_rows(config, rows_by_arm, items, load_generator, progress, items_path)
@@ -189,10 +208,16 @@ def run_eval(
         if n:
             notes.append(f"{a}: {n} item(s) failed (prompt too long) and count as wrong; see items.jsonl")
 
-    _write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
+    write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
     cfg = config_dict(config, len(items), len(all_items))
     cfg["index_version"] = _index_version(index)
     report = build_report(retrieval, rows_by_arm, cfg, skipped, notes, n_boot=config.n_boot, seed=config.seed)
+    if config.general_bench and rows_by_arm:
+        from .retention import retention_report, run_retention
+
+        general_rows = run_retention(config, list(rows_by_arm), index, load_generator, progress, out, log,
+                                     report["notes"])
+        report.update(retention_report(general_rows, n_boot=config.n_boot, seed=config.seed))
     charts = write_charts(report, out)
     write_report(out, report, charts)
     return report
@@ -231,9 +256,33 @@ def plan_arms(config: EvalConfig, arms: list[str], langs: dict[str, str]):
     return plan, skipped, notes
 
 
-def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, progress, items_path: Path):
+def oracle_chooser(index, items: list[BenchItem], mode: str) -> Callable[[BenchItem, int], list[Hit]]:
+    """The oracle arm's passages for an item, at most `cap` of them (ragkit.eval.passages)."""
+    from .passages import gold_chunks, index_search, oracle_passages
+
+    gold, search = gold_chunks(index, items), index_search(index, mode)
+    return lambda item, cap: oracle_passages(item, gold, search, cap)
+
+
+def given_passages(arm: str, item: BenchItem, pipe, k: int, oracle) -> list[Hit] | None:
+    """What an arm reads instead of retrieving: the item's own context (every arm), else the
+    oracle's gold chunks (as many as the rag arm shows: min(k, the pipeline's passages)); None:
+    the arm's usual way (retrieval or closed-book). Without `oracle`, the oracle arm reads context
+    or nothing (closed-book)."""
+    from .passages import context_hits
+
+    if item.context:
+        return context_hits(item.context)
+    if arm == "oracle" and oracle is not None:
+        return oracle(item, min(k, pipe.passages)) or None
+    return None
+
+
+def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, progress, items_path: Path,
+                oracle=None):
     """Answer every planned (arm, item), reusing rows of an earlier run whose key matches; each new
-    row is appended to items.jsonl at once. Returns ({arm: scored rows}, rows reused)."""
+    row is appended to `items_path` at once. `oracle` chooses the oracle arm's passages
+    (oracle_chooser). Returns ({arm: scored rows}, rows reused)."""
     from ..pipeline import Pipeline
 
     done = read_items(items_path)
@@ -254,7 +303,7 @@ def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, p
                 model, adapter, backend = plan[arm][lang]
                 spec = {"model": model, "adapter": adapter, "adapter_fp": _fingerprint(adapter), "lang": lang,
                         "backend": backend}
-                key = item_key(arm, item, spec, {**settings, **(rag_settings if arm in RETRIEVAL_ARMS else {})})
+                key = item_key(arm, item, spec, {**settings, **(rag_settings if arm in INDEX_ARMS else {})})
                 row = done.get((arm, item.id, key))
                 if row is not None:
                     reused += 1
@@ -265,7 +314,9 @@ def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, p
                                              lang=lang, n_ctx=config.n_ctx)
                         pipes[pk] = Pipeline(index, gen, k=config.k, mode=config.mode, decoding=decoding,
                                              min_score=config.min_score)
-                    row = answer_row(arm, item, lang, key, pipes[pk], closed_book=arm not in RETRIEVAL_ARMS)
+                    passages = given_passages(arm, item, pipes[pk], config.k, oracle)
+                    row = answer_row(arm, item, lang, key, pipes[pk], closed_book=arm not in RETRIEVAL_ARMS,
+                                     passages=passages)
                     sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                     sink.flush()
                 rows.append(score_row(row, item))
@@ -314,7 +365,7 @@ def judge_rows(config: EvalConfig, rows_by_arm, items, load_generator, progress,
     progress.done()
 
 
-def _write_items(path: Path, rows: list[dict]) -> None:
+def write_items(path: Path, rows: list[dict]) -> None:
     """Rewrite items.jsonl with this run's rows only, in arm and bench order (atomic)."""
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as f:

@@ -164,6 +164,9 @@ def _resolve_paths(d: dict, root: Path) -> None:
     sft = d.get("sft_data")
     if isinstance(sft, dict) and isinstance(sft.get("mix"), str) and sft["mix"]:
         sft["mix"] = str((root / sft["mix"]).resolve())
+    ev = d.get("eval")
+    if isinstance(ev, dict) and isinstance(ev.get("general_bench"), str) and ev["general_bench"]:
+        ev["general_bench"] = str((root / ev["general_bench"]).resolve())
     for key in PATH_KEYS:
         v = d.get(key)
         if isinstance(v, str):
@@ -192,7 +195,7 @@ def apply_override(d: dict, assignment: str) -> None:
             raise UsageError(f"--set {assignment}: '{p}' is not a section")
         node = node[p]
     node[parts[-1]] = value
-    if parts[0] in PATH_KEYS or parts == ["sft_data", "mix"]:
+    if parts[0] in PATH_KEYS or parts in (["sft_data", "mix"], ["eval", "general_bench"]):
         _resolve_paths(d, Path.cwd())
 
 

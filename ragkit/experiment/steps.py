@@ -230,12 +230,15 @@ def run_experiment(
 
     ecfg = cfg.eval_config(str(bench), str(run_dir / "eval"), str(run_dir / "index"), adapters)
     # h_train: a retrained adapter can land at the same path with the same size in the same second.
-    h_eval = settings_hash([h_ingest, cfg.eval.model_dump(mode="json"), adapters, [_files_fingerprint([a]) for a in adapters.values()],
-                          h_bench, h_train])
+    # Without a general bench the hash is what it was before that setting existed (runs stay up to date).
+    general = cfg.eval.general_bench
+    h_eval = settings_hash([h_ingest, cfg.eval.model_dump(mode="json", exclude=None if general else {"general_bench"}),
+                            adapters, [_files_fingerprint([a]) for a in adapters.values()], h_bench, h_train]
+                           + ([_files_fingerprint([general])] if general else []))
     step("eval", h_eval, lambda: {"items": run_eval(ecfg, progress=progress, log=log)["config"]["n_items"]})
 
     report = load_report(run_dir / "eval")
-    (run_dir / "report.md").write_text(render_markdown(report, ["eval/accuracy.png", "eval/recall.png"]),
-                                       encoding="utf-8")
+    charts = [f"eval/{c}" for c in ("accuracy.png", "recall.png", "retention.png") if (run_dir / "eval" / c).is_file()]
+    (run_dir / "report.md").write_text(render_markdown(report, charts), encoding="utf-8")
     status["report"] = "done"
     return {"run_dir": str(run_dir), "resumed": resumed, "steps": status, "report": report}
