@@ -95,8 +95,8 @@ def tradeoff_chart(points: list[Point], path: Path, title: str, xlabel: str = "d
     for label, x, xci, y, yci in points:
         ax.errorbar([100 * x], [100 * y], xerr=bar(x, xci), yerr=bar(y, yci), fmt="o", capsize=3, label=label)
         ax.annotate(label, (100 * x, 100 * y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
+    ax.set_xlim(-3, 103)  # a point at 0 or 100% stays whole
+    ax.set_ylim(-3, 103)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -40,7 +40,7 @@ def run_retention(config: EvalConfig, arms: list[str], index, load_generator: Ca
     items = select_items(load_bench(config.general_bench), config.limit)
     langs = {it.id: detect_language(it.question) for it in items}
     plan, skipped, plan_notes = plan_arms(config, arms, langs)
-    notes += [f"retention: {n}" for n in plan_notes]
+    notes += [f"retention: {n}" for n in plan_notes if n not in notes]  # not the domain run's again
     notes += [f"retention: arm {a} not run ({why})" for a, why in skipped.items()]
     path = out / RETENTION_ITEMS
     rows_by_arm, reused = answer_arms(config, plan, items, langs, index, load_generator, progress, path)

@@ -125,6 +125,28 @@ def test_eval_usage_errors(indexed, tmp_path):
     assert r.exit_code == 2 and "does not exist" in r.output and "Traceback" not in r.output  # a missing input: 2
 
 
+def test_eval_general_bench_and_oracle_on_the_cli(indexed, tmp_path, fake_llm):
+    bench, idx = indexed
+    general = tmp_path / "general.jsonl"
+    general.write_text(json.dumps({"id": "g1", "question": "What is the flight time?", "answers": ["38 minutes"],
+                                   "sources": ["general"], "category": "reading", "difficulty": "easy",
+                                   "context": ["The flight time is 38 minutes."]}) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    r = run("eval", "--bench", bench, "--index", idx, "--out", out, "--mode", "bm25", "--min-score", "0",
+            "--model", "fake", "--arms", "closed_book,rag,oracle", "--general-bench", general)
+    assert r.exit_code == 0, r.output
+    assert "## Retention (general bench)" in r.output and "| oracle | 1 | 100.0" in r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["retention"]["closed_book"] == {"accuracy": 1.0, "em": 1.0, "f1": 1.0, "n": 1, "ci95": [1.0, 1.0]}
+    assert rep["forgetting"] == {} and rep["config"]["general_bench"] == str(general)
+    assert rep["pairwise"]["oracle_vs_rag"]["n"] == 3 and (out / "retention_items.jsonl").is_file()
+    r = run("report", out)
+    assert r.exit_code == 0 and "## Retention (general bench)" in r.output
+    r = run("eval", "--bench", bench, "--index", idx, "--out", out, "--general-bench", tmp_path / "nope.jsonl")
+    assert r.exit_code == 2 and "nope.jsonl" in r.output and "does not exist" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
 def test_report_show_and_compare(indexed, tmp_path, fake_llm):
     bench, idx = indexed
     a, b = tmp_path / "a", tmp_path / "b"
@@ -195,6 +217,26 @@ def test_run_pipeline_then_resume_then_new_settings(indexed, tmp_path, mini_corp
     assert len(list(runs.iterdir())) == 2
     r = run("run", p, "--runs-dir", runs, "--set", "eval.k=2", "--resume")
     assert r.exit_code == 0 and "[ingest] up to date" in r.output and "[eval] running" in r.output
+
+
+def test_run_pipeline_with_a_general_bench(indexed, tmp_path, mini_corpus, fake_llm):
+    bench, _ = indexed
+    p = pipeline_file(tmp_path, mini_corpus, bench)
+    general = tmp_path / "general.jsonl"
+    line = {"id": "g1", "question": "What is the flight time?", "answers": ["38 minutes"], "sources": ["general"],
+            "category": "reading", "difficulty": "easy", "context": ["The flight time is 38 minutes."]}
+    general.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    runs = tmp_path / "runs"
+    r = run("run", p, "--runs-dir", runs, "--set", f"eval.general_bench={general}")
+    assert r.exit_code == 0, r.output
+    (run_dir,) = list(runs.iterdir())
+    md = (run_dir / "report.md").read_text()
+    assert "## Retention (general bench)" in md and "![retention](eval/retention.png)" in md
+    # The general bench's contents are part of the eval step's hash.
+    general.write_text(json.dumps(line) + "\n" + json.dumps(dict(line, id="g2")) + "\n", encoding="utf-8")
+    r = run("run", p, "--runs-dir", runs, "--set", f"eval.general_bench={general}", "--resume")
+    assert r.exit_code == 0 and "[ingest] up to date" in r.output and "[eval] running" in r.output
+    assert json.loads((run_dir / "eval" / "report.json").read_text())["retention"]["rag"]["n"] == 2
 
 
 def test_run_check_and_errors(tmp_path, mini_corpus, indexed):

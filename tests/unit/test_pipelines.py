@@ -80,6 +80,22 @@ def test_relative_paths_are_relative_to_the_file(tmp_path, monkeypatch):
     assert cfg.corpus == [str(tmp_path / "corpus")] and cfg.bench == [str(tmp_path / "bench.jsonl")]
 
 
+def test_general_bench_is_relative_to_the_file_and_in_the_eval_hash(tmp_path, monkeypatch):
+    p = minimal(tmp_path)
+    (tmp_path / "general.jsonl").write_text((tmp_path / "bench.jsonl").read_text())
+    d = yaml.safe_load(p.read_text())
+    d["eval"]["general_bench"] = "general.jsonl"
+    p.write_text(yaml.safe_dump(d))
+    monkeypatch.chdir("/")
+    cfg = load_experiment(p)
+    assert cfg.eval.general_bench == str(tmp_path / "general.jsonl")
+    assert cfg.eval_config("b", "o", "i", {}).general_bench == cfg.eval.general_bench
+    monkeypatch.chdir(tmp_path / "corpus")  # on the command line: relative to the current directory
+    assert load_experiment(p, ["eval.general_bench=../general.jsonl"]).eval.general_bench == str(tmp_path / "general.jsonl")
+    with pytest.raises(UsageError, match="eval.general_bench: general bench file .*missing.jsonl does not exist"):
+        load_experiment(p, ["eval.general_bench=missing.jsonl"])
+
+
 def test_overrides(tmp_path, monkeypatch):
     p = minimal(tmp_path)
     cfg = load_experiment(p, ["eval.limit=3", "eval.arms=[rag]", "eval.models.en=other", "index.chunk_size=64",
