@@ -40,7 +40,6 @@ from ..progress import NullProgress, Progress
 from ..types import BenchItem, Hit
 from . import metrics
 from .config import (
-    INDEX_ARMS,
     RETRIEVAL_ARMS,
     TUNED_ARMS,
     EvalConfig,
@@ -288,8 +287,9 @@ def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, p
     done = read_items(items_path)
     decoding = config.decoding()
     settings = {"decoding": asdict(decoding), "base_url": config.base_url, "n_ctx": config.n_ctx}
-    rag_settings = {"k": config.k, "mode": config.mode, "min_score": config.min_score,
-                    "index": _index_version(index)}
+    oracle_settings = {"k": config.k, "mode": config.mode, "index": _index_version(index)}
+    arm_settings = {"oracle": oracle_settings, **{a: {**oracle_settings, "min_score": config.min_score}
+                                                  for a in RETRIEVAL_ARMS}}
     pipes: dict[tuple, Pipeline] = {}
     rows_by_arm: dict[str, list[dict]] = {}
     reused = 0
@@ -303,7 +303,7 @@ def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, p
                 model, adapter, backend = plan[arm][lang]
                 spec = {"model": model, "adapter": adapter, "adapter_fp": _fingerprint(adapter), "lang": lang,
                         "backend": backend}
-                key = item_key(arm, item, spec, {**settings, **(rag_settings if arm in INDEX_ARMS else {})})
+                key = item_key(arm, item, spec, {**settings, **arm_settings.get(arm, {})})
                 row = done.get((arm, item.id, key))
                 if row is not None:
                     reused += 1
