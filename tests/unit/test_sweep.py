@@ -25,7 +25,7 @@ CELLS = [
     {"name": "para0", "set": {"sft_data.options.paraphrases": 0}},
     {"name": "lr", "set": {"train.options.lr": 1.0e-4}},
     {"name": "qv", "set": {"train.options.target_modules": "q_proj,v_proj"}},
-    {"name": "k5", "set": {"eval.k": 5}},  # same data and training as center: shares its adapter
+    {"name": "k3", "set": {"eval.k": 3}},  # same data and training as center: shares its adapter
 ]
 
 
@@ -57,6 +57,7 @@ class FakeSteps:
         self.interrupt_train_at: int | None = None
         self.resumed_from_partial: list[str] = []
         self.retention = retention
+        self.found_rows: dict[str, Counter] = {}  # cell -> rows per arm already in eval/items.jsonl
 
     def install(self, monkeypatch):
         monkeypatch.setattr(steps, "step_ingest", self.ingest)
@@ -104,14 +105,19 @@ class FakeSteps:
                                    "sft": {"accuracy": 0.7, "em": 0.6, "f1": 0.7, "n": 20, "ci95": [0.5, 0.9]}}
             report["forgetting"] = {"sft": {"base": "closed_book", "diff": -0.2, "ci95": [-0.4, -0.05], "n": 20}}
         out = Path(ecfg.out)
+        items = out / "items.jsonl"
+        before = items.read_text().splitlines() if items.is_file() else []
+        self.found_rows[out.parent.name] = Counter(json.loads(x)["arm"] for x in before)
         out.mkdir(parents=True, exist_ok=True)
+        items.write_text("".join(json.dumps({"arm": a, "id": r["id"], "key": "k"}) + "\n"
+                                 for a, rs in rows.items() for r in rs))
         (out / "report.json").write_text(json.dumps(report))
         return report
 
 
 def test_cells_are_full_validated_experiments(tmp_path):
     sw = load_sweep(sweep_file(tmp_path))
-    assert sw.cell_names() == ["center", "para0", "lr", "qv", "k5"]
+    assert sw.cell_names() == ["center", "para0", "lr", "qv", "k3"]
     by = {c.name: c.config for c in sw.cells}
     assert by["center"].name == "sw.center" and by["center"].train.options.epochs == 2  # base applies to all
     assert by["center"].sft_data.options.paraphrases == 2 and by["para0"].sft_data.options.paraphrases == 0
@@ -151,18 +157,18 @@ def test_bad_sweeps_name_the_cell_and_key(tmp_path, block, msg):
 def test_cells_share_cached_steps(tmp_path, monkeypatch):
     fake = FakeSteps().install(monkeypatch)
     result = run_sweep(load_sweep(sweep_file(tmp_path)), tmp_path / "runs")
-    # 5 cells: one corpus → one ingest; two sft_data settings; k5 trains like center → four adapters.
+    # 5 cells: one corpus → one ingest; two sft_data settings; k3 trains like center → four adapters.
     assert fake.calls == Counter(ingest=1, sft_data=2, train=4, eval=5)
     cells = result["cells"]
     assert cells["para0"]["steps"] == {"ingest": "cached", "sft_data": "done", "train": "done", "eval": "done",
                                        "report": "done"}
-    assert cells["k5"]["steps"]["train"] == "cached" and cells["lr"]["steps"]["sft_data"] == "cached"
+    assert cells["k3"]["steps"]["train"] == "cached" and cells["lr"]["steps"]["sft_data"] == "cached"
     root = tmp_path / "runs" / "sw"
-    k5, center = root / "cells" / "k5", root / "cells" / "center"
-    assert (k5 / "adapters").is_symlink() and (k5 / "adapters").resolve() == (center / "adapters").resolve()
+    k3, center = root / "cells" / "k3", root / "cells" / "center"
+    assert (k3 / "adapters").is_symlink() and (k3 / "adapters").resolve() == (center / "adapters").resolve()
     # The shared step's info names the cell's own run directory, and keeps the real train time.
-    state = json.loads((k5 / "state.json").read_text())["steps"]["train"]
-    assert state["adapters"]["en"] == str(k5 / "adapters" / "en") and state["cached"] is True
+    state = json.loads((k3 / "state.json").read_text())["steps"]["train"]
+    assert state["adapters"]["en"] == str(k3 / "adapters" / "en") and state["cached"] is True
     assert state["seconds"] == json.loads((center / "state.json").read_text())["steps"]["train"]["seconds"]
     assert sorted(p.name.split("-")[0] for p in (root / "cache").iterdir()) == ["ingest", "sft_data", "sft_data",
                                                                                 "train", "train", "train", "train"]
@@ -261,3 +267,11 @@ def test_report_without_retention_keys_degrades(tmp_path, monkeypatch):
     assert "No cell has retention figures yet" in md and "retention" not in md.split("\n")[4]
     r = CliRunner().invoke(main, ["report", str(tmp_path / "sw.yaml"), "--runs-dir", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "has not been run" in r.output
+
+
+def test_base_answers_are_answered_once_per_sweep(tmp_path, monkeypatch):
+    fake = FakeSteps().install(monkeypatch)
+    run_sweep(load_sweep(sweep_file(tmp_path)), tmp_path / "runs", cells=["center", "para0", "k3"])
+    # para0 starts with center's 12 closed_book rows (never its sft rows); k3 retrieves with another
+    # k, so its eval settings differ and it gets none.
+    assert fake.found_rows == {"center": Counter(), "para0": Counter(closed_book=12), "k3": Counter()}
