@@ -17,7 +17,7 @@ from ragkit.cli import main
 from ragkit.errors import UsageError
 from ragkit.eval.report import arm_summary
 from ragkit.experiment import steps
-from ragkit.experiment.sweep import StepCache, load_sweep, run_sweep
+from ragkit.experiment.sweep import DONE, StepCache, load_sweep, run_sweep
 from ragkit.experiment.sweep_report import sweep_report, write_sweep_report
 
 CELLS = [
@@ -275,3 +275,23 @@ def test_base_answers_are_answered_once_per_sweep(tmp_path, monkeypatch):
     # para0 starts with center's 12 closed_book rows (never its sft rows); k3 retrieves with another
     # k, so its eval settings differ and it gets none.
     assert fake.found_rows == {"center": Counter(), "para0": Counter(closed_book=12), "k3": Counter()}
+
+
+def test_real_ingest_and_sft_data_write_through_the_links(tmp_path, monkeypatch, fake_embedder):
+    """The library's own ingest and build_sft_data (template method, fake embedder) into linked folders."""
+    fake = FakeSteps()
+    monkeypatch.setattr(steps, "step_train", fake.train)
+    monkeypatch.setattr(steps, "run_eval", fake.eval)
+    p = sweep_file(tmp_path)
+    (tmp_path / "corpus" / "b.md").write_text(
+        "# Falcon X3 specifications\n\nThe Falcon X3 has a flight time of 41 minutes. The battery weighs 320 grams. "
+        "Charging takes 90 minutes. The maximum range is 8 kilometres.\n\n## Warranty\n\nThe Falcon X3 warranty "
+        "lasts 18 months. Batteries are covered for 6 months.\n")
+    result = run_sweep(load_sweep(p), tmp_path / "runs", cells=["center", "para0"])
+    root = tmp_path / "runs" / "sw"
+    assert result["cells"]["para0"]["steps"]["ingest"] == "cached"
+    assert (root / "cells" / "para0" / "index" / "CURRENT").is_file()  # a real index, in cache/ingest-*/
+    [ingest_dir] = root.glob("cache/ingest-*")
+    assert (ingest_dir / "index" / "CURRENT").is_file() and (ingest_dir / DONE).is_file()
+    rows = {c: len((root / "cells" / c / "sft" / "qa.jsonl").read_text().splitlines()) for c in ("center", "para0")}
+    assert 0 < rows["para0"] < rows["center"]  # paraphrases 0 against 2, each in its own cache folder
