@@ -11,10 +11,11 @@ import yaml
 
 from ragkit.errors import UsageError
 from ragkit.experiment.config import ExperimentConfig, apply_override, load_experiment
+from ragkit.experiment.sweep import is_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 # Files with a sweep: block expand into cells instead (tests/unit/test_sft_sweep.py).
-PIPELINES = sorted(p for p in (ROOT / "pipelines").glob("*.yaml") if "\nsweep:" not in p.read_text(encoding="utf-8"))
+PIPELINES = sorted(p for p in (ROOT / "pipelines").glob("*.yaml") if not is_sweep(p))
 
 
 def test_the_required_pipelines_ship():
