@@ -50,8 +50,8 @@ from .config import ExperimentConfig, _resolve_paths, apply_override
 
 STEP_OUTPUTS = {"ingest": "index", "sft_data": "sft", "train": "adapters"}  # shared steps, their folder
 DONE = "done.json"
-DESIGN = "design.json"
-BASE_ARMS = ("closed_book",)  # arms whose answers depend on the base model and eval settings only  # in the sweep directory; `ragkit report` writes sweep.{md,json,png} beside it
+DESIGN = "design.json"  # in the sweep directory; `ragkit report` writes sweep.{md,json,png} beside it
+BASE_ARMS = ("closed_book",)  # arms whose answers depend on the base model and eval settings only
 RUN_DIR_MARK = "{run_dir}/"  # done.json stores paths inside the run directory relative to it
 CELL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -113,19 +113,23 @@ class StepCache:
         link.symlink_to(os.path.relpath(target, run_dir), target_is_directory=True)
         if not (d / DONE).is_file():
             return None
-        mark = json.dumps(str(run_dir) + "/")[1:-1]
-        return json.loads((d / DONE).read_text(encoding="utf-8").replace(RUN_DIR_MARK, mark))["info"]
+        return json.loads((d / DONE).read_text(encoding="utf-8").replace(RUN_DIR_MARK, _in_json(run_dir)))["info"]
 
     def finish(self, step: str, h: str, run_dir: Path, entry: dict) -> None:
         """Record that `step` finished for hash `h` (entry: the run's state.json entry of the step)."""
         info = {k: v for k, v in entry.items() if k not in ("status", "hash", "cached")}
         text = json.dumps({"step": step, "hash": h, "made_by": Path(run_dir).name, "info": info},
                           ensure_ascii=False, indent=2)
-        text = text.replace(json.dumps(str(run_dir) + "/")[1:-1], RUN_DIR_MARK)
+        text = text.replace(_in_json(run_dir), RUN_DIR_MARK)
         d = self.step_dir(step, h)
         tmp = d / (DONE + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(d / DONE)
+
+
+def _in_json(run_dir: Path) -> str:
+    """"<run_dir>/" as it appears inside a JSON string written with ensure_ascii=False."""
+    return json.dumps(str(run_dir) + "/", ensure_ascii=False)[1:-1]
 
 
 # -- loading -------------------------------------------------------------------------------------

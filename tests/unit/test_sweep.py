@@ -204,8 +204,8 @@ def test_a_changed_cell_relinks_to_the_new_hash_and_keeps_the_old_cache(tmp_path
 
 
 def test_step_cache_marks_paths_relative_to_the_run_dir(tmp_path):
-    cache = StepCache(tmp_path / "cache")
-    a, b = tmp_path / "cells" / "a", tmp_path / "cells" / "b"
+    cache = StepCache(tmp_path / "缓存")
+    a, b = tmp_path / "cells" / "甲", tmp_path / "cells" / "b"
     a.mkdir(parents=True)
     b.mkdir(parents=True)
     assert cache.attach("train", "h" * 20, a) is None and (a / "adapters").is_symlink()
@@ -229,6 +229,12 @@ def test_run_cli_cells_subset_and_json(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "unknown cell(s) nope" in r.output
     r = CliRunner().invoke(main, ["run", str(p), "--check"])
     assert r.exit_code == 0 and "lr: train.options.lr=0.0001" in r.output and "5 cell(s)" in r.output
+    r = CliRunner().invoke(main, ["run", str(p), "--new"])
+    assert r.exit_code == 2 and "--new does not apply to a sweep" in r.output
+    single = tmp_path / "single.yaml"
+    single.write_text(yaml.safe_dump({k: v for k, v in yaml.safe_load(p.read_text()).items() if k != "sweep"}))
+    r = CliRunner().invoke(main, ["run", str(single), "--cells", "center"])
+    assert r.exit_code == 2 and "--cells is for a sweep" in r.output
 
 
 def test_report_puts_cells_side_by_side_with_retention(tmp_path, monkeypatch):
