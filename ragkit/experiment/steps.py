@@ -212,14 +212,12 @@ def run_experiment(
             log(f"[{name}] up to date")
             return state.data["steps"][name]
         prev = state.data["steps"].get(name)
-        if shared:  # link run_dir/<output> to the cache directory of this hash (a partial one resumes)
-            hit = cache.attach(name, h, run_dir)
-            if hit is not None:
-                state.mark(name, h, hit.pop("seconds", 0.0), cached=True, **hit)
-                status[name] = "cached"
-                log(f"[{name}] from the shared cache ({cache.step_dir(name, h).name})")
-                return state.data["steps"][name]
-        elif clear is not None and prev and prev.get("hash") != h and clear.exists():
+        # shared: run_dir/<output> links to the cache directory of this hash (a partial one resumes)
+        if shared and (entry := cache.reuse(name, h, run_dir, state)) is not None:
+            status[name] = "cached"
+            log(f"[{name}] from the shared cache ({cache.step_dir(name, h).name})")
+            return entry
+        if not shared and clear is not None and prev and prev.get("hash") != h and clear.exists():
             shutil.rmtree(clear)  # settings changed: outputs of the old settings must not be resumed
         log(f"[{name}] running")
         t0 = time.perf_counter()

@@ -115,6 +115,15 @@ class StepCache:
             return None
         return json.loads((d / DONE).read_text(encoding="utf-8").replace(RUN_DIR_MARK, _in_json(run_dir)))["info"]
 
+    def reuse(self, step: str, h: str, run_dir: Path, state) -> dict | None:
+        """Attach run_dir to the cache directory of `h`; when that step finished there, record it in
+        the run's state (with the seconds it took where it ran) and return the state entry."""
+        hit = self.attach(step, h, run_dir)
+        if hit is None:
+            return None
+        state.mark(step, h, hit.pop("seconds", 0.0), cached=True, **hit)
+        return state.data["steps"][step]
+
     def finish(self, step: str, h: str, run_dir: Path, entry: dict) -> None:
         """Record that `step` finished for hash `h` (entry: the run's state.json entry of the step)."""
         info = {k: v for k, v in entry.items() if k not in ("status", "hash", "cached")}
