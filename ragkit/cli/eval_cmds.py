@@ -95,15 +95,22 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
 
 @main.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--runs-dir", default="runs", show_default=True, type=click.Path(),
+              help="Where `ragkit run` put a sweep given by its file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def report_cmd(runs, as_json):
+def report_cmd(runs, runs_dir, as_json):
     """Show one eval run's tables, or compare two runs side by side (B − A).
 
     RUNS are eval output directories (or report.json files); a `ragkit run` directory works too.
+    A sweep (its runs/<name>/ directory or its pipeline file) gets its cells side by side, written
+    to sweep.md, sweep.json and sweep.png in the sweep directory.
     """
     from ..errors import UsageError
     from ..eval.report import compare, load_report, render_comparison, render_markdown
+    from .sweep_cmds import report_sweep_cmd, sweep_target
 
+    if len(runs) == 1 and (root := sweep_target(runs[0], runs_dir)) is not None:
+        return report_sweep_cmd(root, as_json)
     if len(runs) > 2:
         raise UsageError("give one run to show or two runs to compare")
     reports = [load_report(_report_path(r)) for r in runs]

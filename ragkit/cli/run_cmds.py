@@ -20,17 +20,30 @@ from .progress import TerminalProgress
 @click.option("--new", "how", flag_value="new", help="Start a new run directory even if an identical run exists.")
 @click.option("--runs-dir", default="runs", show_default=True, type=click.Path(), help="Where run directories go.")
 @click.option("--check", is_flag=True, help="Only load and validate the pipeline; print the resolved config.")
+@click.option("--cells", default=None, metavar="A,B", help="A sweep: run only these cells (comma-separated names).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary and report as JSON.")
-def run_cmd(pipeline, overrides, how, runs_dir, check, as_json):
+def run_cmd(pipeline, overrides, how, runs_dir, check, cells, as_json):
     """Run PIPELINE (a pipelines/*.yaml file): each step that is not already up to date.
 
     Outputs go to RUNS_DIR/<name>-<timestamp>/. Re-running the same pipeline with the same
     settings continues its latest run (finished steps and eval items are reused); changed
     settings start a new run unless --resume is given.
+
+    A file with a `sweep:` block runs each of its cells (README, "The sweep") in RUNS_DIR/<name>/,
+    sharing the steps cells have in common; running it again continues it.
     """
     from ..eval.report import arms_table, breakdown_table
     from ..experiment import load_experiment, run_experiment
+    from ..experiment.sweep import is_sweep
 
+    if is_sweep(pipeline):
+        from .sweep_cmds import run_sweep_cmd
+
+        return run_sweep_cmd(pipeline, overrides, how, runs_dir, check, cells, as_json)
+    if cells:
+        from ..errors import UsageError
+
+        raise UsageError(f"--cells is for a sweep; {pipeline} has no sweep: block")
     cfg = load_experiment(pipeline, overrides)
     if check:
         import yaml

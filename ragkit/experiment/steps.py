@@ -10,7 +10,8 @@ Layout of runs/<name>-<timestamp>/:
     adapters/<lang>/ LoRA adapters                 eval/      items.jsonl, report.{json,md}, charts
 
 A step whose inputs hash the same as when it last finished is skipped; an interrupted step starts
-again (train resumes from its checkpoints, eval reuses finished items).
+again (train resumes from its checkpoints, eval reuses finished items). In a sweep's cell,
+index/, sft/ and adapters/ are links into the sweep's shared step cache (ragkit.experiment.sweep).
 
     from ragkit.experiment import load_experiment, run_experiment
     run_experiment(load_experiment("pipelines/sample-quick.yaml"))
@@ -179,15 +180,24 @@ def run_experiment(
     how: str = "auto",
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
+    run_dir: Path | None = None,
+    cache=None,
 ) -> dict:
-    """Run every step not up to date; return {run_dir, steps: {step: "done" | "up to date" | "off"}, report}."""
+    """Run every step not up to date; return {run_dir, steps: {step: "done" | "up to date" | "cached" | "off"}, report}.
+
+    `run_dir` fixes the run directory (a sweep cell's); `cache` (ragkit.experiment.sweep.StepCache)
+    keeps the outputs of ingest, sft_data and train in a directory per input hash that every cell
+    with that hash links to, so cells share the steps they have in common."""
     import shutil
 
     import yaml
 
     log = log or (lambda m: None)
     progress = progress or NullProgress()
-    run_dir, resumed = choose_run_dir(cfg, runs_dir, how)
+    if run_dir is None:
+        run_dir, resumed = choose_run_dir(cfg, runs_dir, how)
+    else:
+        run_dir, resumed = Path(run_dir), (Path(run_dir) / "state.json").is_file()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), allow_unicode=True, sort_keys=False),
                                          encoding="utf-8")
@@ -196,17 +206,25 @@ def run_experiment(
     status: dict[str, str] = {}
 
     def step(name: str, h: str, fn: Callable[[], dict], clear: Path | None = None) -> dict:
-        if state.up_to_date(name, h):
+        shared = cache is not None and cache.shares(name)
+        if state.up_to_date(name, h) and (not shared or cache.linked(name, h, run_dir)):
             status[name] = "up to date"
             log(f"[{name}] up to date")
             return state.data["steps"][name]
         prev = state.data["steps"].get(name)
-        if clear is not None and prev and prev.get("hash") != h and clear.exists():
+        # shared: run_dir/<output> links to the cache directory of this hash (a partial one resumes)
+        if shared and (entry := cache.reuse(name, h, run_dir, state)) is not None:
+            status[name] = "cached"
+            log(f"[{name}] from the shared cache ({cache.step_dir(name, h).name})")
+            return entry
+        if not shared and clear is not None and prev and prev.get("hash") != h and clear.exists():
             shutil.rmtree(clear)  # settings changed: outputs of the old settings must not be resumed
         log(f"[{name}] running")
         t0 = time.perf_counter()
         info = fn()
         state.mark(name, h, time.perf_counter() - t0, **info)
+        if shared:
+            cache.finish(name, h, run_dir, state.data["steps"][name])
         status[name] = "done"
         return state.data["steps"][name]
 
