@@ -277,9 +277,23 @@ def given_passages(arm: str, item: BenchItem, pipe, k: int, oracle) -> list[Hit]
     return None
 
 
+def prompt_signature(arm: str, pipe_key: tuple, item: BenchItem, passages: list[Hit] | None) -> tuple | None:
+    """What decides an answer besides the generator, when no retrieval does: two arms on one
+    generator (pipe_key) with one signature send the same prompt, so greedy decoding gives the same
+    answer and the second arm takes the first's row (marked `same_as`). On a general bench, where
+    every arm reads an item's own context, this halves the work (rag = closed_book, sft_rag = sft
+    there; the oracle arm is closed_book on items without gold chunks). None: retrieval decides."""
+    if passages:
+        return (pipe_key, item.id, "given", tuple(h.text for h in passages))
+    if arm not in RETRIEVAL_ARMS:
+        return (pipe_key, item.id, "closed")
+    return None
+
+
 def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, progress, items_path: Path,
                 oracle=None):
-    """Answer every planned (arm, item), reusing rows of an earlier run whose key matches; each new
+    """Answer every planned (arm, item), reusing rows of an earlier run whose key matches and, in
+    this run, rows of another arm that sent the same prompt (prompt_signature); each new
     row is appended to `items_path` at once. `oracle` chooses the oracle arm's passages
     (oracle_chooser). Returns ({arm: scored rows}, rows reused)."""
     from ..pipeline import Pipeline
@@ -291,6 +305,7 @@ def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, p
     arm_settings = {"oracle": oracle_settings, **{a: {**oracle_settings, "min_score": config.min_score}
                                                   for a in RETRIEVAL_ARMS}}
     pipes: dict[tuple, Pipeline] = {}
+    answered: dict[tuple, dict] = {}  # prompt_signature -> the row that answered it in this call
     rows_by_arm: dict[str, list[dict]] = {}
     reused = 0
     with items_path.open("a", encoding="utf-8") as sink:
@@ -315,8 +330,14 @@ def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, p
                         pipes[pk] = Pipeline(index, gen, k=config.k, mode=config.mode, decoding=decoding,
                                              min_score=config.min_score)
                     passages = given_passages(arm, item, pipes[pk], config.k, oracle)
-                    row = answer_row(arm, item, lang, key, pipes[pk], closed_book=arm not in RETRIEVAL_ARMS,
-                                     passages=passages)
+                    same = prompt_signature(arm, pk, item, passages) if decoding.temperature == 0 else None
+                    if same is not None and same in answered:
+                        row = {**answered[same], "arm": arm, "key": key, "same_as": answered[same]["arm"]}
+                    else:
+                        row = answer_row(arm, item, lang, key, pipes[pk], closed_book=arm not in RETRIEVAL_ARMS,
+                                         passages=passages)
+                        if same is not None:
+                            answered[same] = row
                     sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                     sink.flush()
                 rows.append(score_row(row, item))

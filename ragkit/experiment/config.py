@@ -160,7 +160,7 @@ class ExperimentConfig(Settings):
         return self.train.base.get(lang) or self.eval.models.get(lang) or self.eval.models.get("*") or default_llm(lang)
 
 
-def _resolve_paths(d: dict, root: Path) -> None:
+def resolve_paths(d: dict, root: Path) -> None:
     sft = d.get("sft_data")
     if isinstance(sft, dict) and isinstance(sft.get("mix"), str) and sft["mix"]:
         sft["mix"] = str((root / sft["mix"]).resolve())
@@ -196,7 +196,7 @@ def apply_override(d: dict, assignment: str) -> None:
         node = node[p]
     node[parts[-1]] = value
     if parts[0] in PATH_KEYS or parts in (["sft_data", "mix"], ["eval", "general_bench"]):
-        _resolve_paths(d, Path.cwd())
+        resolve_paths(d, Path.cwd())
 
 
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
@@ -213,7 +213,7 @@ def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     if not isinstance(raw, dict):
         raise UsageError(f"{path} must be a mapping with name, corpus, bench, index, sft_data, train, eval")
     d = copy.deepcopy(raw)
-    _resolve_paths(d, path.parent)
+    resolve_paths(d, path.parent)
     for o in overrides:
         apply_override(d, o)
     try:

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RagkitError, UsageError
-from .config import ExperimentConfig, _resolve_paths, apply_override
+from .config import ExperimentConfig, apply_override, resolve_paths
 
 STEP_OUTPUTS = {"ingest": "index", "sft_data": "sft", "train": "adapters"}  # shared steps, their folder
 DONE = "done.json"
@@ -242,12 +242,12 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
         where = f"{path}: sweep.base"
         for k, v in base.items():
             set_key(d, k, v, where)
-        _resolve_paths(d, path.parent)
+        resolve_paths(d, path.parent)
         for o in overrides:
             apply_override(d, o)
         for k, v in spec["set"].items():
             set_key(d, k, v, f"{path}: cell '{spec['name']}'")
-        _resolve_paths(d, path.parent)  # paths in the cell's set; absolute ones stay as they are
+        resolve_paths(d, path.parent)  # paths in the cell's set; absolute ones stay as they are
         d["name"] = f"{name}.{spec['name']}"
         try:
             cfg = ExperimentConfig.check(d)

@@ -185,3 +185,30 @@ def test_retention_chart_is_drawn_only_with_a_general_bench(setup, tmp_path, gen
 def test_a_missing_general_bench_is_one_sentence(setup):  # noqa: F811
     with pytest.raises(ValueError, match="general bench file .*nope.jsonl does not exist"):
         config(setup, general_bench="nope.jsonl")
+
+
+def test_arms_that_send_the_same_prompt_answer_once_with_the_same_rows(setup, tmp_path, general):  # noqa: F811
+    """Equivalence: the shared-prompt path (rag = closed_book on a context item, oracle =
+    closed_book without gold chunks) gives the rows that answering every arm on its own gives."""
+    from ragkit.eval import runner
+
+    shared_loader = GenLoader()
+    shared = run_eval(all_arms(setup, tmp_path, general_bench=str(general)), load_generator=shared_loader)
+    rows = [json.loads(x) for x in (setup[2] / "retention_items.jsonl").read_text(encoding="utf-8").splitlines()]
+    copied = [r for r in rows if r.get("same_as")]
+    assert copied and all(r["same_as"] != r["arm"] for r in copied)
+    assert {(r["arm"], r["same_as"]) for r in copied if r["id"] == "r1"} >= {("rag", "closed_book"),
+                                                                              ("sft_rag", "sft")}
+
+    plain_out = tmp_path / "plain"
+    plain_loader = GenLoader()
+    orig = runner.prompt_signature
+    runner.prompt_signature = lambda *a, **k: None
+    try:
+        plain = run_eval(all_arms(setup, tmp_path, general_bench=str(general), out=str(plain_out)),
+                         load_generator=plain_loader)
+    finally:
+        runner.prompt_signature = orig
+    assert shared_loader.n_calls() < plain_loader.n_calls()
+    assert shared["retention"] == plain["retention"] and shared["forgetting"] == plain["forgetting"]
+    assert {k: v["accuracy"] for k, v in shared["arms"].items()} == {k: v["accuracy"] for k, v in plain["arms"].items()}
