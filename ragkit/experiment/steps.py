@@ -173,6 +173,41 @@ def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
     return {"adapters": adapters}
 
 
+class StepRunner:
+    """Runs one named step of a run unless it is up to date (or, in a sweep, in the shared cache),
+    and records its status: "up to date", "cached" or "done"."""
+
+    def __init__(self, state: RunState, run_dir: Path, cache, log: Callable[[str], None]):
+        self.state, self.run_dir, self.cache, self.log = state, run_dir, cache, log
+        self.status: dict[str, str] = {}
+
+    def __call__(self, name: str, h: str, fn: Callable[[], dict], clear: Path | None = None) -> dict:
+        import shutil
+
+        state, cache, run_dir, log = self.state, self.cache, self.run_dir, self.log
+        shared = cache is not None and cache.shares(name)
+        if state.up_to_date(name, h) and (not shared or cache.linked(name, h, run_dir)):
+            self.status[name] = "up to date"
+            log(f"[{name}] up to date")
+            return state.data["steps"][name]
+        prev = state.data["steps"].get(name)
+        # shared: run_dir/<output> links to the cache directory of this hash (a partial one resumes)
+        if shared and (entry := cache.reuse(name, h, run_dir, state)) is not None:
+            self.status[name] = "cached"
+            log(f"[{name}] from the shared cache ({cache.step_dir(name, h).name})")
+            return entry
+        if not shared and clear is not None and prev and prev.get("hash") != h and clear.exists():
+            shutil.rmtree(clear)  # settings changed: outputs of the old settings must not be resumed
+        log(f"[{name}] running")
+        t0 = time.perf_counter()
+        info = fn()
+        state.mark(name, h, time.perf_counter() - t0, **info)
+        if shared:
+            cache.finish(name, h, run_dir, state.data["steps"][name])
+        self.status[name] = "done"
+        return state.data["steps"][name]
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     runs_dir: str | Path = "runs",
@@ -188,8 +223,6 @@ def run_experiment(
     `run_dir` fixes the run directory (a sweep cell's); `cache` (ragkit.experiment.sweep.StepCache)
     keeps the outputs of ingest, sft_data and train in a directory per input hash that every cell
     with that hash links to, so cells share the steps they have in common."""
-    import shutil
-
     import yaml
 
     log = log or (lambda m: None)
@@ -203,30 +236,8 @@ def run_experiment(
                                          encoding="utf-8")
     log(f"{'Continuing' if resumed else 'Starting'} run {run_dir}")
     state = RunState(run_dir)
-    status: dict[str, str] = {}
-
-    def step(name: str, h: str, fn: Callable[[], dict], clear: Path | None = None) -> dict:
-        shared = cache is not None and cache.shares(name)
-        if state.up_to_date(name, h) and (not shared or cache.linked(name, h, run_dir)):
-            status[name] = "up to date"
-            log(f"[{name}] up to date")
-            return state.data["steps"][name]
-        prev = state.data["steps"].get(name)
-        # shared: run_dir/<output> links to the cache directory of this hash (a partial one resumes)
-        if shared and (entry := cache.reuse(name, h, run_dir, state)) is not None:
-            status[name] = "cached"
-            log(f"[{name}] from the shared cache ({cache.step_dir(name, h).name})")
-            return entry
-        if not shared and clear is not None and prev and prev.get("hash") != h and clear.exists():
-            shutil.rmtree(clear)  # settings changed: outputs of the old settings must not be resumed
-        log(f"[{name}] running")
-        t0 = time.perf_counter()
-        info = fn()
-        state.mark(name, h, time.perf_counter() - t0, **info)
-        if shared:
-            cache.finish(name, h, run_dir, state.data["steps"][name])
-        status[name] = "done"
-        return state.data["steps"][name]
+    step = StepRunner(state, run_dir, cache, log)
+    status = step.status
 
     h_ingest = settings_hash([cfg.index.model_dump(mode="json"), _files_fingerprint(cfg.corpus)])
     step("ingest", h_ingest, lambda: step_ingest(cfg, run_dir, progress))

@@ -50,7 +50,8 @@ def test_sample_pipelines_shape():
 def test_qwen_pipelines_compare_on_one_base_with_the_same_settings():
     four = load_experiment(ROOT / "pipelines" / "sample-qwen.yaml")
     ref = load_experiment(ROOT / "pipelines" / "sample-qwen15-base.yaml")
-    assert four.eval.arms == ["closed_book", "rag", "sft", "sft_rag"] and ref.eval.arms == ["closed_book", "rag"]
+    assert four.eval.arms == ["closed_book", "rag", "sft", "sft_rag", "oracle"] and ref.eval.arms == ["closed_book", "rag"]
+    assert four.eval.general_bench and Path(four.eval.general_bench).name == "retention.jsonl"
     # every arm and language of the four-arm run on one base, trained on that same base
     assert {four.base_model(lang) for lang in ("en", "zh")} == {"qwen2.5-coder-0.5b"}
     assert set(four.eval.models.values()) == {"qwen2.5-coder-0.5b"} and set(ref.eval.models.values()) == {"qwen2.5-coder-1.5b"}
