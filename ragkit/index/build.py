@@ -103,6 +103,7 @@ class IngestSummary:
     seconds: float = 0.0
     version: str | None = None  # the live version after this ingest
     version_written: bool = False  # False when nothing changed and the old version stays live
+    delta: dict | None = None  # the written version's delta segment (delta.py), None for a whole one
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -391,4 +392,5 @@ def _publish(index_dir: Path, writer, manifest: dict, progress, summary: IngestS
     progress.advance()
     progress.done()
     summary.version, summary.version_written = version.name, True
+    summary.delta = manifest.get("delta")
     reap(index_dir, version)

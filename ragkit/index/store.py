@@ -37,7 +37,7 @@ from ..errors import IndexIncompatible, IndexMissing, UsageError
 from ..lang import detect_language
 from ..types import Chunk, Hit
 from .bm25 import BM25Index
-from .hybrid import FusionWeights, fuse, top_k
+from .hybrid import FusionWeights, fuse, sparse_candidates, top_k
 from .manifest import (  # noqa: F401  (read_current, read_manifest: public here too, as before)
     FORMAT_VERSION,
     damaged,
@@ -327,7 +327,7 @@ class Index:
         sparse_all = v.bm25.normalized_scores(query)
         q = self._dense_query(query)
         dense_ids, _ = self._dense_top(v, q, n)
-        cand = np.union1d(dense_ids, top_k(sparse_all, n)).astype(np.int64)  # sorted: cheap mmap reads
+        cand = np.union1d(dense_ids, sparse_candidates(sparse_all, n)).astype(np.int64)  # sorted: cheap mmap reads
         if v.dead is not None:
             cand = cand[~v.dead[cand]]  # a tombstoned row can be BM25's zero-score padding
         dense = np.asarray(v.vectors[cand] @ q, dtype=np.float32)

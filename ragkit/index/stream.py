@@ -104,12 +104,14 @@ class OldVersion:
         if source in self.delta_sources:
             return True  # delta rows are only ever written for a file's recorded content
         prefix = chunk_id(source, info["sha256"], 0, 0).split("-")[0] + "-"
-        try:
-            rows = self.db.execute("SELECT row FROM chunks WHERE source = ? AND substr(chunk_id, 1, ?) = ?",
-                                   (source, len(prefix), prefix)).fetchall()
+        try:  # one row is enough (0.1 ms a file with them all, 1000 files at 100k chunks): a live file's rows all live
+            row = self.db.execute("SELECT row FROM chunks WHERE source = ? AND substr(chunk_id, 1, ?) = ? LIMIT 1",
+                                  (source, len(prefix), prefix)).fetchone()
         except sqlite3.DatabaseError as e:
             raise self._damaged(f"chunks.sqlite is unreadable ({e})") from None
-        return any(self.delta is None or not self.delta.dead[r] for (r,) in rows)
+        if row is None:
+            return False
+        return self.delta is None or not self.delta.dead[row[0]] or bool(self.chunks(source))
 
     def base_rows(self, source: str) -> list[int]:
         """Every base row stored under a source, live or not (what a delta tombstones when the file goes)."""

@@ -316,3 +316,23 @@ def test_a_crafted_delta_object_is_one_sentence(corpus, tmp_path, fake_embedder,
     f.write_text(json.dumps({**m, "delta": edit(m["delta"])}))
     with pytest.raises(IndexDamaged, match="invalid 'delta' object"):
         Index.open(idx)
+
+
+def test_cli_reports_the_delta_and_compacts(corpus, tmp_path, fake_embedder):
+    from click.testing import CliRunner
+
+    from ragkit.cli import main
+
+    args = ["ingest", str(corpus), "--index", str(tmp_path / "i"), "--embed-model", "fake-embedder",
+            "--chunk-size", "24", "--chunk-overlap", "4"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    (corpus / "en0.txt").write_text("The warranty is now 36 months.", encoding="utf-8")
+    assert CliRunner().invoke(main, args).exit_code == 0  # 1 new + 2 replaced rows: over 10% of 24, rebuilt
+    assert delta_of(tmp_path / "i") is None
+    (corpus / "en0.txt").write_text("The warranty is now 48 months.", encoding="utf-8")
+    r = CliRunner().invoke(main, args)  # 1 + 1: within it
+    assert r.exit_code == 0 and "delta segment: 1 chunks from 1 files" in r.output
+    r = CliRunner().invoke(main, args + ["--compact", "--json"])
+    out = json.loads(r.output)
+    assert r.exit_code == 0 and out["version_written"] and out["delta"] is None and out["chunks_embedded"] == 0
+    assert delta_of(tmp_path / "i") is None
