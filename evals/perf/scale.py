@@ -95,7 +95,13 @@ def write_corpus(root: Path, n_chunks: int, seed: int = 0) -> None:
 
 
 def disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes of the files under path, a hard-linked file once (a delta version links its base's files)."""
+    seen = {}
+    for f in path.rglob("*"):
+        if f.is_file():
+            st = f.stat()
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
 
 
 def one_run(size: int, store: str, work: Path, n_queries: int) -> dict:
