@@ -11,7 +11,8 @@ and goes live by the swap of CURRENT, readers keep their leases on older version
 The delta is merged lazily: an ingest whose delta would hold more than `delta_fraction` (10%) of
 the base's rows, counting its rows and its tombstones, rebuilds the whole version instead (a
 compaction), and so does `ragkit ingest --compact`. Measured by evals/perf/one_file_change.py
-(one 100-chunk file changed, 2-core EPYC shared with a training run): see README, "Scale".
+(one 100-chunk file changed at 100k chunks, 2-core EPYC shared with a training run): 0.30 s,
+against 16.7 s for the full rewrite every change cost before; 0.72 s over a delta at 8% of the base.
 """
 
 from __future__ import annotations
