@@ -336,3 +336,17 @@ def test_cli_reports_the_delta_and_compacts(corpus, tmp_path, fake_embedder):
     out = json.loads(r.output)
     assert r.exit_code == 0 and out["version_written"] and out["delta"] is None and out["chunks_embedded"] == 0
     assert delta_of(tmp_path / "i") is None
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_delta_of_an_added_file_only(corpus, tmp_path, fake_embedder, kind):
+    cfg = IngestConfig(embed_model="fake-embedder", chunking=SMALL, delta_fraction=1.0, dense_index=kind)
+    idx = tmp_path / "idx"
+    ingest([corpus], idx, cfg)
+    (corpus / "zh" / "zh9.txt").write_text("螺旋桨保护罩在首次飞行时保护螺旋桨。", encoding="utf-8")
+    ingest([corpus], idx, cfg)
+    assert delta_of(idx)["tombstones"] == 0 and delta_of(idx)["chunks"] == 1
+    full = tmp_path / "full"
+    ingest([corpus], full, IngestConfig(embed_model="fake-embedder", chunking=SMALL, dense_index=kind))
+    for mode in ("dense", "bm25", "hybrid"):
+        assert_same(results(idx, mode), results(full, mode))
