@@ -292,7 +292,7 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
 # Where evals/perf/scale.py says the choice should change (README, "How cost grows"). Updates no
 # longer give a reason: a FAISS-store change of a few files writes a delta segment (index/delta.py;
 # 0.4 s for one file at 100k chunks against milvus-lite's 6.9 s), so the hint is about queries only.
-ANN_HINT_CHUNKS = 100_000  # flat hybrid p95 54 ms at 100k (IVF 2.2 ms), 1.44 s at 1M (IVF 48.6 ms)
+ANN_HINT_CHUNKS = 100_000  # flat hybrid p95 52 ms at 100k (IVF 3.0 ms, HNSW 3.7 ms), 1.44 s at 1M (IVF 48.6 ms)
 
 
 def store_hint(chunks: int, store: str, dense_index: str) -> str | None:
