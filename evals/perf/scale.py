@@ -14,7 +14,12 @@ after one file (100 chunks) changed, and after one file was deleted. Results go 
 evals/results/scale/ (scale.json, scale.md, scale.png).
 
     python evals/perf/scale.py --sizes 10000,100000 --stores flat,hnsw,ivf,milvus
-    python evals/perf/scale.py --sizes 1000000 --stores hnsw --queries 100    # the 1M target run
+    python evals/perf/scale.py --sizes 1000000 --stores hnsw --queries 100    # the 1M target run, through ingest()
+
+The 1M run through `ingest()` reads, chunks and jieba-tokenises 10,000 files (about an hour on the
+2-core machine) before the HNSW build; evals/perf/scale_direct.py builds the same index without the
+files (faster, but then no one-file change can be timed). A one-file change of the FAISS store
+writes a delta segment (index/delta.py); evals/perf/one_file_change.py sets it beside a full rebuild.
 """
 
 from __future__ import annotations
@@ -90,7 +95,13 @@ def write_corpus(root: Path, n_chunks: int, seed: int = 0) -> None:
 
 
 def disk_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """Bytes of the files under path, a hard-linked file once (a delta version links its base's files)."""
+    seen = {}
+    for f in path.rglob("*"):
+        if f.is_file():
+            st = f.stat()
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
 
 
 def one_run(size: int, store: str, work: Path, n_queries: int) -> dict:
@@ -141,8 +152,8 @@ def one_run(size: int, store: str, work: Path, n_queries: int) -> dict:
 
 
 def rewrite(r: dict, key: str) -> str:
-    # scale_direct.py does not re-ingest: a FAISS-store change rewrites the version, at least the build time
-    return f"≥ {r[key]} (full rewrite; not run)" if r.get("direct") else str(r[key])
+    # scale_direct.py builds a version with no files on disk: no re-ingest can be timed on it
+    return "not run (direct build)" if r.get("direct") else str(r[key])
 
 
 def table(rows: list[dict]) -> str:
@@ -165,7 +176,8 @@ def chart(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     for ax, (key, label) in zip(axes, panels):
         for store in sorted({r["store"] for r in rows}):
-            pts = sorted((r["chunks"], r[key]) for r in rows if r["store"] == store)
+            pts = sorted((r["chunks"], r[key]) for r in rows if r["store"] == store and r.get(key) is not None
+                         and not (r.get("direct") and key.endswith("_file_s")))
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=store)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -183,7 +195,8 @@ def main() -> None:
     ap.add_argument("--stores", default="flat,hnsw,ivf,milvus")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--work", default="/tmp/ragkit-scale")
-    ap.add_argument("--timeout", type=int, default=1800, help="seconds one (size, store) run may take")
+    ap.add_argument("--timeout", type=int, default=None,
+                    help="seconds one (size, store) run may take [default: 1800; 6 h from 1M chunks]")
     ap.add_argument("--one", nargs=2, metavar=("SIZE", "STORE"), help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--report", action="store_true", help="only redraw scale.md and scale.png from the saved runs")
@@ -200,12 +213,13 @@ def main() -> None:
     results_file = OUT / "scale.json"
     rows = json.loads(results_file.read_text()) if results_file.exists() else []
     for size in [] if args.report else map(int, args.sizes.split(",")):
+        timeout = args.timeout or (6 * 3600 if size >= 1_000_000 else 1800)
         for store in args.stores.split(","):
             cmd = [sys.executable, __file__, "--one", str(size), store, "--queries", str(args.queries), "--work", args.work]
             try:
-                out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=True).stdout
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True).stdout
             except subprocess.TimeoutExpired:
-                print(f"{size} {store}: over {args.timeout}s, skipped", file=sys.stderr)
+                print(f"{size} {store}: over {timeout}s, skipped", file=sys.stderr)
                 continue
             except subprocess.CalledProcessError as e:
                 print(f"{size} {store}: failed\n{e.stderr[-2000:]}", file=sys.stderr)

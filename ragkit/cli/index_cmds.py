@@ -48,10 +48,13 @@ from .progress import TerminalProgress
 @click.option("--milvus-analyzer", type=click.Choice(["ragkit", "jieba"]), default="ragkit", show_default=True,
               help="Milvus store, new index: BM25 over ragkit's own words (the FAISS store's, written beside the "
                    "text; same recall), or Milvus's jieba analyzer over the text (other writers need no ragkit).")
+@click.option("--compact", is_flag=True,
+              help="FAISS store: rebuild the whole index now, merging its delta segment (an ingest that changes "
+                   "few files writes one; the first ingest past 10% of the index merges it by itself).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index, batch_size, embed_backend,
            sync, max_file_chunks, device, ray_address, ray_actors, ray_cpus, store, milvus_uri, milvus_token,
-           milvus_analyzer, as_json):
+           milvus_analyzer, compact, as_json):
     """Build or update a hybrid (FAISS + BM25) index from documents.
 
     PATHS are files or folders (walked recursively): .txt .md .html .pdf .docx .csv .jsonl.
@@ -82,6 +85,7 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             milvus_uri=milvus_uri,
             milvus_token=milvus_token,
             milvus_analyzer=milvus_analyzer,
+            compact=compact,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -97,6 +101,10 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             f"{s.files_deleted} deleted, {len(s.skipped)} skipped; {s.chunks_embedded} chunks embedded; "
             + (f"version {s.version} is live" if s.version_written else "nothing changed, no new version written")
         )
+        if s.delta:
+            click.echo(f"  delta segment: {s.delta['chunks']} chunks from {s.delta['files']} files and "
+                       f"{s.delta['tombstones']} replaced rows over a base of {s.delta['base_chunks']} "
+                       "(merged by --compact, or by itself past 10% of the base)")
         for path, note in s.notes:
             click.echo(f"  note {printable(path)}: {printable(note)}", err=True)
         for path, reason in s.skipped:

@@ -5,6 +5,9 @@ Scores are also given normalised to [0, 1] by the best score any chunk could rea
 this chunk matches" and can be compared across queries, fused with cosine similarity, and
 thresholded for "not in the documents". Query words absent from the corpus count in that bound: a
 question about something the corpus never mentions scores low.
+
+Each document's length in words is saved beside bm25s's arrays (doc_lengths.npy): with it a delta
+segment (segments.py) rescores these documents under the statistics of base and delta together.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ import numpy as np
 
 from ..lang import tokenize_for_search
 
+DOC_LENGTHS = "doc_lengths.npy"
+
 
 class BM25Index:
-    def __init__(self, retriever):
+    def __init__(self, retriever, doc_lengths: np.ndarray | None = None):
         self._r = retriever
+        self.doc_lengths = doc_lengths  # words per document as bm25s counted them; None in older indexes
         indptr = np.asarray(retriever.scores["indptr"])
         self._df = np.diff(indptr)  # chunks containing each vocabulary word
         self.n_docs = int(retriever.scores["num_docs"])
@@ -30,8 +36,9 @@ class BM25Index:
 
         retriever = bm25s.BM25(method="lucene")
         # A placeholder word keeps empty chunks (a lone table border, say) from breaking indexing.
-        retriever.index([t or ["\u2400"] for t in token_lists], show_progress=False)
-        return cls(retriever)
+        docs = [t or ["\u2400"] for t in token_lists]
+        retriever.index(docs, show_progress=False)
+        return cls(retriever, np.fromiter(map(len, docs), dtype=np.int32, count=len(docs)))
 
     @classmethod
     def build_streamed(cls, token_lists) -> BM25Index:
@@ -46,16 +53,34 @@ class BM25Index:
             ids.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens or ["\u2400"]), dtype=np.int32))
         retriever = bm25s.BM25(method="lucene")
         retriever.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
-        return cls(retriever)
+        return cls(retriever, np.fromiter(map(len, ids), dtype=np.int32, count=len(ids)))
 
     def save(self, directory: Path) -> None:
         self._r.save(str(directory), show_progress=False)  # .npy and .json files, no pickle
+        if self.doc_lengths is not None:
+            np.save(Path(directory) / DOC_LENGTHS, self.doc_lengths, allow_pickle=False)
 
     @classmethod
     def load(cls, directory: Path) -> BM25Index:
         import bm25s
 
-        return cls(bm25s.BM25.load(str(directory), allow_pickle=False))
+        lengths = Path(directory) / DOC_LENGTHS
+        dl = np.load(lengths, allow_pickle=False) if lengths.is_file() else None
+        return cls(bm25s.BM25.load(str(directory), allow_pickle=False), dl)
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(data, indices, indptr): each word's documents and stored scores, column by column."""
+        s = self._r.scores
+        return s["data"], s["indices"], s["indptr"]
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return self._r.vocab_dict
+
+    @property
+    def params(self) -> tuple[float, float]:
+        return float(self._r.k1), float(self._r.b)
 
     def _idf(self, df: int) -> float:
         return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))

@@ -25,6 +25,7 @@ from ..ingest.chunking import ChunkingConfig
 from ..ingest.discover import scan
 from ..progress import NullProgress, Progress
 from . import stream
+from .delta import DELTA_FRACTION, DeltaWriter, plan_delta
 from .manifest import DENSE_TYPES, check_artifacts, fingerprint, local_model_dir
 from .sources import assign_sources
 from .store import FORMAT_VERSION, check_embedder, read_current, read_manifest
@@ -61,6 +62,8 @@ class IngestConfig:
     milvus_uri: str | None = None  # None: milvus-lite file milvus.db inside the index directory
     milvus_token: str | None = field(default=None, repr=False)  # None: env RAGKIT_MILVUS_TOKEN
     milvus_analyzer: str = "ragkit"  # BM25 words: ragkit's own, or Milvus's jieba analyzer (milvus.ANALYZERS)
+    compact: bool = False  # rebuild the whole version even when a delta segment would do (delta.py)
+    delta_fraction: float = DELTA_FRACTION  # the most a delta may hold, rows + tombstones, of the base's rows
 
     def __post_init__(self) -> None:
         if self.store not in (None, "faiss", "milvus"):
@@ -75,6 +78,8 @@ class IngestConfig:
             raise ValueError("batch_size must be >= 1")
         if self.max_chunks_per_file < 1:
             raise ValueError("max_chunks_per_file must be >= 1")
+        if not 0.0 <= self.delta_fraction <= 1.0:
+            raise ValueError("delta_fraction must lie in [0, 1]")
         if self.checkpoint_rows < 1:
             raise ValueError("checkpoint_rows must be >= 1")
         if self.ray_actors < 1 or self.ray_cpus <= 0:
@@ -98,6 +103,7 @@ class IngestSummary:
     seconds: float = 0.0
     version: str | None = None  # the live version after this ingest
     version_written: bool = False  # False when nothing changed and the old version stays live
+    delta: dict | None = None  # the written version's delta segment (delta.py), None for a whole one
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -174,7 +180,7 @@ def embedding_entry(embedder, config: IngestConfig, old: dict | None) -> dict:
 def _unchanged(old: dict | None, old_version: Path | None, new_files: dict, roots: dict, config) -> bool:
     """True when the live version already holds exactly what this ingest would write."""
     if old is None or new_files != old["files"] or roots != (old.get("roots") or roots) \
-            or old["dense_index"] != config.dense_index:
+            or old["dense_index"] != config.dense_index or (config.compact and "delta" in old):
         return False
     try:
         check_artifacts(old_version, old)  # a truncated dense.faiss or bm25 file is rebuilt, not kept
@@ -310,33 +316,44 @@ def _run(roots, index_dir: Path, config, progress, embedders, on_file_error, syn
         from .ray_embed import RayEmbed
 
         embed = RayEmbed(config, embedder, passed_in)
-    writer = FaissWriter(index_dir, embedder.dim, config.dense_index, stream.key(entries, old, settings))
+    delta = plan_delta(old, entries, config)  # few files changed: a delta segment beside the base (delta.py)
+    streamed = entries if delta is None else delta.entries
+
+    def new_writer():
+        key = stream.key(streamed, old, settings)
+        if delta is None:
+            return FaissWriter(index_dir, embedder.dim, config.dense_index, key)
+        return DeltaWriter(index_dir, embedder.dim, delta, key)
+
+    writer = new_writer()
     try:
         for _attempt in range(2):
             try:
-                summary, new_files = _stream(entries, old, config, embedder, writer, progress, embed)
+                summary, new_files = _stream(streamed, old, config, embedder, writer, progress, embed)
+                if delta is not None:
+                    delta.fill(summary, new_files)
                 summary.skipped[:0] = skipped + clashes
                 summary.index, summary.files_deleted = str(index_dir), deleted
                 summary.files_seen = len(found) + len(skipped) + len(clashes)
                 break
             except stream.StaleStaging:  # rows of another stream: start this staging over, once
                 writer.discard()
-                writer = FaissWriter(index_dir, embedder.dim, config.dense_index, stream.key(entries, old, settings))
+                writer = new_writer()
         progress.done()
         if on_file_error:
             for path, reason in summary.skipped:
                 on_file_error(path, reason)
         new_files = dict(sorted(new_files.items()))
         root_labels = used_roots(root_labels, new_files)
-        summary.chunks = writer.rows
-        if not writer.rows:
+        summary.chunks = writer.chunks
+        if not writer.chunks:
             raise no_documents(summary, roots)
         if _unchanged(old_manifest, old_version, new_files, root_labels, config):  # every changed file failed
             writer.discard()
             summary.version = old_version.name
             reap(index_dir, old_version)
             return summary
-        _publish(index_dir, writer, new_manifest(embedder, config, old_manifest, writer.rows, root_labels, new_files),
+        _publish(index_dir, writer, new_manifest(embedder, config, old_manifest, writer.chunks, root_labels, new_files),
                  progress, summary)
     except RagkitError:
         writer.discard()  # a refused ingest starts over next time; a killed one resumes
@@ -375,4 +392,5 @@ def _publish(index_dir: Path, writer, manifest: dict, progress, summary: IngestS
     progress.advance()
     progress.done()
     summary.version, summary.version_written = version.name, True
+    summary.delta = manifest.get("delta")
     reap(index_dir, version)

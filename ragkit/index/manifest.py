@@ -112,6 +112,20 @@ def _check_store(m: dict, d: Path) -> None:
             "has no valid 'milvus' object (uri, collection, version, replaced, bm25)")
 
 
+def _check_delta(m: dict, d: Path) -> None:
+    """A delta version's `delta` object (delta.py writes it): the live count must add up."""
+    if "delta" not in m:
+        return
+    dl = m["delta"]
+    keys = ("base_chunks", "chunks", "tombstones", "files")
+    _expect(isinstance(dl, dict) and all(_is_int(dl.get(k)) and dl[k] >= 0 for k in keys)
+            and dl["tombstones"] <= dl["base_chunks"]
+            and dl["base_chunks"] - dl["tombstones"] + dl["chunks"] == m["n_chunks"]
+            and isinstance(dl.get("base_version", ""), str), d,
+            "has an invalid 'delta' object (base_chunks - tombstones + chunks must equal n_chunks)")
+    _expect(m.get("store", "faiss") == "faiss", d, "has a delta segment on a store other than faiss")
+
+
 def validate_manifest(m, d: Path) -> dict:
     """The manifest if it matches the schema; IndexDamaged naming the first problem otherwise.
 
@@ -135,6 +149,7 @@ def validate_manifest(m, d: Path) -> dict:
     _expect(isinstance(roots, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in roots.items()), d,
             "has an invalid 'roots' object")
     _check_store(m, d)
+    _check_delta(m, d)
     arts = m.get("artifacts", {})
     _expect(isinstance(arts, dict) and all(isinstance(k, str) and _is_int(v) for k, v in arts.items()), d,
             "has an invalid 'artifacts' object")

@@ -8,7 +8,8 @@ Layout of an index directory:
     DIR/v-*/chunks.sqlite  chunk text and metadata, row i = vector i = BM25 document i
     DIR/v-*/embeddings.npy float32 vectors (kept so an incremental ingest never re-embeds)
     DIR/v-*/dense.faiss    FAISS index (flat inner product, HNSW or IVF)
-    DIR/v-*/bm25/          bm25s arrays (.npy/.json)
+    DIR/v-*/bm25/          bm25s arrays (.npy/.json) and doc_lengths.npy
+    DIR/v-*/delta/         a delta version only: the new and changed chunks, and tombstones (segments.py)
 
 Nothing here is a pickle: opening an index never executes code from it. Everything read from the
 directory is checked first (manifest.py): a damaged or crafted index gives one sentence, not a
@@ -36,7 +37,7 @@ from ..errors import IndexIncompatible, IndexMissing, UsageError
 from ..lang import detect_language
 from ..types import Chunk, Hit
 from .bm25 import BM25Index
-from .hybrid import FusionWeights, fuse, top_k
+from .hybrid import FusionWeights, fuse, sparse_candidates, top_k
 from .manifest import (  # noqa: F401  (read_current, read_manifest: public here too, as before)
     FORMAT_VERSION,
     damaged,
@@ -46,6 +47,7 @@ from .manifest import (  # noqa: F401  (read_current, read_manifest: public here
     read_manifest,
     validate_manifest,
 )
+from .segments import merged_dense_top
 from .versions import Version, current_stamp, open_version
 
 MODES = ("dense", "bm25", "hybrid")
@@ -78,7 +80,8 @@ def check_embedder(manifest: dict, requested: str | None, index_dir: Path) -> No
 def manifest_summary(m: dict) -> dict:
     """What `describe()` reports of an index's manifest, whichever store holds it."""
     return {"chunks": m["n_chunks"], "files": len(m["files"]), "embedding": m["embedding"],
-            "chunking": m["chunking"], "dense_index": m["dense_index"], "updated": m.get("updated")}
+            "chunking": m["chunking"], "dense_index": m["dense_index"], "updated": m.get("updated"),
+            "delta": m.get("delta")}
 
 
 def check_search(query: str, k: int, mode: str) -> None:
@@ -226,34 +229,43 @@ class Index:
         """Every chunk in row order, streamed from the version current when iteration starts."""
         v = self._acquire()
         try:
-            cur = v.db.execute(f"SELECT {self._COLS} FROM chunks ORDER BY row")
-            while True:
-                try:
-                    rows = cur.fetchmany(512)
-                    if not rows:
-                        return
-                    batch = [self._chunk(r) for r in rows]
-                except (sqlite3.DatabaseError, ValueError, TypeError) as e:
-                    raise damaged(self.directory, f"chunks.sqlite is unreadable ({e})") from None
-                yield from batch
+            dead = v.dead
+            for db, offset in [(v.db, 0)] + ([(v.delta.db, v.n_base)] if v.delta is not None else []):
+                cur = db.execute(f"SELECT row, {self._COLS} FROM chunks ORDER BY row")
+                while True:
+                    try:
+                        rows = cur.fetchmany(512)
+                        if not rows:
+                            break
+                        batch = [self._chunk(r[1:]) for r in rows if dead is None or not dead[r[0] + offset]]
+                    except (sqlite3.DatabaseError, ValueError, TypeError) as e:
+                        raise damaged(self.directory, f"chunks.sqlite is unreadable ({e})") from None
+                    yield from batch
         finally:
             self._done(v)
 
-    def _query(self, v: Version, sql: str, args=()) -> list:
+    def _query(self, db, sql: str, args=()) -> list:
         try:
-            return v.db.execute(sql, args).fetchall()
+            return db.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as e:
             raise damaged(self.directory, f"chunks.sqlite is unreadable ({e})") from None
 
     def _rows(self, v: Version, rows: list[int]) -> dict[int, Chunk]:
-        if not rows:
-            return {}
-        marks = ",".join("?" * len(rows))
-        cur = self._query(v, f"SELECT row, {self._COLS} FROM chunks WHERE row IN ({marks})", [int(r) for r in rows])
-        try:
-            return {r[0]: self._chunk(r[1:]) for r in cur}
-        except (ValueError, TypeError) as e:
-            raise damaged(self.directory, f"chunks.sqlite holds a malformed row ({e})") from None
+        """Chunks by global row (a delta version's rows from n_base on live in delta/chunks.sqlite)."""
+        out = {}
+        parts = [(v.db, 0, [r for r in rows if r < v.n_base])]
+        if v.delta is not None:
+            parts.append((v.delta.db, v.n_base, [r - v.n_base for r in rows if r >= v.n_base]))
+        for db, offset, part in parts:
+            if not part:
+                continue
+            marks = ",".join("?" * len(part))
+            cur = self._query(db, f"SELECT row, {self._COLS} FROM chunks WHERE row IN ({marks})", [int(r) for r in part])
+            try:
+                out.update({r[0] + offset: self._chunk(r[1:]) for r in cur})
+            except (ValueError, TypeError) as e:
+                raise damaged(self.directory, f"chunks.sqlite holds a malformed row ({e})") from None
+        return out
 
     # -- search --------------------------------------------------------------------------------
     def _dense_query(self, query: str) -> np.ndarray:
@@ -264,6 +276,8 @@ class Index:
         return q
 
     def _dense_top(self, v: Version, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if v.delta is not None:
+            return merged_dense_top(v.faiss_index, v.delta_faiss if v.delta.n else None, v.delta, q, n)
         index = v.faiss_index
         if hasattr(index, "hnsw"):
             index.hnsw.efSearch = max(64, n)
@@ -313,7 +327,9 @@ class Index:
         sparse_all = v.bm25.normalized_scores(query)
         q = self._dense_query(query)
         dense_ids, _ = self._dense_top(v, q, n)
-        cand = np.union1d(dense_ids, top_k(sparse_all, n)).astype(np.int64)  # sorted: cheap mmap reads
+        cand = np.union1d(dense_ids, sparse_candidates(sparse_all, n)).astype(np.int64)  # sorted: cheap mmap reads
+        if v.dead is not None:
+            cand = cand[~v.dead[cand]]  # a tombstoned row can be BM25's zero-score padding
         dense = np.asarray(v.vectors[cand] @ q, dtype=np.float32)
         fw = v.manifest.get("fusion") or {}
         weights = FusionWeights(**fw) if fw else FusionWeights()

@@ -25,6 +25,7 @@ from ..ingest.loaders import LoadError, load_file_noted, read_file_bytes
 from ..lang import tokenize_for_search
 from ..types import Chunk
 from .manifest import check_artifacts
+from .segments import DELTA, DeltaSegment, MergedVectors
 from .sources import is_gone
 
 Item = tuple[Chunk, str, "int | None"]  # chunk, BM25 tokens, row of its vector in the old version (None: embed it)
@@ -40,11 +41,16 @@ def file_hash(path: Path) -> str:
 
 
 class OldVersion:
-    """The live version an ingest updates, read a file at a time."""
+    """The live version an ingest updates, read a file at a time. Rows are global: a delta version's
+    delta rows come after its base rows (segments.py), and its tombstoned base rows are never read."""
+
+    _COLS = "row, chunk_id, source, text, start, end, page, title, metadata, tokens"
 
     def __init__(self, version: Path, manifest: dict):
-        check_artifacts(version, manifest, ("chunks.sqlite", "embeddings.npy"))
+        check_artifacts(version, manifest, ("chunks.sqlite", "embeddings.npy") + ((DELTA,) if DELTA in manifest else ()))
         self.path, self.manifest, self.files = version, manifest, manifest["files"]
+        self.delta = None
+        self.n_base = manifest[DELTA]["base_chunks"] if DELTA in manifest else manifest["n_chunks"]
         try:
             self.db = sqlite3.connect(f"file:{version / 'chunks.sqlite'}?mode=ro", uri=True)
             self.db.execute("SELECT row, chunk_id, source, text, start, end, page, title, metadata, tokens "
@@ -55,8 +61,19 @@ class OldVersion:
             self.vectors = np.load(version / "embeddings.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as e:
             raise self._damaged(f"embeddings.npy is unreadable ({e})") from None
-        if self.vectors.shape != (manifest["n_chunks"], manifest["embedding"]["dim"]):
+        if self.vectors.shape != (self.n_base, manifest["embedding"]["dim"]):
             raise self._damaged(f"embeddings.npy has shape {self.vectors.shape}")
+        if DELTA in manifest:
+            def check(ok: bool, what: str) -> None:
+                if not ok:
+                    raise self._damaged(what)
+
+            try:
+                self.delta = DeltaSegment(version, manifest, check)
+            except sqlite3.DatabaseError as e:
+                raise self._damaged(f"delta/chunks.sqlite is unreadable ({e})") from None
+            self.vectors = MergedVectors(self.vectors, self.delta.delta_vectors)
+        self.delta_sources = self.delta.sources() if self.delta is not None else set()
 
     def _damaged(self, what: str) -> IndexDamaged:
         return IndexDamaged(f"index {self.path.parent} is damaged: {what}; ingest into a new directory")
@@ -68,16 +85,45 @@ class OldVersion:
         if info is None:
             return []
         prefix = chunk_id(source, info["sha256"], 0, 0).split("-")[0] + "-"
+        in_delta = source in self.delta_sources
+        db, offset = (self.delta.db, self.n_base) if in_delta else (self.db, 0)
+        dead = None if in_delta or self.delta is None else self.delta.dead
         try:
-            rows = self.db.execute("SELECT row, chunk_id, source, text, start, end, page, title, metadata, tokens "
-                                   "FROM chunks WHERE source = ? ORDER BY row", (source,)).fetchall()
-            return [(Chunk(cid, src, text, start, end, page, title, json.loads(meta) if meta else {}), tokens, row)
-                    for row, cid, src, text, start, end, page, title, meta, tokens in rows if cid.startswith(prefix)]
+            rows = db.execute(f"SELECT {self._COLS} FROM chunks WHERE source = ? ORDER BY row", (source,)).fetchall()
+            return [(Chunk(cid, src, text, start, end, page, title, json.loads(meta) if meta else {}), tokens, row + offset)
+                    for row, cid, src, text, start, end, page, title, meta, tokens in rows
+                    if cid.startswith(prefix) and (dead is None or not dead[row])]
         except (sqlite3.DatabaseError, ValueError, TypeError, AttributeError) as e:
+            raise self._damaged(f"chunks.sqlite is unreadable ({e})") from None
+
+    def has_chunks(self, source: str) -> bool:
+        """Whether `chunks(source)` is non-empty, without reading the rows (one indexed lookup)."""
+        info = self.files.get(source)
+        if info is None:
+            return False
+        if source in self.delta_sources:
+            return True  # delta rows are only ever written for a file's recorded content
+        prefix = chunk_id(source, info["sha256"], 0, 0).split("-")[0] + "-"
+        try:  # one row is enough (0.1 ms a file with them all, 1000 files at 100k chunks): a live file's rows all live
+            row = self.db.execute("SELECT row FROM chunks WHERE source = ? AND substr(chunk_id, 1, ?) = ? LIMIT 1",
+                                  (source, len(prefix), prefix)).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise self._damaged(f"chunks.sqlite is unreadable ({e})") from None
+        if row is None:
+            return False
+        return self.delta is None or not self.delta.dead[row[0]] or bool(self.chunks(source))
+
+    def base_rows(self, source: str) -> list[int]:
+        """Every base row stored under a source, live or not (what a delta tombstones when the file goes)."""
+        try:
+            return [r for (r,) in self.db.execute("SELECT row FROM chunks WHERE source = ?", (source,))]
+        except sqlite3.DatabaseError as e:
             raise self._damaged(f"chunks.sqlite is unreadable ({e})") from None
 
     def close(self) -> None:
         self.db.close()
+        if self.delta is not None:
+            self.delta.close()
 
 
 @dataclass
@@ -101,7 +147,7 @@ def plan(assigned: dict[str, Found], old: OldVersion | None, roots: list[Path], 
     entries = []
     for source, f in assigned.items():
         prev = old_files.get(source)
-        have_old = prev is not None and bool(old.chunks(source))
+        have_old = prev is not None and old.has_chunks(source)
         try:
             digest, error = file_hash(f.path), ""
         except LoadError as e:
@@ -115,7 +161,7 @@ def plan(assigned: dict[str, Found], old: OldVersion | None, roots: list[Path], 
             continue
         if is_gone(source, info, walked, sync):
             deleted += 1
-        elif old.chunks(source):
+        elif old.has_chunks(source):
             entries.append(Entry(source, None, info["sha256"], info, True))
     return entries, deleted
 

@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import IndexLocked, IndexMissing
 from .bm25 import BM25Index
 from .manifest import check_artifacts, damaged, read_current, read_manifest
+from .segments import DELTA, DeltaSegment, MergedBM25, MergedVectors
 
 REAP_GRACE_S = 60.0  # covers the microseconds between a reader reading CURRENT and taking its lease, with room
 
@@ -50,7 +51,7 @@ class Version:
 
     def __init__(self, directory: Path, path: Path):
         self.directory, self.path = directory, path
-        self.db = None
+        self.db = self.delta = None
         try:
             self._lease = os.open(path / "manifest.json", os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
@@ -60,27 +61,37 @@ class Version:
             if not _same_file(self._lease, path / "manifest.json"):
                 raise FileNotFoundError(path)  # reaped while we waited for the lock: retry
             self.manifest = read_manifest(path)
-            check_artifacts(path, self.manifest, ("chunks.sqlite",))
+            self.n_base = base_chunks(self.manifest)
+            check_artifacts(path, self.manifest, ("chunks.sqlite",) + ((DELTA,) if DELTA in self.manifest else ()))
             self.db = sqlite3.connect(f"file:{path / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
             n = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            if n != self.n_base:
+                raise damaged(directory, f"chunks.sqlite holds {n} chunks, the manifest {self.n_base}")
+            if DELTA in self.manifest:
+                self.delta = DeltaSegment(path, self.manifest, lambda ok, what: _expect(ok, directory, what))
         except sqlite3.DatabaseError as e:
             self.release()
             raise damaged(directory, f"chunks.sqlite is unreadable ({e})") from None
         except BaseException:
             self.release()
             raise
-        if n != self.manifest["n_chunks"]:
-            self.release()
-            raise damaged(directory, f"chunks.sqlite holds {n} chunks, the manifest {self.manifest['n_chunks']}")
         self.users = 0
         self.retired = False
         self._load = threading.Lock()
-        self._bm25 = self._faiss = self._vectors = None
+        self._bm25 = self._faiss = self._vectors = self._delta_faiss = None
+
+    @property
+    def dead(self) -> np.ndarray | None:
+        """Tombstoned rows (bool per global row) of a delta version; None for a plain one."""
+        return self.delta.dead if self.delta is not None else None
 
     def release(self) -> None:
         if getattr(self, "db", None) is not None:
             self.db.close()
             self.db = None
+        if getattr(self, "delta", None) is not None:
+            self.delta.close()
+            self.delta = None
         if self._lease is not None:
             os.close(self._lease)  # closing the descriptor drops the shared lock
             self._lease = None
@@ -100,30 +111,67 @@ class Version:
                 setattr(self, attr, value)
             return value
 
+    def _base_bm25(self) -> BM25Index:
+        b = BM25Index.load(self.path / "bm25")
+        if self.delta is None:
+            return b
+        if b.n_docs != self.n_base or b.doc_lengths is None or len(b.doc_lengths) != b.n_docs:
+            raise ValueError("base bm25 does not match the manifest")
+        d = BM25Index.load(self.path / DELTA / "bm25") if self.delta.n else None
+        if d is not None and (d.n_docs != self.delta.n or d.doc_lengths is None or len(d.doc_lengths) != d.n_docs):
+            raise ValueError("delta bm25 does not match the manifest")
+        return MergedBM25(b, d, self.delta.dead)
+
     @property
-    def bm25(self) -> BM25Index:
-        n = self.manifest["n_chunks"]
-        return self._part("_bm25", "bm25", lambda: BM25Index.load(self.path / "bm25"),
+    def bm25(self) -> BM25Index | MergedBM25:
+        n = self.n_base + (self.delta.n if self.delta is not None else 0)
+        return self._part("_bm25", "bm25", self._base_bm25,
                           lambda b: None if b.n_docs == n else f"holds {b.n_docs} documents, not {n}")
 
     @property
-    def vectors(self) -> np.ndarray:
-        shape = (self.manifest["n_chunks"], self.manifest["embedding"]["dim"])
-        return self._part(
-            "_vectors", "embeddings.npy",
-            lambda: np.load(self.path / "embeddings.npy", mmap_mode="r", allow_pickle=False),
-            lambda v: None if v.shape == shape and v.dtype == np.float32 else f"has shape {v.shape}, not {shape}")
+    def vectors(self) -> np.ndarray | MergedVectors:
+        """Vectors by row (a delta version: by global row, tombstoned rows included)."""
+        shape = (self.n_base, self.manifest["embedding"]["dim"])
 
-    @property
-    def faiss_index(self):
+        def load():
+            base = np.load(self.path / "embeddings.npy", mmap_mode="r", allow_pickle=False)
+            if self.delta is None or base.shape != shape:
+                return base
+            return MergedVectors(base, self.delta.delta_vectors)
+
+        n = shape[0] + (self.delta.n if self.delta is not None else 0)
+        return self._part("_vectors", "embeddings.npy", load,
+                          lambda v: None if v.shape == (n, shape[1]) and v.dtype == np.float32
+                          else f"has shape {v.shape}, not {shape}")
+
+    def _faiss_of(self, attr: str, name: str, n: int):
         def load():
             import faiss
 
-            return faiss.read_index(str(self.path / "dense.faiss"))
+            return faiss.read_index(str(self.path / name))
 
-        n, dim = self.manifest["n_chunks"], self.manifest["embedding"]["dim"]
-        return self._part("_faiss", "dense.faiss", load,
+        dim = self.manifest["embedding"]["dim"]
+        return self._part(attr, name, load,
                           lambda f: None if (f.ntotal, f.d) == (n, dim) else f"holds {f.ntotal} vectors of {f.d}")
+
+    @property
+    def faiss_index(self):
+        """The base segment's FAISS index (the whole index of a plain version)."""
+        return self._faiss_of("_faiss", "dense.faiss", self.n_base)
+
+    @property
+    def delta_faiss(self):
+        return self._faiss_of("_delta_faiss", f"{DELTA}/dense.faiss", self.delta.n)
+
+
+def base_chunks(manifest: dict) -> int:
+    """Rows of a version's base segment: all its chunks, or for a delta version those before the delta."""
+    return manifest[DELTA]["base_chunks"] if DELTA in manifest else manifest["n_chunks"]
+
+
+def _expect(ok: bool, directory: Path, what: str) -> None:
+    if not ok:
+        raise damaged(directory, what)
 
 
 def open_version(directory: Path) -> Version:

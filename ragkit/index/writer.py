@@ -48,6 +48,7 @@ class BatchWriter(Protocol):
 
     dim: int
     rows: int  # rows durably written (after a resume: those a killed ingest wrote)
+    chunks: int  # chunks the finished version will hold
 
     def last_chunk_id(self) -> str | None: ...
 
@@ -115,6 +116,11 @@ class FaissWriter:
         self.rows = rows[0]
         return True
 
+    @property
+    def chunks(self) -> int:
+        """Chunks of the version being written (a delta writer adds the base's)."""
+        return self.rows
+
     def last_chunk_id(self) -> str | None:
         if not self.rows:
             return None
@@ -148,6 +154,11 @@ class FaissWriter:
 
     def finish(self, manifest: dict, version: Path) -> None:
         """Complete the staging into the version directory `version` (not yet live)."""
+        self.complete()
+        self.seal(manifest, version)
+
+    def complete(self) -> None:
+        """Turn the staged rows into embeddings.npy, dense.faiss and bm25/ (none of it live yet)."""
         self.db.execute("CREATE INDEX IF NOT EXISTS by_source ON chunks(source)")
         self.db.commit()
         raw = self.dir / "vectors.f32"
@@ -165,16 +176,23 @@ class FaissWriter:
                 return np.fromfile(src, dtype=np.float32, count=(stop - start) * self.dim).reshape(-1, self.dim)
 
             faiss.write_index(build_faiss(read, self.rows, self.dim, self.dense_kind), str(self.dir / "dense.faiss"))
-        BM25Index.build_streamed(self._tokens()).save(self.dir / "bm25")
+        if self.rows:  # a delta segment may hold no rows (only deletions); a plain version always has some
+            BM25Index.build_streamed(self._tokens()).save(self.dir / "bm25")
         self.db.close()
         for name in ("vectors.f32", "plan.json"):
             (self.dir / name).unlink()
+
+    def seal(self, manifest: dict, version: Path, durable: set[str] = frozenset()) -> None:
+        """Write the manifest, fsync every file (but those in `durable`, already on disk) and rename
+        the staging to `version`."""
         manifest["artifacts"] = artifact_sizes(self.dir)  # lets a reader name a truncated file (manifest.py)
         (self.dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
         for f in self.dir.rglob("*"):
-            if f.is_file():
+            if f.is_file() and f.relative_to(self.dir).as_posix() not in durable:
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
+        for d in [p for p in self.dir.rglob("*") if p.is_dir()]:
+            fsync_dir(d)
         os.replace(self.dir, version)
         fsync_dir(version.parent)
 
