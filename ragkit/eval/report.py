@@ -246,6 +246,10 @@ def retention_tables(report: dict) -> list[str]:
             lo, hi = f["ci95"]
             out.append(f"| {tuned} − {f['base']} | {100 * f['diff']:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] "
                        f"| {f['n']} |")
+            for cat, c in (f.get("by_category") or {}).items():
+                lo, hi = c["ci95"]
+                out.append(f"| {tuned} − {f['base']}, {cat} | {100 * c['diff']:+.1f} | "
+                           f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {c['n']} |")
         out.append("")
     return out
 

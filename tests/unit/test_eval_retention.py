@@ -124,7 +124,8 @@ def test_retention_and_forgetting_from_known_answers(setup, tmp_path, general): 
     ret, fg = report["retention"], report["forgetting"]
     assert set(ret) == {"closed_book", "rag", "sft", "sft_rag", "oracle"}
     for r in ret.values():
-        assert set(r) == {"accuracy", "em", "f1", "n", "ci95"} and r["n"] == 6
+        assert set(r) == {"accuracy", "em", "f1", "n", "ci95", "by_category"} and r["n"] == 6
+        assert {c: v["n"] for c, v in r["by_category"].items()} == {"common": 5, "reading": 1}
     # The base model knows all five capitals and reads the letter; the tuned one only reads the letter.
     assert ret["closed_book"]["accuracy"] == 1.0 and ret["closed_book"]["ci95"] == [1.0, 1.0]
     assert ret["sft"]["accuracy"] == pytest.approx(1 / 6, abs=1e-4)
@@ -133,7 +134,11 @@ def test_retention_and_forgetting_from_known_answers(setup, tmp_path, general): 
     # The oracle on a general item: its context, else closed-book (no gold chunk in the domain index).
     assert ret["oracle"]["accuracy"] == 1.0
     assert set(fg) == {"sft", "sft_rag"}
-    assert set(fg["sft"]) == {"base", "diff", "ci95", "n"}
+    assert set(fg["sft"]) == {"base", "diff", "ci95", "n", "by_category"}
+    # per category: the capitals were forgotten, the reading item was not
+    assert fg["sft"]["by_category"]["common"]["diff"] == pytest.approx(-1.0) and fg["sft"]["by_category"]["common"]["n"] == 5
+    assert fg["sft"]["by_category"]["reading"]["diff"] == pytest.approx(0.0)
+    assert ret["sft"]["by_category"]["common"]["accuracy"] == 0.0
     assert fg["sft"]["base"] == "closed_book" and fg["sft"]["n"] == 6
     assert fg["sft"]["diff"] == pytest.approx(-5 / 6, abs=1e-4) and fg["sft"]["ci95"][1] < 0
     assert fg["sft_rag"]["base"] == "rag" and fg["sft_rag"]["diff"] <= 0
