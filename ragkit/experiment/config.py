@@ -199,17 +199,23 @@ def apply_override(d: dict, assignment: str) -> None:
         resolve_paths(d, Path.cwd())
 
 
-def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read an experiment file, apply `--set` overrides, and validate; UsageError on any problem."""
+def read_experiment_file(path: str | Path):
+    """The parsed YAML of an experiment (or sweep) file; UsageError when it is missing or not YAML."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"experiment file {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise UsageError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read an experiment file, apply `--set` overrides, and validate; UsageError on any problem."""
+    path = Path(path)
+    raw = read_experiment_file(path)
     if not isinstance(raw, dict):
         raise UsageError(f"{path} must be a mapping with name, corpus, bench, index, sft_data, train, eval")
     d = copy.deepcopy(raw)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RagkitError, UsageError
-from .config import ExperimentConfig, apply_override, resolve_paths
+from .config import ExperimentConfig, apply_override, read_experiment_file, resolve_paths
 
 STEP_OUTPUTS = {"ingest": "index", "sft_data": "sft", "train": "adapters"}  # shared steps, their folder
 DONE = "done.json"
@@ -213,15 +213,8 @@ def cell_specs(block: object, where: str) -> tuple[dict, list[dict]]:
 
 def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Sweep:
     """Read a sweep file and expand it into validated cells; UsageError naming the cell on any problem."""
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"experiment file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UsageError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    raw = read_experiment_file(path)
     if not isinstance(raw, dict) or "sweep" not in raw:
         raise UsageError(f"{path} has no sweep: block; run it as a single experiment")
     raw = dict(raw)

@@ -159,48 +159,27 @@ def render_sweep_markdown(report: dict, chart: str | None) -> str:
 
 
 # -- the chart -------------------------------------------------------------------------------------
-def _point(s: dict | None) -> tuple[float, float, float] | None:
-    """(value, minus, plus) in %, from an accuracy with its CI."""
-    if not s or s.get("accuracy") is None:
+def _point(label: str, x: dict | None, y: dict | None):
+    """A charts.tradeoff_chart point from two accuracies with their CIs; None when either is missing."""
+    if not x or not y or x.get("accuracy") is None or y.get("accuracy") is None:
         return None
-    v, ci = 100 * s["accuracy"], s.get("ci95")
-    return (v, v - 100 * ci[0], 100 * ci[1] - v) if ci else (v, 0.0, 0.0)
+    return (label, x["accuracy"], x.get("ci95"), y["accuracy"], y.get("ci95"))
 
 
 def sweep_chart(report: dict, path: Path) -> Path | None:
     """Domain accuracy of the sft arm (x) against its retention (y), one labelled point per cell with
     CI bars both ways, and the base model (closed_book on both benches) as the reference."""
-    pts = [(r["cell"], _point(r["arms"].get(CHART_ARM)), _point(r["retention"].get(CHART_ARM)))
-           for r in report["cells"]]
-    pts = [(c, x, y) for c, x, y in pts if x and y]
+    from ..eval.charts import tradeoff_chart
+
+    pts = [p for r in report["cells"] if (p := _point(r["cell"], r["arms"].get(CHART_ARM), r["retention"].get(CHART_ARM)))]
     if not pts:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")  # as ragkit.eval.charts: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    for i, (cell, x, y) in enumerate(pts):
-        ax.errorbar(x[0], y[0], xerr=[[x[1]], [x[2]]], yerr=[[y[1]], [y[2]]], fmt="o", capsize=3)
-        ax.annotate(cell, (x[0], y[0]), textcoords="offset points", xytext=(5, 4 + 9 * (i % 3)), fontsize=8)
-    base = next(((x, y) for r in report["cells"]
-                 if (x := _point(r["arms"].get(BASE_ARM))) and (y := _point(r["retention"].get(BASE_ARM)))), None)
-    if base:
-        ax.errorbar(base[0][0], base[1][0], xerr=[[base[0][1]], [base[0][2]]], yerr=[[base[1][1]], [base[1][2]]],
-                    fmt="s", color="grey", capsize=3)
-        ax.annotate(f"base ({BASE_ARM})", (base[0][0], base[1][0]), textcoords="offset points", xytext=(5, -12),
-                    fontsize=8, color="grey")
-    ax.set_xlabel(f"domain accuracy, {CHART_ARM} arm % (95% CI)")
-    ax.set_ylabel(f"retention accuracy, {CHART_ARM} arm % (95% CI)")
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.set_title(f"Sweep {report['name']}: knowledge gained against ability kept")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    base = next((p for r in report["cells"]
+                 if (p := _point(f"base ({BASE_ARM})", r["arms"].get(BASE_ARM), r["retention"].get(BASE_ARM)))), None)
+    return tradeoff_chart(pts + ([base] if base else []), path,
+                          f"Sweep {report['name']}: knowledge gained against ability kept",
+                          xlabel=f"domain accuracy, {CHART_ARM} arm % (95% CI)",
+                          ylabel=f"retention accuracy, {CHART_ARM} arm % (95% CI)")
 
 
 def write_sweep_report(root: Path, report: dict) -> list[str]:
