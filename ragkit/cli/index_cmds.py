@@ -17,8 +17,9 @@ from .progress import TerminalProgress
 @setting("--embed-model", of=INGEST, help="Bundled embedding model name or a local sentence-transformers directory.")
 @setting("--chunk-size", of=CHUNKING, type=int, help="Chunk size in the embedding model's tokens.")
 @setting("--chunk-overlap", of=CHUNKING, type=int, help="Overlap between chunks, in tokens.")
-@setting("--dense-index", of=INGEST, type=click.Choice(["flat", "hnsw", "ivf"]),
-         help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora.")
+@click.option("--dense-index", type=click.Choice(["flat", "hnsw", "ivf"]), default=None,
+              help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora. "
+                   "[default: an existing index's own; flat for a new one]")
 @click.option("--batch-size", default=None, type=int, help="Embedding batch size. [default: 64; 512 with --device cuda]")
 @click.option("--embed-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
               help="Run the embedding model with sentence-transformers (torch) or ONNX Runtime (onnx, onnx-int8: "
@@ -109,9 +110,12 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             click.echo(f"  note {printable(path)}: {printable(note)}", err=True)
         for path, reason in s.skipped:
             click.echo(f"  skipped {printable(path)}: {printable(reason)}", err=True)
+        from ..index.manifest import read_current, read_manifest
         from ..index.milvus_build import store_hint, store_of
 
-        if hint := store_hint(s.chunks, store_of(Path(index_dir), None), dense_index):
+        live = read_current(Path(index_dir))
+        kind = read_manifest(live).get("dense_index", "flat") if live else "flat"
+        if hint := store_hint(s.chunks, store_of(Path(index_dir), None), kind):
             click.echo(f"  hint: {hint}", err=True)
     if summary.skipped:
         raise SystemExit(3)  # the index was updated, but not with every file

@@ -47,7 +47,8 @@ class IndexSettings(Settings):
     embed_model: str = dataclass_default(IngestConfig, "embed_model")
     chunk_size: int = dataclass_default(ChunkingConfig, "chunk_size")
     chunk_overlap: int = dataclass_default(ChunkingConfig, "chunk_overlap")
-    dense_index: Literal["flat", "hnsw", "ivf"] = dataclass_default(IngestConfig, "dense_index")
+    # an experiment builds its own index in its run directory: no earlier index to keep the type of
+    dense_index: Literal["flat", "hnsw", "ivf"] = "flat"
     batch_size: int = dataclass_default(IngestConfig, "batch_size")
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
@@ -49,7 +49,7 @@ DEVICES = ("cpu", "cuda", "auto")
 class IngestConfig:
     embed_model: str = "all-minilm-l6-v2"
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
-    dense_index: str = "flat"
+    dense_index: str | None = None  # flat | hnsw | ivf; None: the index's own, else flat
     batch_size: int = 64
     embed_backend: str | None = None  # torch | onnx | onnx-int8; None: the index's own, else default_backend()
     max_chunks_per_file: int = MAX_CHUNKS_PER_FILE
@@ -70,7 +70,7 @@ class IngestConfig:
             raise ValueError("store must be faiss or milvus")
         if self.milvus_analyzer not in ("jieba", "ragkit"):
             raise ValueError("milvus_analyzer must be jieba or ragkit")
-        if self.dense_index not in DENSE_TYPES:
+        if self.dense_index is not None and self.dense_index not in DENSE_TYPES:
             raise ValueError(f"dense_index must be one of {', '.join(DENSE_TYPES)}")
         if self.embed_backend is not None and self.embed_backend not in BACKENDS:
             raise ValueError(f"embed_backend must be one of {', '.join(BACKENDS)}")
@@ -257,6 +257,9 @@ def _ingest_locked(roots, index_dir: Path, config, progress, embedder, on_file_e
     t0 = time.perf_counter()
     old_version = read_current(index_dir)
     old_manifest = read_manifest(old_version) if old_version else None
+    # an index keeps its FAISS type unless one is named: re-ingesting an HNSW index without
+    # --dense-index must not rebuild it as flat (nor turn a one-file delta into a full rebuild)
+    config = replace(config, dense_index=config.dense_index or (old_manifest or {}).get("dense_index") or "flat")
     if old_manifest is not None:
         _check_old(old_manifest, config, embedder, index_dir)
     from .milvus_build import store_of  # store dispatch: the Milvus store's ingest lives in its own module

@@ -350,3 +350,20 @@ def test_delta_of_an_added_file_only(corpus, tmp_path, fake_embedder, kind):
     ingest([corpus], full, IngestConfig(embed_model="fake-embedder", chunking=SMALL, dense_index=kind))
     for mode in ("dense", "bm25", "hybrid"):
         assert_same(results(idx, mode), results(full, mode))
+
+
+def test_a_reingest_without_dense_index_keeps_the_index_type_and_writes_a_delta(corpus, tmp_path, fake_embedder):
+    """Re-ingesting an HNSW index without naming --dense-index keeps HNSW (it used to rebuild the
+    whole index as flat) and takes the delta path; naming another type rebuilds as that type."""
+    idx = tmp_path / "idx"
+    ingest([corpus], idx, IngestConfig(embed_model="fake-embedder", chunking=SMALL, dense_index="hnsw",
+                                       delta_fraction=1.0))
+    (corpus / "en1.txt").write_text("Flight time is 45 minutes.", encoding="utf-8")
+    ingest([corpus], idx, IngestConfig(embed_model="fake-embedder", chunking=SMALL, delta_fraction=1.0))
+    manifest = json.loads((read_current(idx) / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["dense_index"] == "hnsw" and delta_of(idx) is not None
+    (corpus / "en1.txt").write_text("Flight time is 50 minutes.", encoding="utf-8")
+    ingest([corpus], idx, IngestConfig(embed_model="fake-embedder", chunking=SMALL, dense_index="flat",
+                                       delta_fraction=1.0))
+    manifest = json.loads((read_current(idx) / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["dense_index"] == "flat" and delta_of(idx) is None
