@@ -280,7 +280,8 @@ def _pair(x, y) -> dict:
 
 
 def compare(a: dict, b: dict) -> dict:
-    """Run A beside run B: retrieval metrics, per-arm metrics and per-category accuracy (diff = B - A)."""
+    """Run A beside run B: retrieval metrics, per-arm metrics, per-category accuracy and, when either
+    ran a general bench, retention accuracy per arm (diff = B - A)."""
     ra, rb = a.get("retrieval") or {}, b.get("retrieval") or {}
     ret_keys = [k for k in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_context")
                 if k in ra or k in rb]
@@ -295,6 +296,10 @@ def compare(a: dict, b: dict) -> dict:
                      xb.get("by_category", {}).get(c, {}).get("accuracy"))
             for c in cats
         }
+    ta, tb = a.get("retention") or {}, b.get("retention") or {}
+    if ta or tb:  # the general bench: what each run's arms kept
+        out["retention"] = {arm: _pair((ta.get(arm) or {}).get("accuracy"), (tb.get(arm) or {}).get("accuracy"))
+                            for arm in dict.fromkeys([*ta, *tb])}
     return out
 
 
@@ -318,4 +323,7 @@ def render_comparison(cmp: dict, name_a: str, name_b: str) -> str:
         out += ["| arm | category | A acc % | B acc % | B − A |", "|---|---|---|---|---|"]
         for arm, cats in cmp["by_category"].items():
             out += [f"| {arm} | {c} | " + " | ".join(cell(p)) + " |" for c, p in cats.items()]
+    if cmp.get("retention"):
+        out += ["", "| arm | retention A % | retention B % | B − A |", "|---|---|---|---|"]
+        out += [f"| {arm} | " + " | ".join(cell(p)) + " |" for arm, p in cmp["retention"].items()]
     return "\n".join(out)

@@ -115,6 +115,16 @@ def test_compare_two_runs(report, tmp_path):
     text = R.render_comparison(cmp, "runA", "runB")
     assert "A = runA" in text and "| rag | accuracy | 80.0 | 90.0 | +10.0 |" in text
     assert "| closed_book | accuracy | 10.0 | – | – |" in text
+    assert "retention" not in cmp and "retention A" not in text
+
+
+def test_compare_sets_retention_side_by_side(report):
+    a, b = json.loads(json.dumps(report)), json.loads(json.dumps(report))
+    a["retention"] = {"closed_book": {"accuracy": 0.72}, "sft": {"accuracy": 0.72}}
+    b["retention"] = {"closed_book": {"accuracy": 0.72}, "sft": {"accuracy": 0.5}}
+    cmp = R.compare(a, b)
+    assert cmp["retention"]["sft"] == {"a": 0.72, "b": 0.5, "diff": -0.22}
+    assert "| sft | 72.0 | 50.0 | -22.0 |" in R.render_comparison(cmp, "A", "B")
 
 
 def test_load_report_errors(tmp_path):
