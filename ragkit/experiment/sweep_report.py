@@ -79,7 +79,7 @@ def cell_row(root: Path, cell: dict, keys: list[str]) -> dict:
         "cell": cell["name"], "dir": str(d), "status": status, "settings": settings,
         "arms": {a: _acc(s) for a, s in (report.get("arms") or {}).items()},
         "retention": {a: _acc(s) for a, s in (report.get("retention") or {}).items()},
-        "forgetting": {a: {k: f.get(k) for k in ("base", "diff", "ci95", "n")}
+        "forgetting": {a: {k: f.get(k) for k in ("base", "diff", "ci95", "n", "by_category")}
                        for a, f in (report.get("forgetting") or {}).items()},
         "train": train_info(d, state),
     }
@@ -136,6 +136,22 @@ def sweep_table(report: dict) -> list[str]:
     return lines
 
 
+def forgetting_by_category_table(report: dict) -> list[str]:
+    """Forgetting per general-bench category and cell: one category can lose what another gains
+    (closed-book recall against reading with passages), which the overall figure hides."""
+    rows = [(r["cell"], a, cat, c) for r in report["cells"] for a, f in r["forgetting"].items()
+            for cat, c in (f.get("by_category") or {}).items()]
+    cats = list(dict.fromkeys(cat for _, _, cat, _ in rows))
+    if not cats:
+        return []
+    out = ["Forgetting by category of the general bench (points, paired bootstrap 95% CI):", "",
+           "| cell | arm | " + " | ".join(cats) + " |", "|---|---|" + "---|" * len(cats)]
+    for cell, arm in dict.fromkeys((c, a) for c, a, _, _ in rows):
+        by = {cat: c for c2, a2, cat, c in rows if (c2, a2) == (cell, arm)}
+        out.append(f"| {cell} | {arm} | " + " | ".join(_diff(by.get(cat)) for cat in cats) + " |")
+    return out
+
+
 def report_base(report: dict, arm: str) -> str:
     bases = {r["forgetting"][arm].get("base") for r in report["cells"] if arm in r["forgetting"]}
     return "/".join(sorted(str(b) for b in bases if b)) or "base"
@@ -151,6 +167,8 @@ def render_sweep_markdown(report: dict, chart: str | None) -> str:
            "Retention: the same arms on the general bench; forgetting: tuned arm minus base arm on it, "
            "paired bootstrap (negative = ability lost).", ""]
     out += sweep_table(report) + [""]
+    if extra := forgetting_by_category_table(report):
+        out += extra + [""]
     if not any(r["retention"] for r in report["cells"]):
         out += ["No cell has retention figures yet (the eval had no eval.general_bench).", ""]
     if chart:

@@ -103,7 +103,9 @@ class FakeSteps:
         if self.retention:
             report["retention"] = {"closed_book": {"accuracy": 0.9, "em": 0.8, "f1": 0.9, "n": 20, "ci95": [0.75, 1.0]},
                                    "sft": {"accuracy": 0.7, "em": 0.6, "f1": 0.7, "n": 20, "ci95": [0.5, 0.9]}}
-            report["forgetting"] = {"sft": {"base": "closed_book", "diff": -0.2, "ci95": [-0.4, -0.05], "n": 20}}
+            report["forgetting"] = {"sft": {"base": "closed_book", "diff": -0.2, "ci95": [-0.4, -0.05], "n": 20,
+                                            "by_category": {"general": {"diff": -0.3, "ci95": [-0.5, -0.1], "n": 10},
+                                                            "reading": {"diff": -0.1, "ci95": [-0.3, 0.1], "n": 10}}}}
         out = Path(ecfg.out)
         items = out / "items.jsonl"
         before = items.read_text().splitlines() if items.is_file() else []
@@ -257,6 +259,7 @@ def test_report_puts_cells_side_by_side_with_retention(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "forgetting sft − closed_book (pts)" in r.stdout and "-20.0 [-40.0, -5.0]" in r.stdout
     assert "| center | 2 | 0.0002 | all-linear | 5 | 25.0 [0–50] | 33.3 [17–58] | 90.0 [75–100] | 70.0 [50–90] |" in r.stdout
+    assert "| cell | arm | general | reading |" in r.stdout and "| center | sft | -30.0 [-50.0, -10.0] | -10.0 [-30.0, +10.0] |" in r.stdout
     assert (root / "sweep.png").stat().st_size > 1000 and "![sweep](sweep.png)" in (root / "sweep.md").read_text()
     assert json.loads((root / "sweep.json").read_text())["cells"][0]["cell"] == "center"
     r = CliRunner().invoke(main, ["report", str(root), "--json"])
