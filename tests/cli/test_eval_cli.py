@@ -137,7 +137,10 @@ def test_eval_general_bench_and_oracle_on_the_cli(indexed, tmp_path, fake_llm):
     assert r.exit_code == 0, r.output
     assert "## Retention (general bench)" in r.output and "| oracle | 1 | 100.0" in r.output
     rep = json.loads((out / "report.json").read_text())
-    assert rep["retention"]["closed_book"] == {"accuracy": 1.0, "em": 1.0, "f1": 1.0, "n": 1, "ci95": [1.0, 1.0]}
+    cb = rep["retention"]["closed_book"]
+    assert {k: cb[k] for k in ("accuracy", "em", "f1", "n", "ci95")} == {"accuracy": 1.0, "em": 1.0, "f1": 1.0, "n": 1,
+                                                                      "ci95": [1.0, 1.0]}
+    assert set(cb["by_category"]) == {json.loads(open(general).readline())["category"]}
     assert rep["forgetting"] == {} and rep["config"]["general_bench"] == str(general)
     assert rep["pairwise"]["oracle_vs_rag"]["n"] == 3 and (out / "retention_items.jsonl").is_file()
     r = run("report", out)
