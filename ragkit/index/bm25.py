@@ -22,6 +22,12 @@ from ..lang import tokenize_for_search
 DOC_LENGTHS = "doc_lengths.npy"
 
 
+def bm25_idf(n_docs: int, df: int) -> float:
+    """BM25's idf as bm25s computes it (Lucene's variant, never negative): the one formula every
+    scorer here uses, so that the FAISS store, its delta segment and the Milvus store agree."""
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+
+
 class BM25Index:
     def __init__(self, retriever, doc_lengths: np.ndarray | None = None):
         self._r = retriever
@@ -83,7 +89,7 @@ class BM25Index:
         return float(self._r.k1), float(self._r.b)
 
     def _idf(self, df: int) -> float:
-        return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+        return bm25_idf(self.n_docs, df)
 
     def scores(self, query: str) -> tuple[np.ndarray, float]:
         """(raw BM25 score of every chunk, the largest score the query could reach)."""

@@ -27,7 +27,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ import numpy as np
 from ..errors import IndexLocked, RagkitError
 from ..lang import EN_STOPWORDS, ZH_STOPWORDS, detect_language, tokenize_for_search
 from ..types import Chunk, Hit
+from .bm25 import bm25_idf
 from .hybrid import FusionWeights, fuse, top_k
 from .manifest import embedder_source
 from .milvus_df import DocFreq
@@ -266,7 +266,7 @@ class MilvusIndex:
         (milvus_df.py) over the live chunks; a word the corpus lacks counts with df = 0.
         """
         n = len(self)
-        idf = [math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in self.df.lookup(tokenize_for_search(query))]
+        idf = [bm25_idf(n, df) for df in self.df.lookup(tokenize_for_search(query))]
         return (BM25_K1 + 1) * sum(idf)
 
     # -- search --------------------------------------------------------------------------------

@@ -25,14 +25,13 @@ Rows are numbered globally: base row r is r, delta row r is n_base + r. Searchin
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 
 from ..lang import tokenize_for_search
-from .bm25 import BM25Index
+from .bm25 import BM25Index, bm25_idf
 
 DELTA = "delta"
 TOMBSTONES = "tombstones.npy"
@@ -61,7 +60,7 @@ class Segment:
         lo, hi = int(self.indptr[col]), int(self.indptr[col + 1])
         rows, stored = self.indices[lo:hi], self.data[lo:hi]
         df = hi - lo
-        idf = float(np.float32(math.log(1 + (self.n - df + 0.5) / (df + 0.5))))  # as bm25s stored it
+        idf = float(np.float32(bm25_idf(self.n, df)))  # as bm25s stored it
         if self.dead is not None:
             keep = ~self.dead[rows]
             rows, stored = rows[keep], stored[keep]
@@ -82,7 +81,7 @@ class MergedBM25:
             s.k_live = k1 * (1 - b + b * s.dl / avg)
 
     def _idf(self, df: int) -> float:
-        return math.log(1 + (self.live - df + 0.5) / (df + 0.5))
+        return bm25_idf(self.live, df)
 
     def scores(self, query: str) -> tuple[np.ndarray, float]:
         """(raw BM25 score of every global row, the largest score the query could reach): bm25.py's meaning."""
