@@ -16,6 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def save_figure(plt, fig, path: Path) -> Path:
+    """Lay out, write as PNG and close: every chart ends this way."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _plt():
     import matplotlib
 
@@ -51,10 +59,7 @@ def accuracy_chart(report: dict, path: Path) -> Path | None:
     ax.set_ylim(0, 100)
     ax.set_title("Accuracy by arm and category")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def recall_chart(report: dict, path: Path) -> Path | None:
@@ -71,10 +76,7 @@ def recall_chart(report: dict, path: Path) -> Path | None:
     ax.set_ylim(0, 100)
     ax.set_title(f"Retrieval recall@k ({report['config'].get('mode', '')})")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 Point = tuple[str, float, "list[float] | None", float, "list[float] | None"]  # label, x, x ci95, y, y ci95
@@ -102,10 +104,7 @@ def tradeoff_chart(points: list[Point], path: Path, title: str, xlabel: str = "d
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(plt, fig, path)
 
 
 def retention_chart(report: dict, path: Path) -> Path | None:
