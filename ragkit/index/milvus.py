@@ -61,9 +61,9 @@ def word_code(word: str) -> str:
     return "w" + hashlib.blake2b(word.encode("utf-8"), digest_size=8).hexdigest()
 
 
-def bm25_words(text: str) -> str:
-    """The `words` field for the ragkit analyzer: ragkit's BM25 words, coded."""
-    return " ".join(word_code(w) for w in tokenize_for_search(text))
+def bm25_words(text: str, words: list[str] | None = None) -> str:
+    """The `words` field for the ragkit analyzer: ragkit's BM25 words (of the text, unless given), coded."""
+    return " ".join(word_code(w) for w in (tokenize_for_search(text) if words is None else words))
 FIELDS = ["chunk_id", "source", "text", "start", "end", "page", "title", "metadata"]
 
 

@@ -3,11 +3,13 @@
 Milvus has no atomic directory swap, so every row carries `ver`, the ingest that wrote it, and the
 index directory's CURRENT → v-*/manifest.json names the live version. An ingest:
 
-1. deletes rows a crashed ingest left (ver > live) and rows a finished one had still to drop;
+1. if the last ingest did not finish (PENDING is there), deletes by filter the rows a crashed ingest
+   left (ver > live) and the rows a finished one had still to drop;
 2. inserts the chunks of new and changed files with ver = live + 1 (readers filter them out);
-3. flushes, writes the new manifest and swaps CURRENT (the atomic step; from here readers see the
-   new rows, and the old rows of replaced sources are hidden by the manifest's filter);
-4. deletes the old rows of replaced and removed files.
+3. flushes, writes the new manifest, its document frequencies and row keys, and swaps CURRENT (the
+   atomic step; from here readers see the new rows, and the old rows of replaced sources are
+   hidden by the manifest's filter);
+4. deletes the old rows of replaced and removed files by their keys, and removes PENDING.
 
 It runs inside build.ingest, under its WriteLock and after its checks of the old version (model,
 local model fingerprint, chunking); files are found by ingest/discover.scan (links out of a folder
@@ -18,8 +20,11 @@ rather than stream.py's BatchWriter: rows go straight to Milvus, and a killed ru
 
 Killed anywhere, the index answers from the last finished version. Unchanged files are neither
 re-embedded nor rewritten and there is no corpus-wide rebuild (Milvus keeps its BM25 statistics,
-milvus_df.py ragkit's): one changed file re-ingested in 1.6 s at 10k chunks, but 6.9 s at 100k on
-milvus-lite, whose deletes and flush grow with the collection (evals/perf/scale.py, README).
+milvus_df.py ragkit's). A delete or query by filter scans the collection on milvus-lite (0.14-0.2 s
+a call at 100k chunks), so a finished ingest leaves nothing to find that way, and the replaced rows
+are read and deleted by key (milvus_keys.py): one changed file re-ingested in 1.4-1.7 s at 100k
+chunks, where its filtered deletes and read had made it 2.9 s (6.9 s under heavier load); about 0.8 s is
+milvus-lite starting and loading the collection (evals/perf/scale.py, README).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 from ..errors import IndexIncompatible, UsageError
 from ..ingest.discover import scan
 from ..ingest.loaders import LoadError
+from ..lang import tokenize_for_search
 from ..types import Chunk
 from .milvus import (
     ANALYZERS,
@@ -48,11 +54,14 @@ from .milvus import (
     resolve_uri,
 )
 from .milvus_df import DocFreq
+from .milvus_keys import RowKeys
 from .sources import assign_sources, is_gone
 from .store import read_current, read_manifest
 
 STORES = ("faiss", "milvus")
 INSERT_BATCH = 512
+KEY_BATCH = 1000  # row keys per get or delete
+PENDING = ".milvus-pending"  # in the index directory from an ingest's first insert until its old rows are gone
 
 
 def store_of(index_dir: Path, requested: str | None, manifest: dict | None = None) -> str:
@@ -102,7 +111,9 @@ def _clip(text: str | None, limit: int) -> str:
     return text or "" if len(b) <= limit else b[:limit].decode("utf-8", "ignore")
 
 
-def rows_for(chunks: list[Chunk], vectors, ver: int, analyzer: str = "jieba") -> list[dict]:
+def rows_for(chunks: list[Chunk], vectors, ver: int, analyzer: str = "jieba",
+             words: list[list[str]] | None = None) -> list[dict]:
+    """Collection rows for chunks; `words`, each chunk's BM25 words if already tokenised (ragkit analyzer)."""
     rows = [
         {"ver": ver, "chunk_id": c.chunk_id, "source": _clip(c.source, 4096), "text": _clip(c.text, 65535),
          "start": int(c.start), "end": int(c.end), "page": -1 if c.page is None else int(c.page),
@@ -111,13 +122,14 @@ def rows_for(chunks: list[Chunk], vectors, ver: int, analyzer: str = "jieba") ->
         for c, v in zip(chunks, vectors)
     ]
     if analyzer == "ragkit":
-        for r, c in zip(rows, chunks):
-            r["words"] = _clip(bm25_words(c.text), 65535)
+        for i, (r, c) in enumerate(zip(rows, chunks)):
+            r["words"] = _clip(bm25_words(c.text, words[i] if words else None), 65535)
     return rows
 
 
 def cleanup(client, collection: str, milvus: dict | None) -> None:
-    """Drop rows no reader of the live manifest can see: a crashed ingest's, and replaced ones."""
+    """Drop rows no reader of the live manifest can see: a crashed ingest's, and replaced ones (by
+    filter: a scan of the collection, so only after an ingest that did not finish, see PENDING)."""
     if milvus is None:
         return
     ver = int(milvus["version"])
@@ -186,6 +198,7 @@ def ingest_milvus(roots, index_dir: Path, config, progress, embedder, on_file_er
 
     summary = build.IngestSummary(index=str(index_dir))
     stored_uri, uri, collection, analyzer = _target(index_dir, config, old)
+    pending = index_dir / PENDING
     client = connect(uri, config.milvus_token, directory=index_dir)
     try:
         if not client.has_collection(collection):
@@ -193,28 +206,29 @@ def ingest_milvus(roots, index_dir: Path, config, progress, embedder, on_file_er
                 raise IndexIncompatible(f"Milvus at {uri} lost collection {collection}; ingest into a new directory")
             create_collection(client, collection, embedder.dim, config.dense_index, analyzer)
         client.load_collection(collection)
-        if old is None:  # a first ingest killed before its swap left rows no manifest names
-            client.delete(collection, filter="ver >= 0")
-        cleanup(client, collection, old["milvus"] if old else None)
+        keys = _start(client, collection, old, old_version, pending)
         out = _update(client, collection, roots, config, progress, embedder, on_file_error, summary, old, sync,
-                      stored_uri, analyzer)
-        if out is None:  # nothing changed: the live version stays
+                      stored_uri, analyzer, DocFreq.load(old_version), keys, pending)
+        if out is None:  # nothing changed: the live version stays (and _start cleaned up)
+            pending.unlink(missing_ok=True)
             summary.version = old_version.name
             build.reap(index_dir, old_version)
             return summary
-        manifest, df = out
-        df = DocFreq.load(old_version).updated(df[0], df[1])
+        manifest, df, keys, old_rows = out
         progress.stage("writing index", 1)
         version = index_dir / f"v-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{int(time.time_ns() % 10**6)}"
         version.mkdir(parents=True)
         df.save(version)
+        keys.save(version)
         (version / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
         for f in version.iterdir():
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
         build._swap(index_dir, version)  # the atomic step (tests interrupt it through this name)
-        cleanup(client, collection, manifest["milvus"])  # old rows of replaced files go
+        for i in range(0, len(old_rows), KEY_BATCH):  # old rows of replaced files go, by key
+            client.delete(collection, ids=old_rows[i:i + KEY_BATCH])
         client.flush(collection)
+        pending.unlink(missing_ok=True)
         progress.advance()
         progress.done()
         summary.version, summary.version_written = version.name, True
@@ -222,6 +236,21 @@ def ingest_milvus(roots, index_dir: Path, config, progress, embedder, on_file_er
     finally:
         disconnect(client, uri)
     return summary
+
+
+def _start(client, collection: str, old: dict | None, old_version: Path | None, pending: Path) -> RowKeys:
+    """Drop what an unfinished ingest left, and return the live rows' keys.
+
+    PENDING exists from an ingest's first insert until its replaced rows are deleted: without it the
+    last ingest finished, and no row outside the live version's keys is left to find by filter.
+    """
+    if old is None:  # a first ingest killed before its swap left rows no manifest names
+        client.delete(collection, filter="ver >= 0")
+        return RowKeys()
+    keys = RowKeys.load(old_version)
+    if keys is None or pending.exists():
+        cleanup(client, collection, old["milvus"])
+    return keys if keys is not None else RowKeys.scan(client, collection, live_filter(old["milvus"]))
 
 
 def _plan(roots, old: dict | None, sync: bool, summary):
@@ -245,9 +274,10 @@ def _plan(roots, old: dict | None, sync: bool, summary):
 
 
 def _update(client, collection, roots, config, progress, embedder, on_file_error, summary, old, sync, uri,
-            analyzer):
+            analyzer, df: DocFreq, keys: RowKeys, pending: Path):
     """Insert new and changed files' chunks as the next version; return the manifest that makes it live,
-    and (texts added, texts removed) for the document frequencies; None when nothing changed."""
+    the document frequencies and row keys that go with it, and the keys of the rows it replaces;
+    None when nothing changed."""
     from .build import new_manifest, no_documents, used_roots
 
     assigned, kept, replaced, root_labels = _plan(roots, old, sync, summary)
@@ -266,27 +296,39 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
     if old and not fresh and not replaced and new_files == old_files and root_labels == (old.get("roots") or root_labels):
         return None
     ver = int(old["milvus"]["version"]) + 1 if old else 1
-    progress.stage("embedding chunks", len(fresh))
-    for i in range(0, len(fresh), INSERT_BATCH):
-        batch = fresh[i:i + INSERT_BATCH]
-        vectors = embedder.embed([c.text for c in batch], on_batch=progress.advance)
-        client.insert(collection, rows_for(batch, vectors, ver, analyzer))
-    progress.done()
-    client.flush(collection)  # durable before the manifest names it
+    pending.write_text(f"{ver}\n", encoding="utf-8")  # from here until the old rows are gone
+    df, added = _insert(client, collection, fresh, ver, analyzer, embedder, progress, df)
     summary.chunks_embedded = len(fresh)
+    old_rows = keys.of(sorted(replaced))
+    removed = []
+    for i in range(0, len(old_rows), KEY_BATCH):
+        rows = client.get(collection, ids=old_rows[i:i + KEY_BATCH], output_fields=["text"])
+        removed.extend(tokenize_for_search(r["text"]) for r in rows)
     milvus = {"uri": uri, "collection": collection, "version": ver, "replaced": sorted(replaced),
               "bm25": {"k1": BM25_K1, "b": BM25_B, "analyzer": analyzer}}
-    removed = []
-    if old and replaced:
-        it = client.query_iterator(collection, batch_size=1000, output_fields=["text"],
-                                   filter=f"({live_filter(old['milvus'])}) and source in "
-                                          f"{json.dumps(sorted(replaced), ensure_ascii=False)}")
-        while batch := it.next():
-            removed.extend(r["text"] for r in batch)
-        it.close()
     manifest = {"store": "milvus", "milvus": milvus,
                 **new_manifest(embedder, config, old, summary.chunks, root_labels, new_files)}
-    return manifest, ([c.text for c in fresh], removed)
+    return manifest, df.updated([], removed), keys.updated(replaced, added), old_rows
+
+
+def _insert(client, collection, fresh: list[Chunk], ver: int, analyzer: str, embedder, progress, df: DocFreq):
+    """Embed and insert chunks as version `ver`, a batch at a time, each chunk tokenised once (for
+    its row's words and the document frequencies); (counts with them added, [(source, key)])."""
+    progress.stage("embedding chunks", len(fresh))
+    added: list[tuple[str, int]] = []
+    counts: list[DocFreq] = []
+    for n, i in enumerate(range(0, len(fresh), INSERT_BATCH), 1):
+        batch = fresh[i:i + INSERT_BATCH]
+        words = [tokenize_for_search(c.text) for c in batch]
+        vectors = embedder.embed([c.text for c in batch], on_batch=progress.advance)
+        res = client.insert(collection, rows_for(batch, vectors, ver, analyzer, words))
+        added.extend(zip((c.source for c in batch), (int(k) for k in res["ids"])))
+        counts.append(DocFreq.of_chunks(words).merged())
+        if n % 64 == 0:  # one merge over the vocabulary per 64 batches, not per batch
+            df, counts = df.merged(*counts), []
+    progress.done()
+    client.flush(collection)  # durable before the manifest names it
+    return df.merged(*counts), added
 
 
 # Where evals/perf/scale.py says the choice should change (README, "How cost grows"). Updates no

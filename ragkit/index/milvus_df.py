@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lang import tokenize_for_search
-
 CODES, COUNTS = "df_codes.npy", "df_counts.npy"
 
 
@@ -45,19 +43,25 @@ class DocFreq:
         np.save(version_dir / CODES, self.codes, allow_pickle=False)
         np.save(version_dir / COUNTS, self.counts, allow_pickle=False)
 
-    def updated(self, added: list[str], removed: list[str]) -> DocFreq:
-        """Counts after adding chunks with the texts `added` and dropping those with `removed`."""
-        parts = [(self.codes, self.counts)]
-        for texts, sign in ((added, 1), (removed, -1)):
-            codes = [c for t in texts for c in chunk_codes(tokenize_for_search(t))]
-            if codes:
-                parts.append((np.array(codes, dtype=np.uint64), np.full(len(codes), sign, dtype=np.int64)))
-        codes = np.concatenate([p[0] for p in parts])
-        counts = np.concatenate([p[1] for p in parts])
+    @staticmethod
+    def of_chunks(chunks: Iterable[list[str]], sign: int = 1) -> DocFreq:
+        """The counts of these chunks alone, to merge (one list of BM25 words a chunk:
+        lang.tokenize_for_search of its text; sign=-1 for chunks to subtract). Codes repeat until merged."""
+        codes = np.array([c for words in chunks for c in chunk_codes(words)], dtype=np.uint64)
+        return DocFreq(codes, np.full(len(codes), sign, dtype=np.int64))
+
+    def merged(self, *others: DocFreq) -> DocFreq:
+        """These counts plus the others', sorted by code (a word whose count falls to 0 goes)."""
+        codes = np.concatenate([self.codes, *(o.codes for o in others)])
+        counts = np.concatenate([self.counts, *(o.counts for o in others)])
         uniq, inv = np.unique(codes, return_inverse=True)
         total = np.bincount(inv, weights=counts, minlength=len(uniq)).astype(np.int64)
         keep = total > 0
         return DocFreq(uniq[keep], total[keep])
+
+    def updated(self, added: list[list[str]], removed: list[list[str]]) -> DocFreq:
+        """Counts after adding the chunks with BM25 words `added` and dropping those with `removed`."""
+        return self.merged(DocFreq.of_chunks(added), DocFreq.of_chunks(removed, -1))
 
     def lookup(self, words: list[str]) -> list[int]:
         if not len(self.codes):
