@@ -26,6 +26,8 @@ Rows are numbered globally: base row r is r, delta row r is n_base + r. Searchin
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +179,26 @@ class DeltaSegment:
         return self.selector[0]
 
 
+@contextmanager
+def one_faiss_thread() -> Iterator[None]:
+    """FAISS's OpenMP threads cut to one for a single-query search, then put back.
+
+    A single query has no work to split: with FAISS's default (a thread a core) a flat search at
+    100k chunks took 43.5 ms against 9.0 ms on one thread while another process held one of the
+    two cores (OpenMP waits for its descheduled thread), and never gained much on idle cores
+    (evals/perf/query_threads.py). The setting belongs to the calling thread (OpenMP's nthreads
+    ICV), so serve's threads and an ingest in the same process keep their own.
+    """
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def search_params(index, n: int, selector):
     """FAISS search parameters of the index's kind (HNSW and IVF refuse the plain kind) with a selector."""
     import faiss
@@ -195,12 +217,14 @@ def merged_dense_top(base_index, delta_index, seg: DeltaSegment, q: np.ndarray, 
     ids, scores = [], []
     if live_base > 0:
         params = search_params(base_index, n, seg.exclude() if len(seg.tombstones) else None)
-        s, i = base_index.search(q, min(n, live_base), params=params)
+        with one_faiss_thread():
+            s, i = base_index.search(q, min(n, live_base), params=params)
         keep = i[0] >= 0
         ids.append(i[0][keep])
         scores.append(s[0][keep])
     if seg.n > 0:
-        s, i = delta_index.search(q, min(n, seg.n))
+        with one_faiss_thread():
+            s, i = delta_index.search(q, min(n, seg.n))
         keep = i[0] >= 0
         ids.append(i[0][keep] + seg.n_base)
         scores.append(s[0][keep])

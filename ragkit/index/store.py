@@ -47,7 +47,7 @@ from .manifest import (  # noqa: F401  (read_current, read_manifest: public here
     read_manifest,
     validate_manifest,
 )
-from .segments import merged_dense_top
+from .segments import merged_dense_top, one_faiss_thread
 from .versions import Version, current_stamp, open_version
 
 MODES = ("dense", "bm25", "hybrid")
@@ -283,7 +283,8 @@ class Index:
             index.hnsw.efSearch = max(64, n)
         if hasattr(index, "nprobe"):
             index.nprobe = max(index.nprobe, 16)
-        scores, ids = index.search(q[None, :].astype(np.float32), min(n, v.manifest["n_chunks"]))
+        with one_faiss_thread():
+            scores, ids = index.search(q[None, :].astype(np.float32), min(n, v.manifest["n_chunks"]))
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 

@@ -205,3 +205,26 @@ def test_approximate_dense_indexes(mini_corpus, tmp_path, fake_embedder, kind):
     ingest([mini_corpus], idx, IngestConfig(embed_model="fake-embedder", dense_index=kind))
     hits = Index.open(idx).search("Falcon X2 warranty 24 months", k=1, mode="dense")
     assert hits and hits[0].source == "warranty.md"
+
+
+def test_a_single_query_searches_faiss_on_one_thread_and_puts_the_setting_back(mini_corpus, tmp_path, fake_embedder,
+                                                                               monkeypatch):
+    import faiss
+
+    idx = tmp_path / "idx"
+    ingest([mini_corpus], idx, FAKE)
+    index = Index.open(idx)
+    before = index.search("warranty of the Falcon X2 drone", k=3, mode="dense")
+    faiss.omp_set_num_threads(2)
+    seen = []
+    search = faiss.IndexFlatIP.search
+
+    def spy(self, *args, **kwargs):
+        seen.append(faiss.omp_get_max_threads())
+        return search(self, *args, **kwargs)
+
+    monkeypatch.setattr(faiss.IndexFlatIP, "search", spy)
+    hits = index.search("warranty of the Falcon X2 drone", k=3, mode="dense")
+    assert seen == [1] and faiss.omp_get_max_threads() == 2  # one thread inside, the caller's outside
+    assert [(h.chunk_id, h.score) for h in hits] == [(h.chunk_id, h.score) for h in before]
+    index.close()
