@@ -15,8 +15,9 @@ It runs inside build.ingest, under its WriteLock and after its checks of the old
 local model fingerprint, chunking); files are found by ingest/discover.scan (links out of a folder
 are not followed) and named by sources.assign_sources, so both stores name a file alike, and
 replaced version directories are reaped as FAISS ones (versions.reap). It keeps its own loop
-rather than stream.py's BatchWriter: rows go straight to Milvus, and a killed run is not resumed
-(step 1 drops its rows; its files are embedded again).
+rather than stream.py's BatchWriter: rows go straight to Milvus, read, embedded and inserted a
+file at a time (memory holds a batch of rows and the row keys, not the corpus), and a killed run
+is not resumed (step 1 drops its rows; its files are embedded again).
 
 Killed anywhere, the index answers from the last finished version. Unchanged files are neither
 re-embedded nor rewritten and there is no corpus-wide rebuild (Milvus keeps its BM25 statistics,
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import IndexIncompatible, UsageError
@@ -138,42 +140,54 @@ def cleanup(client, collection: str, milvus: dict | None) -> None:
         client.delete(collection, filter=f"ver < {ver} and source in {json.dumps(milvus['replaced'], ensure_ascii=False)}")
 
 
-def _read(assigned, old_files, config, embedder, summary, progress):
-    """(new chunks to insert, files entries, sources whose old rows go) for the files found."""
-    from .stream import file_hash, read_one
+def _sort_files(assigned, old_files, summary) -> tuple[dict[str, dict], list]:
+    """(files entries that stay as they are, [(source, file, digest, old entry)] to read) by content hash."""
+    from .stream import file_hash
 
     new_files: dict[str, dict] = {}
-    fresh: list[Chunk] = []
-    replaced: set[str] = set()
-    progress.stage("reading files", len(assigned))
+    to_read = []
     for source, f in assigned.items():
-        progress.advance()
         prev = old_files.get(source)
         try:
             digest = file_hash(f.path)
         except LoadError as e:
-            digest, chunks = None, str(e)
-        if digest is not None and prev and prev["sha256"] == digest:
+            _keep_last(summary, new_files, source, f, str(e), prev)
+            continue
+        if prev and prev["sha256"] == digest:
             new_files[source] = prev
             summary.files_unchanged += 1
-            continue
-        if digest is not None:
-            digest, chunks = read_one(f, source, digest, config, embedder, summary)
-        if digest is None:
-            summary.skipped.append((str(f.path), chunks + ("; kept its last indexed version" if prev else "")))
-            if prev:  # keep the last good version rather than lose it
-                new_files[source] = prev
-            continue
-        if prev:
-            summary.files_changed += 1
-            replaced.add(source)
         else:
-            summary.files_added += 1
-        fresh.extend(chunks)
-        new_files[source] = {"sha256": digest, "root": f.root.as_posix(), "path": f.rel, "chunks": len(chunks),
-                             "size": f.path.stat().st_size}
+            to_read.append((source, f, digest, prev))
+    return new_files, to_read
+
+
+def _keep_last(summary, new_files: dict, source: str, f, reason: str, prev: dict | None) -> None:
+    summary.skipped.append((str(f.path), reason + ("; kept its last indexed version" if prev else "")))
+    if prev:  # keep the last good version rather than lose it
+        new_files[source] = prev
+
+
+def _read(to_read, config, embedder, summary, progress, new_files: dict, replaced: set) -> Iterator[Chunk]:
+    """The chunks of new and changed files, a file at a time (so memory holds one batch, not the
+    corpus), filling in their files entries and the sources whose old rows go as it reads."""
+    from .stream import read_one
+
+    progress.stage("reading and embedding files", len(to_read))
+    for source, f, digest, prev in to_read:
+        digest, chunks = read_one(f, source, digest, config, embedder, summary)
+        if digest is None:
+            _keep_last(summary, new_files, source, f, chunks, prev)
+        else:
+            if prev:
+                summary.files_changed += 1
+                replaced.add(source)
+            else:
+                summary.files_added += 1
+            new_files[source] = {"sha256": digest, "root": f.root.as_posix(), "path": f.rel, "chunks": len(chunks),
+                                 "size": f.path.stat().st_size}
+            yield from chunks
+        progress.advance()
     progress.done()
-    return fresh, new_files, replaced
 
 
 def _target(index_dir: Path, config, old: dict | None) -> tuple[str, str, str, str]:
@@ -282,8 +296,12 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
 
     assigned, kept, replaced, root_labels = _plan(roots, old, sync, summary)
     old_files = old["files"] if old else {}
-    fresh, new_files, changed = _read(assigned, old_files, config, embedder, summary, progress)
-    replaced |= changed
+    new_files, to_read = _sort_files(assigned, old_files, summary)
+    ver = int(old["milvus"]["version"]) + 1 if old else 1
+    if to_read:
+        pending.write_text(f"{ver}\n", encoding="utf-8")  # from the first insert until the old rows are gone
+    chunks = _read(to_read, config, embedder, summary, progress, new_files, replaced)
+    df, added = _insert(client, collection, chunks, ver, analyzer, embedder, df)
     new_files.update(kept)
     if on_file_error:
         for path, reason in summary.skipped:
@@ -293,12 +311,11 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
     new_files = dict(sorted(new_files.items()))
     root_labels = used_roots(root_labels, new_files)
     summary.chunks = sum(int(f["chunks"]) for f in new_files.values())
-    if old and not fresh and not replaced and new_files == old_files and root_labels == (old.get("roots") or root_labels):
+    summary.chunks_embedded = len(added)
+    if (old and not added and not replaced and new_files == old_files
+            and root_labels == (old.get("roots") or root_labels)):
+        pending.unlink(missing_ok=True)  # nothing was inserted
         return None
-    ver = int(old["milvus"]["version"]) + 1 if old else 1
-    pending.write_text(f"{ver}\n", encoding="utf-8")  # from here until the old rows are gone
-    df, added = _insert(client, collection, fresh, ver, analyzer, embedder, progress, df)
-    summary.chunks_embedded = len(fresh)
     old_rows = keys.of(sorted(replaced))
     removed = []
     for i in range(0, len(old_rows), KEY_BATCH):
@@ -311,23 +328,31 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
     return manifest, df.updated([], removed), keys.updated(replaced, added), old_rows
 
 
-def _insert(client, collection, fresh: list[Chunk], ver: int, analyzer: str, embedder, progress, df: DocFreq):
-    """Embed and insert chunks as version `ver`, a batch at a time, each chunk tokenised once (for
-    its row's words and the document frequencies); (counts with them added, [(source, key)])."""
-    progress.stage("embedding chunks", len(fresh))
+def _insert(client, collection, chunks: Iterator[Chunk], ver: int, analyzer: str, embedder, df: DocFreq):
+    """Embed and insert chunks as version `ver`, INSERT_BATCH at a time, each chunk tokenised once
+    (for its row's words and the document frequencies); (counts with them added, [(source, key)])."""
     added: list[tuple[str, int]] = []
     counts: list[DocFreq] = []
-    for n, i in enumerate(range(0, len(fresh), INSERT_BATCH), 1):
-        batch = fresh[i:i + INSERT_BATCH]
+
+    def put(batch: list[Chunk]) -> None:
         words = [tokenize_for_search(c.text) for c in batch]
-        vectors = embedder.embed([c.text for c in batch], on_batch=progress.advance)
+        vectors = embedder.embed([c.text for c in batch])
         res = client.insert(collection, rows_for(batch, vectors, ver, analyzer, words))
         added.extend(zip((c.source for c in batch), (int(k) for k in res["ids"])))
         counts.append(DocFreq.of_chunks(words).merged())
-        if n % 64 == 0:  # one merge over the vocabulary per 64 batches, not per batch
-            df, counts = df.merged(*counts), []
-    progress.done()
-    client.flush(collection)  # durable before the manifest names it
+
+    batch: list[Chunk] = []
+    for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) == INSERT_BATCH:
+            put(batch)
+            batch = []
+            if len(counts) == 64:  # one merge over the vocabulary per 64 batches, not per batch
+                df, counts[:] = df.merged(*counts), []
+    if batch:
+        put(batch)
+    if added:
+        client.flush(collection)  # durable before the manifest names it
     return df.merged(*counts), added
 
 

@@ -91,3 +91,39 @@ def test_an_ingest_stopped_after_its_swap_is_finished_by_the_next(mini_corpus, t
     assert ingest([mini_corpus], idx, MILVUS).files_unchanged == 4  # nothing to add: it only cleans up
     check_keys(idx)
     assert not (idx / milvus_build.PENDING).exists()
+
+
+def test_the_milvus_ingest_inserts_as_it_reads(mini_corpus, tmp_path, fake_embedder, monkeypatch):
+    """Rows go to Milvus a batch at a time while files are still being read: the corpus is never held."""
+    from ragkit.index import stream
+
+    read, at_insert = [], []
+    read_one = stream.read_one
+    monkeypatch.setattr(stream, "read_one", lambda f, *a, **k: read.append(f) or read_one(f, *a, **k))
+    connect = milvus_build.connect
+
+    def spying(*args, **kwargs):
+        client = connect(*args, **kwargs)
+        insert = client.insert
+        client.insert = lambda *a, **k: at_insert.append(len(read)) or insert(*a, **k)
+        return client
+
+    monkeypatch.setattr(milvus_build, "connect", spying)
+    monkeypatch.setattr(milvus_build, "INSERT_BATCH", 1)
+    s = ingest([mini_corpus], tmp_path / "idx", MILVUS)
+    assert len(read) == 4 and len(at_insert) == s.chunks_embedded == s.chunks
+    assert at_insert[0] < len(read)  # the first row went in before the last file was read
+    check_keys(tmp_path / "idx")
+
+
+def test_a_file_that_breaks_later_keeps_its_last_rows_on_milvus(mini_corpus, tmp_path, fake_embedder):
+    idx = tmp_path / "idx"
+    ingest([mini_corpus], idx, MILVUS)
+    (mini_corpus / "specs.txt").write_bytes(b"\x00\x01binary junk\x00")
+    (mini_corpus / "new.txt").write_text("The charging dock uses 19 volts.", encoding="utf-8")
+    s = ingest([mini_corpus], idx, MILVUS)
+    assert len(s.skipped) == 1 and "kept its last indexed version" in s.skipped[0][1] and s.files_added == 1
+    index = Index.open(idx)
+    assert "38 minutes" in index.search("flight time minutes", k=1, mode="bm25")[0].text
+    index.close()
+    check_keys(idx)
