@@ -292,7 +292,7 @@ def _run(roots, index_dir: Path, config, progress, embedders, on_file_error, syn
     old_files = old.files if old else {}
     assigned, clashes, root_labels = assign_sources(found, old_files, (old.manifest if old else {}).get("roots") or {})
     progress.stage("hashing files", 1)
-    entries, deleted = stream.plan(assigned, old, roots, sync)
+    entries, deleted = stream.plan(assigned, old, roots, sync, rehash=config.compact)
     progress.advance()
     progress.done()
     old_manifest, old_version = (old.manifest, old.path) if old else (None, None)

@@ -141,15 +141,16 @@ def cleanup(client, collection: str, milvus: dict | None) -> None:
 
 
 def _sort_files(assigned, old_files, summary) -> tuple[dict[str, dict], list]:
-    """(files entries that stay as they are, [(source, file, digest, old entry)] to read) by content hash."""
-    from .stream import file_hash
+    """(files entries that stay as they are, [(source, file, digest, old entry, stat)] to read) by
+    content hash (or, for a file whose size and mtime are the recorded ones, by its recorded hash)."""
+    from .stream import file_digest
 
     new_files: dict[str, dict] = {}
     to_read = []
     for source, f in assigned.items():
         prev = old_files.get(source)
         try:
-            digest = file_hash(f.path)
+            digest, st = file_digest(f.path, prev)
         except LoadError as e:
             _keep_last(summary, new_files, source, f, str(e), prev)
             continue
@@ -157,7 +158,7 @@ def _sort_files(assigned, old_files, summary) -> tuple[dict[str, dict], list]:
             new_files[source] = prev
             summary.files_unchanged += 1
         else:
-            to_read.append((source, f, digest, prev))
+            to_read.append((source, f, digest, prev, st))
     return new_files, to_read
 
 
@@ -170,10 +171,10 @@ def _keep_last(summary, new_files: dict, source: str, f, reason: str, prev: dict
 def _read(to_read, config, embedder, summary, progress, new_files: dict, replaced: set) -> Iterator[Chunk]:
     """The chunks of new and changed files, a file at a time (so memory holds one batch, not the
     corpus), filling in their files entries and the sources whose old rows go as it reads."""
-    from .stream import read_one
+    from .stream import read_one, stamp
 
     progress.stage("reading and embedding files", len(to_read))
-    for source, f, digest, prev in to_read:
+    for source, f, digest, prev, st in to_read:
         digest, chunks = read_one(f, source, digest, config, embedder, summary)
         if digest is None:
             _keep_last(summary, new_files, source, f, chunks, prev)
@@ -184,7 +185,7 @@ def _read(to_read, config, embedder, summary, progress, new_files: dict, replace
             else:
                 summary.files_added += 1
             new_files[source] = {"sha256": digest, "root": f.root.as_posix(), "path": f.rel, "chunks": len(chunks),
-                                 "size": f.path.stat().st_size}
+                                 **stamp(st)}
             yield from chunks
         progress.advance()
     progress.done()

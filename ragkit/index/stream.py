@@ -10,7 +10,9 @@ over the same files, which is what lets a resumed ingest skip the rows a killed 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,35 @@ class StaleStaging(Exception):
 def file_hash(path: Path) -> str:
     """SHA-256 of a file's bytes, read once and without following a link (ingest/loaders.py)."""
     return bytes_hash(read_file_bytes(path))
+
+
+# A files entry records the size and mtime its hash was taken at, so the next ingest reads only
+# files whose size or mtime moved: hashing every file was most of a one-file change at 1M chunks
+# (10,000 files, 453 MB; evals/perf/scale.py), and would be minutes of disk reads on a cold cache
+# of gigabytes of PDFs. rsync and make trust mtime the same way; like git, ragkit does not record
+# an mtime younger than STAMP_MARGIN_NS at hashing (a coarse clock could give a later write the
+# same mtime), so such a file is hashed again next time. Only a file rewritten with its size kept
+# and its mtime set back by hand goes unseen; `ragkit ingest --compact` rehashes every file.
+STAMP_MARGIN_NS = 2_000_000_000
+
+
+def file_digest(path: Path, prev: dict | None, rehash: bool = False) -> tuple[str, os.stat_result]:
+    """(SHA-256, stat) of a file: the recorded hash, the file unread, when its size and mtime are the
+    ones recorded with it. The stat comes first, so a write during the hashing shows next time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return file_hash(path), None  # file_hash says why, as a LoadError
+    if not rehash and prev and prev.get("mtime_ns") == st.st_mtime_ns and prev.get("size") == st.st_size:
+        return prev["sha256"], st
+    return file_hash(path), st
+
+
+def stamp(st: os.stat_result | None) -> dict:
+    """The stat fields a files entry keeps: its size, and its mtime once it is old enough to trust."""
+    if st is None or time.time_ns() - st.st_mtime_ns < STAMP_MARGIN_NS:
+        return {"size": st.st_size if st is not None else 0}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 class OldVersion:
@@ -134,26 +165,30 @@ class Entry:
     prev: dict | None
     have_old: bool
     error: str = ""
-    size: int = 0
+    st: os.stat_result | None = None  # the file's stat when hashed (None: not hashed)
+
+    @property
+    def size(self) -> int:
+        return self.st.st_size if self.st is not None else 0
 
     @property
     def same(self) -> bool:
         return self.have_old and (self.found is None or self.digest == self.prev["sha256"])
 
 
-def plan(assigned: dict[str, Found], old: OldVersion | None, roots: list[Path], sync: bool) -> tuple[list, int]:
-    """(entries in row order, files deleted): every file hashed, none read yet."""
+def plan(assigned: dict[str, Found], old: OldVersion | None, roots: list[Path], sync: bool,
+         rehash: bool = False) -> tuple[list, int]:
+    """(entries in row order, files deleted): every file hashed (or known by its stat), none read yet."""
     old_files = old.files if old else {}
     entries = []
     for source, f in assigned.items():
         prev = old_files.get(source)
         have_old = prev is not None and old.has_chunks(source)
         try:
-            digest, error = file_hash(f.path), ""
+            (digest, st), error = file_digest(f.path, prev, rehash), ""
         except LoadError as e:
-            digest, error = None, str(e)
-        size = f.path.stat().st_size if digest is not None else 0
-        entries.append(Entry(source, f, digest, prev, have_old, error, size))
+            digest, st, error = None, None, str(e)
+        entries.append(Entry(source, f, digest, prev, have_old, error, st))
     walked = sorted({p.resolve().as_posix() for p in roots if p.is_dir()})
     deleted = 0
     for source, info in old_files.items():
@@ -234,7 +269,7 @@ def items(entries: list[Entry], old: OldVersion | None, config, embedder, summar
             summary.files_added += 1
         f = e.found
         new_files[e.source] = {"sha256": digest, "root": f.root.as_posix(), "path": f.rel, "chunks": len(chunks),
-                               "size": e.size}
+                               **stamp(e.st)}
         estimate.file_done(e.size, len(chunks))
         for c in chunks:
             yield c, " ".join(tokenize_for_search(c.text)), None

@@ -228,3 +228,28 @@ def test_a_single_query_searches_faiss_on_one_thread_and_puts_the_setting_back(m
     assert seen == [1] and faiss.omp_get_max_threads() == 2  # one thread inside, the caller's outside
     assert [(h.chunk_id, h.score) for h in hits] == [(h.chunk_id, h.score) for h in before]
     index.close()
+
+
+@pytest.mark.parametrize("store", ["faiss", "milvus"])
+def test_an_unchanged_file_is_known_by_its_size_and_mtime_and_not_read(mini_corpus, tmp_path, fake_embedder,
+                                                                       monkeypatch, store):
+    from ragkit.index import stream
+
+    an_hour_ago = time.time() - 3600
+    for f in mini_corpus.rglob("*"):
+        if f.is_file():
+            os.utime(f, (an_hour_ago, an_hour_ago))
+    idx = tmp_path / "idx"
+    ingest([mini_corpus], idx, IngestConfig(embed_model="fake-embedder", store=store))
+    hashed = []
+    file_hash = stream.file_hash
+    monkeypatch.setattr(stream, "file_hash", lambda path: hashed.append(path.name) or file_hash(path))
+    (mini_corpus / "specs.txt").write_text("Falcon X2 flight time is now 41 minutes.", encoding="utf-8")
+    assert ingest([mini_corpus], idx, FAKE).files_changed == 1 and hashed == ["specs.txt"]
+    hashed.clear()
+    again = ingest([mini_corpus], idx, FAKE)  # written under 2 s ago: its mtime is not trusted yet
+    assert again.files_unchanged == 4 and hashed == ["specs.txt"]
+    if store == "faiss":
+        hashed.clear()
+        ingest([mini_corpus], idx, IngestConfig(embed_model="fake-embedder", compact=True))
+        assert sorted(hashed) == ["specs.txt", "warranty.md", "保修.md", "参数.txt"]  # --compact reads every file
