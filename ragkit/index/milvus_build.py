@@ -141,11 +141,13 @@ def cleanup(client, collection: str, milvus: dict | None) -> None:
 
 
 def _sort_files(assigned, old_files, summary) -> tuple[dict[str, dict], list]:
-    """(files entries that stay as they are, [(source, file, digest, old entry, stat)] to read) by
-    content hash (or, for a file whose size and mtime are the recorded ones, by its recorded hash)."""
+    """(files entries that stay as they are, [(source, file, digest, old entry, stat)] to read, and
+    {source: stat} of the unchanged files) by content hash (or, for a file whose size and mtime are
+    the recorded ones, by its recorded hash)."""
     from .stream import file_digest
 
     new_files: dict[str, dict] = {}
+    stats = {}
     to_read = []
     for source, f in assigned.items():
         prev = old_files.get(source)
@@ -156,10 +158,11 @@ def _sort_files(assigned, old_files, summary) -> tuple[dict[str, dict], list]:
             continue
         if prev and prev["sha256"] == digest:
             new_files[source] = prev
+            stats[source] = st
             summary.files_unchanged += 1
         else:
             to_read.append((source, f, digest, prev, st))
-    return new_files, to_read
+    return new_files, to_read, stats
 
 
 def _keep_last(summary, new_files: dict, source: str, f, reason: str, prev: dict | None) -> None:
@@ -297,7 +300,7 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
 
     assigned, kept, replaced, root_labels = _plan(roots, old, sync, summary)
     old_files = old["files"] if old else {}
-    new_files, to_read = _sort_files(assigned, old_files, summary)
+    new_files, to_read, stats = _sort_files(assigned, old_files, summary)
     ver = int(old["milvus"]["version"]) + 1 if old else 1
     if to_read:
         pending.write_text(f"{ver}\n", encoding="utf-8")  # from the first insert until the old rows are gone
@@ -317,6 +320,11 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
             and root_labels == (old.get("roots") or root_labels)):
         pending.unlink(missing_ok=True)  # nothing was inserted
         return None
+    from .stream import stamp
+
+    for source, st in stats.items():  # a version is written: unchanged files' entries take their stat
+        if st is not None:
+            new_files[source] = {**new_files[source], **stamp(st)}
     old_rows = keys.of(sorted(replaced))
     removed = []
     for i in range(0, len(old_rows), KEY_BATCH):

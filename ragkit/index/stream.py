@@ -250,7 +250,7 @@ def items(entries: list[Entry], old: OldVersion | None, config, embedder, summar
         if e.same:
             if e.found is not None:
                 summary.files_unchanged += 1
-            new_files[e.source] = e.prev
+            new_files[e.source] = e.prev if e.st is None else {**e.prev, **stamp(e.st)}  # a version is written
             yield from old.chunks(e.source)
             continue
         digest, chunks = (e.digest, None) if e.digest is not None else (None, e.error)

@@ -1,6 +1,7 @@
 """Ingest and search on the fake embedder: incremental updates, refusals, the lock, crash safety."""
 
 import fcntl
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -241,11 +242,19 @@ def test_an_unchanged_file_is_known_by_its_size_and_mtime_and_not_read(mini_corp
             os.utime(f, (an_hour_ago, an_hour_ago))
     idx = tmp_path / "idx"
     ingest([mini_corpus], idx, IngestConfig(embed_model="fake-embedder", store=store))
+    manifest = read_current(idx) / "manifest.json"
+    m = json.loads(manifest.read_text(encoding="utf-8"))
+    assert all("mtime_ns" in info for info in m["files"].values())
+    for info in m["files"].values():  # as an index written before mtimes were recorded
+        del info["mtime_ns"]
+    manifest.write_text(json.dumps(m, ensure_ascii=False), encoding="utf-8")
     hashed = []
     file_hash = stream.file_hash
     monkeypatch.setattr(stream, "file_hash", lambda path: hashed.append(path.name) or file_hash(path))
     (mini_corpus / "specs.txt").write_text("Falcon X2 flight time is now 41 minutes.", encoding="utf-8")
-    assert ingest([mini_corpus], idx, FAKE).files_changed == 1 and hashed == ["specs.txt"]
+    assert ingest([mini_corpus], idx, FAKE).files_changed == 1 and len(hashed) == 4  # no mtimes: all hashed
+    files = json.loads((read_current(idx) / "manifest.json").read_text(encoding="utf-8"))["files"]
+    assert [s for s, info in files.items() if "mtime_ns" not in info] == ["specs.txt"]  # too young to trust
     hashed.clear()
     again = ingest([mini_corpus], idx, FAKE)  # written under 2 s ago: its mtime is not trusted yet
     assert again.files_unchanged == 4 and hashed == ["specs.txt"]
