@@ -13,13 +13,13 @@ Figures per run: build seconds, peak RSS, bytes on disk, hybrid p50/p95 ms, the 
 after one file (100 chunks) changed, and after one file was deleted. Results go to
 evals/results/scale/ (scale.json, scale.md, scale.png).
 
-    python evals/perf/scale.py --sizes 10000,100000 --stores flat,hnsw,ivf,milvus
-    python evals/perf/scale.py --sizes 1000000 --stores hnsw --queries 100    # the 1M target run, through ingest()
+    python evals/perf/scale.py --sizes 10000,100000 --stores milvus,flat,hnsw,ivf --queries 100
+    python evals/perf/scale.py --sizes 1000000 --stores hnsw,ivf,flat --queries 100    # the 1M rows (no milvus-lite: RAM)
 
-The 1M run through `ingest()` reads, chunks and jieba-tokenises 10,000 files (about an hour on the
-2-core machine) before the HNSW build; evals/perf/scale_direct.py builds the same index without the
-files (faster, but then no one-file change can be timed). A one-file change of the FAISS store
-writes a delta segment (index/delta.py); evals/perf/one_file_change.py sets it beside a full rebuild.
+The 1M run through `ingest()` reads, chunks and jieba-tokenises 10,000 files in about 13 minutes
+on the 2-core machine before the index build (the whole HNSW run: 28 minutes, 4.0 GB peak RSS). A
+one-file change of the FAISS store writes a delta segment (index/delta.py);
+evals/perf/one_file_change.py sets it beside a full rebuild.
 """
 
 from __future__ import annotations
@@ -151,17 +151,12 @@ def one_run(size: int, store: str, work: Path, n_queries: int) -> dict:
     }
 
 
-def rewrite(r: dict, key: str) -> str:
-    # scale_direct.py builds a version with no files on disk: no re-ingest can be timed on it
-    return "not run (direct build)" if r.get("direct") else str(r[key])
-
-
 def table(rows: list[dict]) -> str:
     head = ("| chunks | store | build s | peak RSS MB | disk MB | hybrid p50 ms | hybrid p95 ms "
             "| one file changed s | one file deleted s |\n|---|---|---|---|---|---|---|---|---|\n")
     return head + "".join(
-        f"| {r['chunks']:,} | {r['store']}{' (direct)' if r.get('direct') else ''} | {r['build_s']} | {r['peak_rss_mb']} | {r['disk_mb']} | "
-        f"{r['query_p50_ms']} | {r['query_p95_ms']} | {rewrite(r, 'change_one_file_s')} | {rewrite(r, 'delete_one_file_s')} |\n"
+        f"| {r['chunks']:,} | {r['store']} | {r['build_s']} | {r['peak_rss_mb']} | {r['disk_mb']} | "
+        f"{r['query_p50_ms']} | {r['query_p95_ms']} | {r['change_one_file_s']} | {r['delete_one_file_s']} |\n"
         for r in sorted(rows, key=lambda r: (r["size"], r["store"])))
 
 
@@ -176,8 +171,7 @@ def chart(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     for ax, (key, label) in zip(axes, panels):
         for store in sorted({r["store"] for r in rows}):
-            pts = sorted((r["chunks"], r[key]) for r in rows if r["store"] == store and r.get(key) is not None
-                         and not (r.get("direct") and key.endswith("_file_s")))
+            pts = sorted((r["chunks"], r[key]) for r in rows if r["store"] == store and r.get(key) is not None)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=store)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -228,10 +222,9 @@ def main() -> None:
             rows = [r for r in rows if (r["size"], r["store"]) != (size, store)] + [row]
             results_file.write_text(json.dumps(rows, indent=2))
             print(json.dumps(row) if args.json else f"{size} {store}: {row}", flush=True)
-    direct = [json.loads(f.read_text()) for f in sorted(OUT.glob("direct-*.json"))]  # scale_direct.py
-    (OUT / "scale.md").write_text(table(rows + direct), encoding="utf-8")
-    chart(rows + direct, OUT / "scale.png")
-    print(table(rows + direct))
+    (OUT / "scale.md").write_text(table(rows), encoding="utf-8")
+    chart(rows, OUT / "scale.png")
+    print(table(rows))
 
 
 if __name__ == "__main__":
