@@ -183,11 +183,13 @@ class DeltaSegment:
 def one_faiss_thread() -> Iterator[None]:
     """FAISS's OpenMP threads cut to one for a single-query search, then put back.
 
-    A single query has no work to split: with FAISS's default (a thread a core) a flat search at
-    100k chunks took 43.5 ms against 9.0 ms on one thread while another process held one of the
-    two cores (OpenMP waits for its descheduled thread), and never gained much on idle cores
-    (evals/perf/query_threads.py). The setting belongs to the calling thread (OpenMP's nthreads
-    ICV), so serve's threads and an ingest in the same process keep their own.
+    A single query has little work to split: with FAISS's default (a thread a core) a flat search
+    of 100k vectors took p95 18.9-20.4 ms against 10.2-10.8 ms on one thread on idle cores, and
+    48.0-48.6 ms against 10.1-22.4 ms while another process held one of the two cores (OpenMP waits
+    for its descheduled thread); HNSW and IVF were the same either way (evals/perf/query_threads.py,
+    two runs). At 1M chunks flat hybrid p95 fell from 1.44 s to 88 ms. The setting belongs to the
+    calling thread (OpenMP's nthreads ICV), so serve's threads and an ingest in the same process
+    keep their own.
     """
     import faiss
 
