@@ -187,7 +187,8 @@ def one_faiss_thread() -> Iterator[None]:
     of 100k vectors took p95 18.9-20.4 ms against 10.2-10.8 ms on one thread on idle cores, and
     48.0-48.6 ms against 10.1-22.4 ms while another process held one of the two cores (OpenMP waits
     for its descheduled thread); HNSW and IVF were the same either way (evals/perf/query_threads.py,
-    two runs). At 1M chunks flat hybrid p95 fell from 1.44 s to 88 ms. The setting belongs to the
+    two runs). At 1M chunks flat hybrid p95 is 88 ms (1.44 s in an older run on two threads under
+    heavy load). The setting belongs to the
     calling thread (OpenMP's nthreads ICV), so serve's threads and an ingest in the same process
     keep their own.
     """
