@@ -188,9 +188,8 @@ def one_faiss_thread() -> Iterator[None]:
     48.0-48.6 ms against 10.1-22.4 ms while another process held one of the two cores (OpenMP waits
     for its descheduled thread); HNSW and IVF were the same either way (evals/perf/query_threads.py,
     two runs). At 1M chunks flat hybrid p95 is 88 ms (1.44 s in an older run on two threads under
-    heavy load). The setting belongs to the
-    calling thread (OpenMP's nthreads ICV), so serve's threads and an ingest in the same process
-    keep their own.
+    heavy load). The setting belongs to the calling thread (OpenMP's nthreads ICV), so serve's
+    threads and an ingest in the same process keep their own.
     """
     import faiss
 
