@@ -111,11 +111,12 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
         for path, reason in s.skipped:
             click.echo(f"  skipped {printable(path)}: {printable(reason)}", err=True)
         from ..index.manifest import read_current, read_manifest
-        from ..index.milvus_build import store_hint, store_of
+        from ..index.milvus_build import store_of
+        from ..index.writer import dense_index_hint
 
         live = read_current(Path(index_dir))
         kind = read_manifest(live).get("dense_index", "flat") if live else "flat"
-        if hint := store_hint(s.chunks, store_of(Path(index_dir), None), kind):
+        if hint := dense_index_hint(s.chunks, store_of(Path(index_dir), None), kind):
             click.echo(f"  hint: {hint}", err=True)
     if summary.skipped:
         raise SystemExit(3)  # the index was updated, but not with every file

@@ -363,17 +363,3 @@ def _insert(client, collection, chunks: Iterator[Chunk], ver: int, analyzer: str
     if added:
         client.flush(collection)  # durable before the manifest names it
     return df.merged(*counts), added
-
-
-# Where evals/perf/scale.py says the choice should change (README, "How cost grows"). Updates no
-# longer give a reason: a FAISS-store change of a few files writes a delta segment (index/delta.py;
-# 0.4 s for one file at 100k chunks against milvus-lite's 6.9 s), so the hint is about queries only.
-ANN_HINT_CHUNKS = 100_000  # flat hybrid p95 52 ms at 100k (IVF 3.0 ms, HNSW 3.7 ms), 1.44 s at 1M (IVF 48.6 ms)
-
-
-def store_hint(chunks: int, store: str, dense_index: str) -> str | None:
-    """A suggestion for `ragkit ingest` to print once the index has grown past a measured turning point."""
-    if store != "faiss" or dense_index != "flat" or chunks < ANN_HINT_CHUNKS:
-        return None
-    return (f"{chunks:,} chunks: --dense-index ivf answers faster (hybrid p95 3.0 ms against flat's 52 ms at 100k "
-            "chunks, 48.6 ms against 1.44 s at 1M); re-ingest with it to rebuild the index")

@@ -103,3 +103,15 @@ def test_issue14_repro_same_relative_path_in_two_roots(tmp_path, fake_embedder, 
     assert r.exit_code == 0 and json.loads(r.output)["files_added"] == 2
     r = run("ingest", "B", "--index", "I", "--sync", *fake)
     assert json.loads(r.output)["files_deleted"] == 2 and sources("I", "XRAYALPHA") == []
+
+
+def test_ingest_suggests_an_approximate_index_past_the_measured_size(mini_corpus, tmp_path, fake_embedder, monkeypatch):
+    from ragkit.index import writer
+
+    r = run("ingest", mini_corpus, "--index", tmp_path / "small", "--embed-model", "fake-embedder")
+    assert r.exit_code == 0 and "hint:" not in r.output
+    monkeypatch.setattr(writer, "ANN_HINT_CHUNKS", 2)  # as if the corpus were a million chunks
+    r = run("ingest", mini_corpus, "--index", tmp_path / "flat", "--embed-model", "fake-embedder")
+    assert r.exit_code == 0 and "hint:" in r.output and "--dense-index hnsw" in r.output
+    r = run("ingest", mini_corpus, "--index", tmp_path / "hnsw", "--embed-model", "fake-embedder", "--dense-index", "hnsw")
+    assert r.exit_code == 0 and "hint:" not in r.output  # already approximate
