@@ -140,7 +140,7 @@ def cleanup(client, collection: str, milvus: dict | None) -> None:
         client.delete(collection, filter=f"ver < {ver} and source in {json.dumps(milvus['replaced'], ensure_ascii=False)}")
 
 
-def _sort_files(assigned, old_files, summary) -> tuple[dict[str, dict], list]:
+def _sort_files(assigned, old_files, summary) -> tuple[dict[str, dict], list, dict]:
     """(files entries that stay as they are, [(source, file, digest, old entry, stat)] to read, and
     {source: stat} of the unchanged files) by content hash (or, for a file whose size and mtime are
     the recorded ones, by its recorded hash)."""
