@@ -17,7 +17,7 @@ evals/results/scale/ (scale.json, scale.md, scale.png).
     python evals/perf/scale.py --sizes 1000000 --stores hnsw,ivf,flat --queries 100    # the 1M rows (no milvus-lite: RAM)
 
 The 1M run through `ingest()` reads, chunks and jieba-tokenises 10,000 files in about 13 minutes
-on the 2-core machine before the index build (the whole HNSW run: 28 minutes, 4.0 GB peak RSS). A
+on the 2-core machine before the index build (the whole HNSW run: 27-28 minutes, 3.7-4.0 GB peak RSS). A
 one-file change of the FAISS store writes a delta segment (index/delta.py);
 evals/perf/one_file_change.py sets it beside a full rebuild.
 """
