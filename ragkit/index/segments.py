@@ -187,7 +187,7 @@ def one_faiss_thread() -> Iterator[None]:
     of 100k vectors took p95 18.9-20.4 ms against 10.2-10.8 ms on one thread on idle cores, and
     48.0-48.6 ms against 10.1-22.4 ms while another process held one of the two cores (OpenMP waits
     for its descheduled thread); HNSW and IVF were the same either way (evals/perf/query_threads.py,
-    two runs). At 1M chunks flat hybrid p95 is 88 ms (1.44 s in an older run on two threads under
+    two runs). At 1M chunks flat hybrid p95 is 83-88 ms (1.44 s in an older run on two threads under
     heavy load). The setting belongs to the calling thread (OpenMP's nthreads ICV), so serve's
     threads and an ingest in the same process keep their own.
     """

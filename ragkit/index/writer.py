@@ -81,7 +81,7 @@ def build_faiss(read, n: int, dim: int, kind: str):
 
 # Where evals/perf/scale.py says the FAISS index type should change (README, "How cost grows"):
 # with single-query searches on one thread, exact (flat) search keeps hybrid p95 at 12 ms at 100k
-# chunks and 88 ms at 1M on 2 cores, so below a million chunks the exact index is the right one;
+# chunks and 83-88 ms at 1M on 2 cores, so below a million chunks the exact index is the right one;
 # HNSW and IVF answered in 43-72 / 26-33 ms at 1M over two runs each (approximate: their recall was
 # not measured on real embeddings). Updates give no reason to switch (a delta segment either way:
 # 0.7-0.8 s for one file at 1M).
@@ -92,7 +92,7 @@ def dense_index_hint(chunks: int, store: str, dense_index: str) -> str | None:
     """A suggestion for `ragkit ingest` to print once a flat FAISS index has grown past the measured turning point."""
     if store != "faiss" or dense_index != "flat" or chunks < ANN_HINT_CHUNKS:
         return None
-    return (f"{chunks:,} chunks: exact (flat) search took hybrid p95 88 ms at 1M chunks on 2 cores and grows "
+    return (f"{chunks:,} chunks: exact (flat) search took hybrid p95 83-88 ms at 1M chunks on 2 cores and grows "
             "with the index; --dense-index hnsw answered in 43-72 ms there (ivf 26-33 ms; both approximate): "
             "re-ingest with it to rebuild the index")
 
