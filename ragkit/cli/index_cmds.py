@@ -115,8 +115,9 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
         from ..index.writer import dense_index_hint
 
         live = read_current(Path(index_dir))
-        kind = read_manifest(live).get("dense_index", "flat") if live else "flat"
-        if hint := dense_index_hint(s.chunks, store_of(Path(index_dir), None), kind):
+        manifest = read_manifest(live) if live else {}  # read once: the store and the index type
+        if hint := dense_index_hint(s.chunks, store_of(Path(index_dir), None, manifest),
+                                    manifest.get("dense_index", "flat")):
             click.echo(f"  hint: {hint}", err=True)
     if summary.skipped:
         raise SystemExit(3)  # the index was updated, but not with every file

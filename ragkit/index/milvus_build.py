@@ -357,7 +357,8 @@ def _insert(client, collection, chunks: Iterator[Chunk], ver: int, analyzer: str
             put(batch)
             batch = []
             if len(counts) == 64:  # one merge over the vocabulary per 64 batches, not per batch
-                df, counts[:] = df.merged(*counts), []
+                df = df.merged(*counts)
+                counts.clear()
     if batch:
         put(batch)
     if added:

@@ -52,7 +52,7 @@ def file_hash(path: Path) -> str:
 STAMP_MARGIN_NS = 2_000_000_000
 
 
-def file_digest(path: Path, prev: dict | None, rehash: bool = False) -> tuple[str, os.stat_result]:
+def file_digest(path: Path, prev: dict | None, rehash: bool = False) -> tuple[str, os.stat_result | None]:
     """(SHA-256, stat) of a file: the recorded hash, the file unread, when its size and mtime are the
     ones recorded with it. The stat comes first, so a write during the hashing shows next time."""
     try:
