@@ -3,7 +3,7 @@
 Why: a 1.5B model reads the facts well enough but gets sums, differences and dates wrong when it
 computes in its head (issue 26). It writes the expression instead and ragkit evaluates it here.
 
-How it stays safe: the text is normalised by a few regex rewrites, parsed with `ast` (never `eval`
+How it stays safe: the text is normalised by a few regex rewrites (ragkit.reason.syntax), parsed with `ast` (never `eval`
 or `exec`) and walked by an interpreter that knows only the nodes below; anything else (names,
 attributes, subscripts, lambdas, comprehensions, strings, comparisons, bitwise operators, keyword
 arguments) is refused with a reason. Input length, node count, nesting depth, digits per number,
@@ -34,16 +34,16 @@ import calendar
 import datetime as dt
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
 from ragkit.errors import CalcRefused
+from ragkit.reason.syntax import normalise
 
-MAX_CHARS = 200  # a model's expression for a bench question is under 60 characters
-MAX_NODES = 80
-MAX_DEPTH = 12
+MAX_CHARS = 200  # one expression for one question; anything longer is not a calculation
+MAX_NODES = 120  # ast nodes, operators included
+MAX_DEPTH = 32  # a sum of 30 terms is a chain 30 deep
 MAX_DIGITS = 30  # per number literal
 MAX_BITS = 400  # numerator or denominator of any intermediate value (about 120 digits)
 MAX_EXPONENT = 64
@@ -51,23 +51,13 @@ MAX_DECIMALS = 10
 DEFAULT_DECIMALS = 4  # a non-integer result without round(...) is shown with up to 4 decimals
 MAX_SPAN_DAYS = 3_660_000
 
-_CHAR_MAP = str.maketrans({"×": "*", "÷": "/", "·": "*", "⋅": "*", "−": "-", "–": "-", "^": "**"})
-_CURRENCY = re.compile(r"[$¥€£](?=\s*\d)")
-_ZH_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]")
-_ISO_CALL = re.compile(r"date\(\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*\)")
-_ISO_DATE = re.compile(r"(?<![\w.])(\d{4})([-/])(\d{1,2})\2(\d{1,2})(?![\w.])")
-# "7 days", "3个月", "2年" (at most 3 digits before 年, so a bare year like 2025年 is not a span)
-_SPAN_WORDS = re.compile(r"(?<![\w.])(\d{1,7})\s*(days?|weeks?|months?|years?|天|周|星期|个月)(?![A-Za-z])"
-                         r"|(?<![\w.])(\d{1,3})\s*(年)")
-_SPAN_FUNC = {"day": "days", "天": "days", "week": "weeks", "周": "weeks", "星期": "weeks",
-              "month": "months", "个月": "months", "year": "years", "年": "years"}
-_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])(?!\.\d*,)")
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
-_TIMES_X = re.compile(r"(?<=[\d)])\s+[xX]\s+(?=[\d(])")
 _LITERAL = re.compile(r"\d+(?:\.\d+)?")
 
 _OPERATOR_NAMES = {ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
                    ast.RShift: ">>", ast.Mod: "%", ast.MatMult: "@", ast.Invert: "~", ast.Not: "not"}
+
+# every node an expression may hold (besides calls to _FUNCTIONS by name)
+_WHITELIST = (ast.Expression, ast.Constant, ast.UnaryOp, ast.BinOp, ast.operator, ast.unaryop)
 
 Value = Fraction | dt.date
 
@@ -93,25 +83,6 @@ class CalcResult:
         return {"expression": self.expression, "value": self.text, "kind": self.kind}
 
 
-def normalise(text: str) -> str:
-    """The model's expression in the calculator's own syntax (see the module docstring)."""
-    text = text.replace("，", ", ").replace("。", "")  # a full-width comma separates arguments
-    text = unicodedata.normalize("NFKC", text).translate(_CHAR_MAP).strip()
-    text = _CURRENCY.sub("", text)
-    text = _ZH_DATE.sub(lambda m: f"date({int(m[1])}, {int(m[2])}, {int(m[3])})", text)
-    text = _ISO_CALL.sub(lambda m: f"date({int(m[1])}, {int(m[2])}, {int(m[3])})", text)
-    text = _ISO_DATE.sub(lambda m: f"date({int(m[1])}, {int(m[3])}, {int(m[4])})", text)
-    text = _SPAN_WORDS.sub(_span_call, text)
-    text = _THOUSANDS.sub(lambda m: m[0].replace(",", ""), text)
-    text = _PERCENT.sub(r"(\1 / 100)", text)
-    return _TIMES_X.sub(" * ", text)
-
-
-def _span_call(m: re.Match) -> str:
-    number, unit = (m[1], m[2]) if m[1] else (m[3], m[4])
-    return f"{_SPAN_FUNC[unit.lower().removesuffix('s') if unit.isascii() else unit]}({number})"
-
-
 def evaluate(text: str) -> CalcResult:
     """Evaluate one expression; raise `CalcRefused` (with the reason) for anything else."""
     if not isinstance(text, str):
@@ -134,6 +105,7 @@ def evaluate(text: str) -> CalcResult:
 
 
 def _check_shape(tree: ast.AST) -> None:
+    """The whole tree, before anything is computed: its size, and every node on the whitelist."""
     nodes = 0
     stack = [(tree, 0)]
     while stack:
@@ -143,7 +115,17 @@ def _check_shape(tree: ast.AST) -> None:
             raise CalcRefused(f"the expression has more than {MAX_NODES} parts")
         if depth > MAX_DEPTH:
             raise CalcRefused(f"the expression is nested more than {MAX_DEPTH} deep")
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                raise CalcRefused(_describe(node.func))
+            if node.func.id not in _FUNCTIONS:
+                raise CalcRefused(f"the function {node.func.id!r} is not allowed; use {', '.join(_FUNCTIONS)}")
+            children = [*node.args, *node.keywords]  # the function's name is checked above
+        elif not isinstance(node, _WHITELIST) or getattr(node, "op", None).__class__ in _OPERATOR_NAMES:
+            raise CalcRefused(_describe(node))
+        else:
+            children = list(ast.iter_child_nodes(node))
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _requested_decimals(node: ast.AST) -> int | None:
@@ -349,5 +331,6 @@ def _describe(node: ast.AST) -> str:
              ast.BoolOp: "and/or", ast.IfExp: "conditionals", ast.ListComp: "comprehensions",
              ast.SetComp: "comprehensions", ast.DictComp: "comprehensions",
              ast.GeneratorExp: "comprehensions", ast.Tuple: "tuples", ast.List: "lists",
-             ast.Dict: "dicts", ast.Set: "sets", ast.Starred: "starred arguments"}
+             ast.Dict: "dicts", ast.Set: "sets", ast.Starred: "starred arguments",
+             ast.keyword: "keyword arguments"}
     return f"{names.get(type(node), type(node).__name__)} are not allowed"
