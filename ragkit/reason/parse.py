@@ -11,6 +11,9 @@ The format to prompt for (labels may also be 事实 / 计算 / 答案, with ： 
     Calculation: <one arithmetic or date expression, or none>
     Answer: <the short answer; write {result} where the calculated value goes> [n]
 
+`REASONING_FORMAT[lang]` is that instruction with one worked example from an invented domain,
+ready to put after the passages; a test checks that its example solves to its own answer.
+
 `solve(text)` returns a `Solution`: the answer composed with the calculator's value; the model's
 own answer line when it wrote "Calculation: none"; and `answer` None when the calculator refused
 the expression or the output has no answer at all, so the caller falls back to a direct answer.
@@ -26,16 +29,34 @@ from dataclasses import dataclass, field
 from ragkit.errors import CalcRefused
 from ragkit.reason.calc import CalcResult, evaluate
 
+REASONING_FORMAT = {
+    "en": ("Work it out in three lines. Facts: each fact you use, with its citation [n]. "
+           "Calculation: one expression with numbers only (+ - * / round(x, n); dates as "
+           "2025-01-15 + months(18) or days(7); date - date gives days), or none. "
+           "Answer: the short answer, writing {result} where the calculated value goes.\n"
+           "Example:\nFacts: The Heron A3 costs 1,250 yuan [1]; its dock costs 380 yuan [2]\n"
+           "Calculation: 1250 + 380\nAnswer: {result} yuan [1][2]\n"),
+    "zh": ("分三行作答。事实：用到的每条事实，带引用 [n]。计算：只含数字的一个算式"
+           "（+ - * / round(x, n)；日期写成 2025-01-15 + months(18) 或 days(7)；日期相减得天数），"
+           "不需要计算就写“无”。答案：简短的答案，计算结果处写 {result}。\n"
+           "示例：\n事实：苍鹭 A3 售价 1,250 元 [1]；底座售价 380 元 [2]\n"
+           "计算：1250 + 380\n答案：{result} 元 [1][2]\n"),
+}
 _LABELS = {
     "facts": r"facts?|evidence|known|已知(?:事实|条件)?|事实|依据",
-    "calculation": r"calculation|calc|expression|formula|compute|计算式?|算式|表达式",
+    "calculation": r"calculation|calc|expression|formula|compute|计算(?:式|过程)?|算式|表达式",
     "answer": r"final answer|answer|最终答案|答案|回答",
 }
 _LABEL_LINE = re.compile(
     r"^[\s>*#\-]*(?:\*\*)?(" + "|".join(f"(?P<{k}>{v})" for k, v in _LABELS.items()) + r")"
     r"(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.*)$", re.IGNORECASE)
+# "… [2]. Calculation: 1+2. Answer: …" on one line: each label starts a line of its own
+_INLINE_LABEL = re.compile(r"(?<=\S)\s*(?=(?:\*\*)?(?:calculation|final answer|answer|计算|答案)(?:\*\*)?\s*[:：])",
+                           re.IGNORECASE)
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _NONE = re.compile(r"^(?:none|n/?a|no calculation|not needed|-+|无|不需要|没有|不需计算|无需计算)\.?$", re.I)
+# "2999 - 2599 (price cut)": a note in brackets after a number, not part of the expression
+_TRAILING_COMMENT = re.compile(r"(?<=[\d)])\s+\((?=[^()]*[A-Za-z\u4e00-\u9fff]{2})[^()]*\)\s*$")
 _RESULT_SLOT = re.compile(r"\{\s*(?:result|value|结果)\s*\}|<\s*result\s*>", re.IGNORECASE)
 # a standalone number in an answer line: not part of a code (V7), a version (2.2) or a citation [1]
 _NUMBER = re.compile(r"(?<![\w.,\[])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w\]]|\.\d)")
@@ -84,7 +105,7 @@ class Solution:
 
 def parse_reasoning(text: str) -> ReasoningOutput:
     """Split a model's output into facts, one expression and the answer line."""
-    text = unicodedata.normalize("NFKC", text or "")
+    text = _INLINE_LABEL.sub("\n", unicodedata.normalize("NFKC", text or ""))
     sections: dict[str, list[str]] = {}
     current = None
     for line in text.splitlines():
@@ -109,7 +130,7 @@ def clean_expression(line: str) -> tuple[str | None, str | None]:
     line = _strip_marks(line).replace("\\times", "*").replace("\\div", "/")
     line = _CITATION.sub("", line).strip().strip("`$").strip()
     parts = re.split(r"\s*(?:(?<![<>=!])=(?!=)|≈|→|=>)\s*", line, maxsplit=1)
-    expression = parts[0].strip().rstrip(".。;；,，").strip()
+    expression = _TRAILING_COMMENT.sub("", parts[0].strip().rstrip(".。;；,，")).strip()
     claimed = parts[1].strip() if len(parts) > 1 else None
     if not expression or _NONE.match(expression):
         return None, claimed

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ragkit.errors import CalcRefused, RagkitError
 from ragkit.reason.calc import MAX_CHARS, evaluate
-from ragkit.reason.parse import parse_reasoning, solve
+from ragkit.reason.parse import REASONING_FORMAT, clean_expression, parse_reasoning, solve
 
 REFUSED = {
     "name": ("x + 1", "names are not allowed"),
@@ -227,3 +227,20 @@ def test_output_without_labels_has_nothing_to_compute():
     parsed = parse_reasoning("The answer is 400.")
     assert (parsed.expression, parsed.answer, parsed.facts) == (None, None, [])
     assert solve("The answer is 400.").answer is None
+
+
+def test_labels_on_one_line_and_a_note_after_the_expression():
+    solution = solve("Facts: A3 costs 1,250 yuan [1]; dock 380 yuan [2]. "
+                     "Calculation: 1250 + 380 (both items) = 1600. Answer: {result} yuan")
+    assert solution.parsed.expression == "1250 + 380"
+    assert solution.answer == "1630 yuan [1][2]"
+    assert clean_expression("**2999 - 2599** [1] → 400") == ("2999 - 2599", "400")
+    assert clean_expression("无") == (None, None)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_prompted_format_example_solves_to_its_own_answer(lang):
+    example = REASONING_FORMAT[lang].split("\n", 2)[2]  # after the instruction and "Example:"
+    solution = solve(example)
+    assert solution.calculation.text == "1630"
+    assert solution.answer.startswith("1630") and solution.answer.endswith("[1][2]")
