@@ -10,19 +10,8 @@ arguments) is refused with a reason. Input length, node count, nesting depth, di
 the size of every intermediate value and the exponent of a power are all bounded, so no input
 can make it slow or large. Arithmetic is exact (`fractions.Fraction`), so 0.1 + 0.2 is 0.3.
 
-The language, what a model may write:
-- numbers: 12, 2.5, 5,000 (a comma followed by exactly three digits and no space is a thousands
-  separator; write function arguments with a space after the comma: round(x, 2)); no 1e3, 0x10
-- operators: + - * / // ** (or ^) and parentheses; × ÷ · − and " x " between numbers are read as
-  * / * - *; full-width forms (（）＋，) are read as their ASCII forms; a leading $ ¥ € £ is dropped
-- N% means N/100 (there is no modulo)
-- functions: round(x) or round(x, n) (half away from zero, 0 <= n <= 10), abs, min, max,
-  floor, ceil
-- dates: 2025-01-15 or 2025/01/15 (no spaces inside), date(2025-01-15), date(2025, 1, 15),
-  2025年1月15日
-- spans: days(n), weeks(n), months(n), years(n); also written "7 days", "3 months", "7天",
-  "3个月", "2年". date + months(n) clamps to the month's end (2024-01-31 + months(1) = 2024-02-29).
-- date - date is a number of days.
+What a model may write (numbers, + - * / // **, round, abs, min, max, floor, ceil, dates and
+spans of days, weeks, months, years) is listed in ragkit.reason.syntax.
 
 `evaluate(text)` returns a `CalcResult` or raises `CalcRefused` (and nothing else).
 """

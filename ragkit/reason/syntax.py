@@ -5,6 +5,20 @@ Why a separate step: models write 5,000, 15%, 2 × 3, ２０２５年６月１�
 regex rewrites turn each of those into the one form ragkit.reason.calc interprets (numbers,
 operators, and calls to its whitelisted functions), before anything is parsed. Nothing here
 evaluates; the calculator still refuses whatever is not on its whitelist.
+
+The language, what a model may write:
+- numbers: 12, 2.5, 5,000 (a comma followed by exactly three digits and no space is a thousands
+  separator; write function arguments with a space after the comma: round(x, 2)); no 1e3, 0x10
+- operators: + - * / // ** (or ^) and parentheses; × ÷ · − and " x " between numbers are read as
+  * / * - *; full-width forms (（）＋，) are read as their ASCII forms; a leading $ ¥ € £ is dropped
+- N% means N/100 (there is no modulo)
+- functions: round(x) or round(x, n) (half away from zero, 0 <= n <= 10), abs, min, max,
+  floor, ceil
+- dates: 2025-01-15 or 2025/01/15 (no spaces inside), date(2025-01-15), date(2025, 1, 15),
+  2025年1月15日
+- spans: days(n), weeks(n), months(n), years(n); also written "7 days", "3 months", "7天",
+  "3个月", "2年". date + months(n) clamps to the month's end (2024-01-31 + months(1) = 2024-02-29).
+- date - date is a number of days.
 """
 
 from __future__ import annotations

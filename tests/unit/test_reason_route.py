@@ -17,6 +17,8 @@ NEEDS = [
     ("en", "The garden is 900 m². How many 250 m² zones does that make?"),
     ("en", "How long does a 4-pack of cartridges last?"),
     ("en", "What is the difference between the weights of the two models?"),
+    ("en", "Which mower handles 1,200 m² on a 30% slope?"),  # two quantities
+    ("en", "My lamp draws 60 W. Which fuse should I use?"),  # a quantity as a condition
     ("zh", "苍鹭 A5 的续航比 A3 多多少分钟？"),
     ("zh", "买一台 A5 和两块电池一共要多少钱？"),
     ("zh", "2024 年 3 月 1 日购买的台灯，保修到哪一天？"),
