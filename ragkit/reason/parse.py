@@ -67,6 +67,9 @@ _DATE_FORMS = [  # (pattern, how to write a date in the same form)
     (re.compile(r"\d{4}-\d{1,2}-\d{1,2}"), lambda d: d.isoformat()),
     (re.compile(r"\d{1,2} (?:" + "|".join(_MONTHS) + r") \d{4}"), lambda d: f"{d.day} {_MONTHS[d.month - 1]} {d.year}"),
     (re.compile(r"(?:" + "|".join(_MONTHS) + r") \d{1,2},? \d{4}"), lambda d: f"{_MONTHS[d.month - 1]} {d.day}, {d.year}"),
+    # the model asked for a month only ("2026年8月", "August 2026"): keep it to the month
+    (re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月"), lambda d: f"{d.year}年{d.month}月"),
+    (re.compile(r"(?:" + "|".join(_MONTHS) + r") \d{4}"), lambda d: f"{_MONTHS[d.month - 1]} {d.year}"),
 ]
 
 

@@ -202,6 +202,9 @@ def test_date_answer_keeps_the_form_the_model_wrote():
     solution = solve("Facts: bought 15 February 2025 [1]\nCalculation: date(2025-02-15) + months(18)\n"
                      "Answer: It ends on 14 August 2026 [1].")
     assert solution.answer == "It ends on 15 August 2026 [1]."
+    solution = solve("事实：2025 年 2 月 10 日购买 [1]；电池保修 18 个月 [2]\n"
+                     "计算：2025年2月10日 + 18个月\n答案：保修到 2026年9月")
+    assert solution.answer == "保修到 2026年8月 [1][2]"
 
 
 def test_no_calculation_keeps_the_models_answer():
