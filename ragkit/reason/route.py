@@ -52,14 +52,14 @@ _DATE = re.compile(
     rf"\b\d{{1,2}}\s+(?:{_MONTHS})\.?,?\s+\d{{4}}\b|\b(?:{_MONTHS})\.?\s+\d{{1,2}},?\s+\d{{4}}\b"
     rf"|\b\d{{4}}-\d{{1,2}}-\d{{1,2}}\b|\d{{4}}\s*年\s*\d{{1,2}}\s*月", re.IGNORECASE)
 _ASKS_SPAN = re.compile(
-    r"\bhow long\b|\bhow many (?:minutes|hours|days|weeks|months|years)\b|\blasts?\b"
+    r"\bhow long\b|\bhow many (?:minutes|hours|days|weeks|months|years)\b|\blasts?\s*(?:\?|$|for\b)"
     r"|多久|多长时间|几个月|几天|多少天|几分钟|多少分钟|几小时|多少小时|几年", re.IGNORECASE)
 _ASKS_DATE = re.compile(
     r"\bwhat date\b|\bwhich date\b|\bwhen\b|\buntil\b|\bby when\b|\bdeadline\b|\bexpire|\bends?\b"
     r"|\blast day\b|哪天|哪一天|几号|几月几日|什么时候|何时|哪一年|哪个月|到期|截止|最晚|最迟", re.IGNORECASE)
 _EN_UNITS = (r"%|percent|per cent|m²|m2|square (?:metres|meters|feet)|minutes?|mins?|hours?|hrs?|"
              r"days?|weeks?|months?|years?|yuan|dollars?|usd|cny|eur|euros?|rmb|kg|g|mah|ah|ml|"
-             r"millilitres?|milliliters?|litres?|liters?|l|km|m|cm|mm|pa|w|v|times|pack|packs|"
+             r"millilitres?|milliliters?|litres?|liters?|l|km|m|cm|mm|pa|w|v|times|"
              r"claims?|pieces?|units?|-?packs?")
 _EN_NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty"
 _QUANTITY = re.compile(

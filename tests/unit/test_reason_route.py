@@ -38,6 +38,7 @@ DIRECT = [
     ("zh", "兰比尔的身高体重是多少？"),  # 比 inside a name is no comparison
     ("zh", "黄鳍紫鱼体长多少？"),  # 长多少 as "body length is how much", not "longer by"
     ("zh", "男子和女子的平均年收入分别是多少？"),
+    ("en", "What did the last update on 3 March 2024 change?"),  # "last" as "latest", not a span
     ("zh", "2009年3月17日谁宣布解散政府？"),  # a date, but asks who
     ("zh", "塔身高23.5米象征着什么？"),  # one quantity, asks what it means
 ]
