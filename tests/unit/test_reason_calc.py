@@ -171,6 +171,31 @@ def test_calculator_raises_nothing_but_its_refusal(text):
     assert result.kind in ("number", "date") and result.text
 
 
+def _compound(children):
+    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "//", "**", "^", "×", "÷"]), children)
+    one = st.tuples(st.sampled_from(["round", "abs", "floor", "ceil", "days", "months", "years"]), children)
+    two = st.tuples(st.sampled_from(["min", "max", "round"]), children, children)
+    return (binary.map(lambda t: f"({t[0]} {t[1]} {t[2]})") | one.map(lambda t: f"{t[0]}({t[1]})")
+            | two.map(lambda t: f"{t[0]}({t[1]}, {t[2]})"))
+
+
+# well-formed expressions, to reach the interpreter's own bounds: zero divisors, huge powers, dates
+# past 9999, spans where numbers belong
+EXPRESSIONS = st.recursive(st.sampled_from(["0", "1", "-1", "2.5", "9" * 30, "1,000", "64", "2024-02-29",
+                                            "9999-12-31", "0001-01-01", "days(100000)", "years(9000)"]),
+                           _compound, max_leaves=10)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True)
+@given(EXPRESSIONS)
+def test_well_formed_expressions_give_a_value_or_a_refusal(text):
+    try:
+        result = evaluate(text)
+    except CalcRefused:
+        return
+    assert result.kind in ("number", "date") and result.text
+
+
 # ---- the model's output ----------------------------------------------------------------------
 
 EN_OUTPUT = """Sure! Here is my reasoning.
