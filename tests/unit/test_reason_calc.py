@@ -164,6 +164,10 @@ PIECES = ["1", "0", "9" * 30, "2.5", "1,000", "(", ")", "+", "-", "*", "/", "//"
 @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True)
 @given(st.text(max_size=300) | st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
 def test_calculator_raises_nothing_but_its_refusal(text):
+    _value_or_refusal(text)
+
+
+def _value_or_refusal(text: str) -> None:
     try:
         result = evaluate(text)
     except CalcRefused:
@@ -189,11 +193,7 @@ EXPRESSIONS = st.recursive(st.sampled_from(["0", "1", "-1", "2.5", "9" * 30, "1,
 @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True)
 @given(EXPRESSIONS)
 def test_well_formed_expressions_give_a_value_or_a_refusal(text):
-    try:
-        result = evaluate(text)
-    except CalcRefused:
-        return
-    assert result.kind in ("number", "date") and result.text
+    _value_or_refusal(text)
 
 
 # ---- the model's output ----------------------------------------------------------------------
