@@ -36,7 +36,7 @@ from .answer_options import decoding_options, model_options
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True, help="uvicorn's log level.")
 def serve(indexes, model, backend, adapter, base_url, backend_api_key, prompt_style, examples, n_ctx, k, passages,
-          mode, min_score, temperature, top_p, top_k, repetition_penalty, max_tokens, no_repeat_ngram, seed, stop,
+          context_tokens, reason, mode, min_score, temperature, top_p, top_k, repetition_penalty, max_tokens, no_repeat_ngram, seed, stop,
           host, port, api_key,
           max_body_bytes, queue, max_question_chars, max_messages, max_k, cors_origin, log_level):
     """Serve indexes over an OpenAI-compatible API (/v1/chat/completions, /v1/retrieve) and a web page (/).
@@ -70,7 +70,7 @@ def serve(indexes, model, backend, adapter, base_url, backend_api_key, prompt_st
     from ..serve.app import Served, create_app
 
     served = Served(served_indexes, generators, k=k, mode=mode, decoding=decoding, min_score=min_score,
-                    examples=examples, passages=passages,
+                    examples=examples, passages=passages, context_tokens=context_tokens, reason=reason,
                     limits=Limits(max_question_chars, max_messages, max_k, max_tokens=max(2048, max_tokens)),
                     queue=queue, api_key=api_key, max_body_bytes=max_body_bytes, cors_origin=cors_origin)
     app = create_app(served)

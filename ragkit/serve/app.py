@@ -56,6 +56,8 @@ class Served:
     min_score: float | None = None
     examples: int | None = None
     passages: int | None = None
+    context_tokens: int | None = None  # None: the AnswerSettings default
+    reason: str | None = None
     limits: oa.Limits = field(default_factory=oa.Limits)
     queue: int = 32
     api_key: str | None = None
@@ -166,7 +168,7 @@ def build_pipeline(served: Served, index, gen: Generator, req: oa.ChatRequest) -
         decoding = replace(served.decoding, **changes)
         return Pipeline(None if req.closed_book else index, gen, k=req.k or served.k, mode=req.mode or served.mode,
                         decoding=decoding, min_score=served.min_score, examples=served.examples,
-                        passages=served.passages)
+                        passages=served.passages, context_tokens=served.context_tokens, reason=served.reason)
     except (ValueError, RagkitError) as e:
         raise oa.ApiError(400, str(e), param="max_tokens" if "max-tokens" in str(e) else None) from None
 
