@@ -13,7 +13,8 @@ breaks, so a table row or list item is a sentence) with their character offsets.
 scored lexically against the question (idf-weighted share of the question's words it holds, words
 from `lang.tokenize_for_search`: jieba for Chinese), plus a share of its neighbours' scores (the
 fact often sits in the sentence after the one that names the subject), blended with its chunk's
-retrieval score. The best sentences are kept while they fit `budget` tokens; a chunk's kept
+retrieval score. The best sentences are kept while they fit `budget` tokens, a new passage's
+header ("[2] (source: …)") counted in; a chunk's kept
 sentences that touch form one passage whose text is exactly `document[start:end]`, so an `[n]`
 citation still maps to its source, page and the selected span. Passages are ordered by their best
 sentence, so [1] is the most relevant.
@@ -117,14 +118,19 @@ def select_evidence(
     if not sentences:
         return list(hits)
     ranked = sorted(sentences, key=lambda s: (-s.score, s.hit, s.index))
+    headers = [count_tokens(f"[{len(hits)}] (source: {h.source})\n") for h in hits]
     kept: list[Sentence] = []
+    taken: set[tuple[int, int]] = set()
     used = 0
     for s in ranked:
         s.tokens = count_tokens(s.text)
-        if kept and used + s.tokens > budget:
+        joins = (s.hit, s.index - 1) in taken or (s.hit, s.index + 1) in taken
+        cost = s.tokens + (0 if joins else headers[s.hit])  # a new passage also costs its header
+        if kept and used + cost > budget:
             continue
         kept.append(s)
-        used += s.tokens
+        taken.add((s.hit, s.index))
+        used += cost
     return passages_from(kept, hits)
 
 

@@ -47,6 +47,7 @@ from .generate.prompts import (
     answer_stop,
     build_prompt,
     cut_header_fragment,
+    REASON_LABELS,
     fixed_prefix,
     header_stops,
 )
@@ -291,9 +292,11 @@ class Pipeline:
         plan = self.plan(question, shown, lang, reason=True)
         decoding = replace(self.decoding, max_tokens=max(self.decoding.max_tokens, REASON_MAX_TOKENS))
         completion = self._generate(plan.text, decoding.with_stops(header_stops()), None, cancel)
-        text = cut_header_fragment(completion.text).strip()
-        if is_refusal(text):
-            return plan, completion, Solution(text, parse_reasoning(text))
+        # The prompt ends with the first label ("Facts:"): the model's text continues it.
+        text = REASON_LABELS[lang][0] + " " + cut_header_fragment(completion.text).strip()
+        said = cut_header_fragment(completion.text).strip()
+        if is_refusal(said):
+            return plan, completion, Solution(said, parse_reasoning(said))
         return plan, completion, solve(text)
 
     def wants_reasoning(self, question: str, lang: str) -> bool:

@@ -29,6 +29,9 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
 
     Streams the answer, then lists the retrieved sources; [n] in the answer refers to source n.
     When the documents do not hold the answer, says so ("I don't know" / "不知道").
+
+    Each call loads the model and the index anew (seconds on a CPU); for repeated questions run
+    'ragkit serve' once and ask it over HTTP, where both stay loaded.
     """
     from ..errors import UsageError
     from ..generate import Decoding, load_generator
@@ -46,14 +49,23 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
         raise UsageError(f"bad decoding option: {e}") from None
 
     index = None
+    warm = None
     if not closed_book:
+        import threading
+
         from ..index.store import Index
 
         index = Index.open(index_dir)  # before the model loads: a missing index fails fast
+        # The embedder and jieba's dictionary load (about a second each on two cores) while the
+        # model loads, instead of after it; joined before the question is answered.
+        warm = threading.Thread(target=index.search, args=("warm-up 预热",), kwargs={"k": 1}, daemon=True)
+        warm.start()
     generator = load_generator(
         model, backend, adapter=adapter, base_url=base_url, lang=detect_language(question), n_ctx=n_ctx,
         prompt_style=prompt_style, api_key=api_key,
     )
+    if warm is not None:
+        warm.join()
     if no_repeat_ngram and generator.backend != "hf":
         click.echo(f"Warning: --no-repeat-ngram is honoured by the hf backend only, not {generator.backend}.", err=True)
     pipe = Pipeline(index, generator, k=k, mode=mode, decoding=decoding, min_score=min_score, examples=examples,

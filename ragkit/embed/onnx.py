@@ -120,10 +120,9 @@ class OnnxEmbedder:
         except ImportError:
             raise OnnxUnsupported("onnxruntime is not installed (pip install onnxruntime)") from None
         self._tdir, self.pooling, max_len = read_st_config(self.path)
-        from transformers import AutoTokenizer
+        from .tokenizer import load_tokenizer  # not transformers' AutoTokenizer: it imports torch
 
-        kw = {"model_max_length": max_len} if max_len else {}
-        self._tokenizer = AutoTokenizer.from_pretrained(str(self._tdir), local_files_only=True, **kw)
+        self._tokenizer = load_tokenizer(self._tdir, max_len)
         config = _read_json(self._tdir / "config.json")
         if not max_len and config.get("max_position_embeddings", -1) > 0:  # as sentence-transformers caps it
             self._tokenizer.model_max_length = min(self._tokenizer.model_max_length, config["max_position_embeddings"])
@@ -200,7 +199,7 @@ class OnnxEmbedder:
             def forward(self, *args):
                 return self.model(**dict(zip(names, args))).last_hidden_state
 
-        enc = self._tokenizer(_CHECK_TEXTS[:2], padding=True, return_tensors="pt")
+        enc = st.tokenizer(_CHECK_TEXTS[:2], padding=True, return_tensors="pt")
         axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
         raw = out.with_suffix(".raw")
         try:
@@ -217,7 +216,7 @@ class OnnxEmbedder:
                 opt.save_model_to_file(str(out))
             else:
                 os.replace(raw, out)
-            enc = self._tokenizer(_CHECK_TEXTS, padding=True, return_tensors="pt")
+            enc = st.tokenizer(_CHECK_TEXTS, padding=True, return_tensors="pt")
             with torch.no_grad():
                 self._reference = pool(hf(**{n: enc[n] for n in names}).last_hidden_state.numpy(),
                                        enc["attention_mask"].numpy(), self.pooling)

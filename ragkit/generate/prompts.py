@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..errors import ContextOverflow, UsageError
+from ..reason.parse import REASONING_FORMAT
 from ..types import Hit
 from .base import PROMPT_STYLES
 
@@ -50,30 +51,11 @@ _SYSTEM_RAG = {
         f"如果资料中没有答案，请直接回答：{REFUSAL['zh']}。"
     ),
 }
-# The reasoning variant (`reason` on, ragkit/reason/): the facts with their passage numbers, then one
-# expression that ragkit computes (the model only writes it), then the answer. The labels are
-# REASON_LABELS; generation stops before the answer label so that ragkit can put the computed value
-# into the text the model continues from.
+# The reasoning variant (`reason` on, ragkit/reason/): the same system text and passages, the
+# question followed by the format to write (REASONING_FORMAT: facts with their passage numbers, one
+# expression that ragkit computes, the answer), and the answer started with the first label
+# (REASON_LABELS), so that even a small model keeps to the format.
 REASON_LABELS = {"en": ("Facts:", "Calculation:", "Answer:"), "zh": ("事实：", "计算：", "答案：")}
-_SYSTEM_REASON = {
-    "en": (
-        "You answer questions using only the numbered context passages. Answer in three lines:\n"
-        "Facts: the facts from the passages that the answer needs, each followed by its passage number, like [1].\n"
-        "Calculation: if the answer needs arithmetic or a date, one expression that computes it from those facts, "
-        "using only numbers, + - * / and parentheses, or a date such as 2025-01-15 plus or minus days(n), "
-        "months(n) or years(n); otherwise: none.\n"
-        "Answer: the short answer with its unit and passage numbers.\n"
-        f"If the passages do not contain the facts, reply exactly: {REFUSAL['en']}."
-    ),
-    "zh": (
-        "你只根据编号的资料回答问题。分三行作答：\n"
-        "事实：答案需要的资料中的事实，每条后注明资料编号，例如 [1]。\n"
-        "计算：如果答案需要算术或日期计算，写出一个由这些事实算出答案的算式，只用数字、+ - * / 和括号，"
-        "或写成 2025-01-15 这样的日期加减 days(n)、months(n)、years(n)；否则写：无。\n"
-        "答案：简短的答案，带单位和资料编号。\n"
-        f"如果资料中没有这些事实，请直接回答：{REFUSAL['zh']}。"
-    ),
-}
 _SYSTEM_CLOSED = {
     "en": f"Answer the question briefly. If you do not know the answer, reply exactly: {REFUSAL['en']}.",
     "zh": f"请简短回答问题。如果你不知道答案，请直接回答：{REFUSAL['zh']}。",
@@ -252,7 +234,8 @@ def format_prompt(
     if reason and (style != "chat" or hits is None):
         raise ValueError("the reasoning prompt is a chat prompt with passages")
     if style == "chat":
-        return (render_chat or plain_chat)(chat_messages(question, hits, lang, reason))
+        text = (render_chat or plain_chat)(chat_messages(question, hits, lang, reason))
+        return text + REASON_LABELS[lang][0] if reason else text
     return _fewshot(question, hits, lang, examples)
 
 
@@ -263,8 +246,9 @@ def chat_messages(question: str, hits: list[Hit] | None, lang: str, reason: bool
         return [{"role": "system", "content": _SYSTEM_CLOSED[lang]}, {"role": "user", "content": q}]
     passages = "\n\n".join(format_passage(i, h, lang) for i, h in enumerate(hits, 1))
     user = f"{L['context']}{L['colon'].rstrip()}\n{passages}\n\n{q}"
-    system = _SYSTEM_REASON[lang] if reason else _SYSTEM_RAG[lang]
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    if reason:
+        user += "\n\n" + REASONING_FORMAT[lang].strip()
+    return [{"role": "system", "content": _SYSTEM_RAG[lang]}, {"role": "user", "content": user}]
 
 
 def _fewshot(question: str, hits: list[Hit] | None, lang: str, examples: int) -> str:

@@ -31,6 +31,8 @@ from ragkit.errors import CalcRefused
 from ragkit.reason.syntax import normalise
 
 MAX_CHARS = 200  # one expression for one question; anything longer is not a calculation
+# An expression that ends by multiplying by 100% asks for a percentage.
+_AS_PERCENT = re.compile(r"[*×xX·]\s*100\s*[%％]\s*\)*\s*$")
 MAX_NODES = 120  # ast nodes, operators included
 MAX_DEPTH = 32  # a sum of 30 terms is a chain 30 deep
 MAX_DIGITS = 30  # per number literal
@@ -90,7 +92,14 @@ def evaluate(text: str) -> CalcResult:
     _check_shape(tree)
     value = _Interpreter(source).run(tree.body)
     decimals = _requested_decimals(tree.body)
-    return _result(value, decimals, ast.unparse(tree))
+    result = _result(value, decimals, ast.unparse(tree))
+    if result.kind == "number" and _AS_PERCENT.search(text):
+        # "(2999 - 2599) / 2999 * 100%" means a percentage: 13.34%, not 0.1334
+        result = _result(Fraction(value) * 100, 2 if decimals is None else decimals, result.expression)
+        if decimals is None and "." in result.text:
+            result = CalcResult(result.value, result.text.rstrip("0").rstrip("."), result.expression, "number")
+        result = CalcResult(result.value, result.text + "%", result.expression, "number")
+    return result
 
 
 def _check_shape(tree: ast.AST) -> None:

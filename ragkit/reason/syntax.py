@@ -11,7 +11,8 @@ The language, what a model may write:
   separator; write function arguments with a space after the comma: round(x, 2)); no 1e3, 0x10
 - operators: + - * / // ** (or ^) and parentheses; × ÷ · − and " x " between numbers are read as
   * / * - *; full-width forms (（）＋，) are read as their ASCII forms; a leading $ ¥ € £ is dropped
-- N% means N/100 (there is no modulo)
+- N% means N/100 (there is no modulo); an expression ending in "* 100%" is shown as a percentage
+  (13.34%, two decimals unless round() asks otherwise)
 - functions: round(x) or round(x, n) (half away from zero, 0 <= n <= 10), abs, min, max,
   floor, ceil
 - dates: 2025-01-15 or 2025/01/15 (no spaces inside), date(2025-01-15), date(2025, 1, 15),

@@ -282,3 +282,13 @@ def test_the_prompted_format_example_solves_to_its_own_answer(lang):
     solution = solve(example)
     assert solution.calculation.text == "1630"
     assert solution.answer.startswith("1630") and solution.answer.endswith("[1][2]")
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("(2999 - 2599) / 2999 * 100%", "13.34%"),
+    ("(2999-2599)/2999×100%", "13.34%"),
+    ("(75 - 60) / 60 * 100%", "25%"),
+    ("20% * 50", "10"),
+])
+def test_an_expression_ending_in_times_100_percent_reads_as_a_percentage(text, shown):
+    assert evaluate(text).text == shown
