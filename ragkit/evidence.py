@@ -11,13 +11,15 @@ evals/results/context-budget/).
 How: every retrieved chunk is split into sentences (Chinese and English sentence ends, and line
 breaks, so a table row or list item is a sentence) with their character offsets. Each sentence is
 scored lexically against the question (idf-weighted share of the question's words it holds, words
-from `lang.tokenize_for_search`: jieba for Chinese), plus a share of its neighbours' scores (the
-fact often sits in the sentence after the one that names the subject), blended with its chunk's
-retrieval score. The best sentences are kept while they fit `budget` tokens, a new passage's
-header ("[2] (source: …)") counted in; a chunk's kept
-sentences that touch form one passage whose text is exactly `document[start:end]`, so an `[n]`
-citation still maps to its source, page and the selected span. Passages are ordered by their best
-sentence, so [1] is the most relevant.
+from `lang.tokenize_for_search`, jieba for Chinese, English words cut to their first five letters
+so that "weigh" meets "Weight" and "charge" meets "charging"), plus a share of its neighbours'
+scores (the fact often sits in the sentence after the one that names the subject), blended with
+its chunk's retrieval score. The best sentences are kept while they fit `budget` tokens, a new
+passage's header ("[2] (source: …)") counted in; a kept table row brings its table's header row
+(a price without its column names is a bare number). A chunk's kept sentences form one passage:
+touching ones are one span of the document, others are joined by " … ". Its `start` and `end` are
+those of the first and last kept sentence, so an `[n]` citation maps to its source, page and the
+selected span. Passages are ordered by their best sentence, so [1] is the most relevant.
 
 `budget=None` (context_tokens 0) gives the whole chunks, as before this module existed.
 """
@@ -37,6 +39,8 @@ from .types import Hit
 # and brackets stay with the sentence they close.
 _SENTENCE_END = re.compile(r"(?:[。！？；…]+[”’」』）)]*|[.!?;]+[\"')\]]*(?=\s)|\n)\s*")
 
+STEM = 5  # English words are compared by their first letters (truncation stemming)
+GAP = " … "  # between the non-touching kept sentences of one chunk
 NEIGHBOUR_WEIGHT = 0.5  # a sentence earns this share of its best neighbour's lexical score
 CHUNK_WEIGHT = 0.3  # the chunk's retrieval score (normalised to the best hit) in the blend
 
@@ -70,6 +74,21 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return out
 
 
+# Words that ask rather than say ("how long", 多长时间): they match FAQ questions, not answers.
+ASKING = frozenset("""long much many often does mean 多长时间 多长 多久 多大 多高 多重 多远 多少钱 几个 几天 几档
+    哪个 哪些 哪里 哪天 什么 为什么 怎么 怎么办 如何 是否 是不是""".split())
+
+
+def terms(text: str) -> set[str]:
+    """The words a sentence is matched by: search tokens, Latin words cut to STEM letters."""
+    return {w[:STEM] if w.isascii() and w.isalpha() else w for w in tokenize_for_search(text)}
+
+
+def is_table_row(text: str) -> bool:
+    """A line of a table: cells between at least two '|' (markdown, or a converted HTML table)."""
+    return text.count("|") >= 2
+
+
 def _idf(docs: list[set[str]]) -> Callable[[str], float]:
     n = len(docs)
     df = Counter(w for d in docs for w in d)
@@ -85,9 +104,14 @@ def score_sentences(question: str, hits: list[Hit]) -> list[Sentence]:
     ]
     if not sentences:
         return []
-    words = [set(tokenize_for_search(s.text)) for s in sentences]
+    words = [terms(s.text) for s in sentences]
+    by_place = {(s.hit, s.index): s for s in sentences}
+    for k, s in enumerate(sentences):  # a table cell means what its column header says
+        header = table_header(s, by_place)
+        if header:
+            words[k] = words[k] | terms(header[0].text)
     idf = _idf(words)
-    q_words = set(tokenize_for_search(question))
+    q_words = terms(question) - ASKING
     total = sum(idf(w) for w in q_words) or 1.0
     lexical = [sum(idf(w) for w in q_words & ws) / total for ws in words]
     best_hit = max((h.score for h in hits), default=0.0)
@@ -119,35 +143,61 @@ def select_evidence(
         return list(hits)
     ranked = sorted(sentences, key=lambda s: (-s.score, s.hit, s.index))
     headers = [count_tokens(f"[{len(hits)}] (source: {h.source})\n") for h in hits]
-    kept: list[Sentence] = []
-    taken: set[tuple[int, int]] = set()
+    by_place = {(s.hit, s.index): s for s in sentences}
+    kept: dict[tuple[int, int], Sentence] = {}
     used = 0
     for s in ranked:
-        s.tokens = count_tokens(s.text)
-        joins = (s.hit, s.index - 1) in taken or (s.hit, s.index + 1) in taken
-        cost = s.tokens + (0 if joins else headers[s.hit])  # a new passage also costs its header
+        if (s.hit, s.index) in kept:
+            continue
+        group = [s, *table_header(s, by_place)]
+        group = [g for g in group if (g.hit, g.index) not in kept]
+        cost = sum(count_tokens(g.text) for g in group)
+        if not any(h == s.hit for h, _ in kept):
+            cost += headers[s.hit]  # the first sentence of a chunk also costs its passage header
         if kept and used + cost > budget:
             continue
-        kept.append(s)
-        taken.add((s.hit, s.index))
+        kept.update({(g.hit, g.index): g for g in group})
         used += cost
-    return passages_from(kept, hits)
+    return passages_from(list(kept.values()), hits)
+
+
+def table_header(s: Sentence, by_place: dict[tuple[int, int], Sentence]) -> list[Sentence]:
+    """The header row (the first row of the table in the chunk) and its |---| rule, for a row
+    sentence; a chunk that starts inside a table gives its first row in the chunk instead."""
+    if not is_table_row(s.text):
+        return []
+    first = s.index
+    while (s.hit, first - 1) in by_place and is_table_row(by_place[(s.hit, first - 1)].text):
+        first -= 1
+    if first == s.index or _is_rule(s.text):
+        return []
+    header, rule = by_place[(s.hit, first)], by_place.get((s.hit, first + 1))
+    if rule is not None and _is_rule(rule.text):
+        return [header, rule] if first + 1 < s.index else [header]
+    return [header]
+
+
+def _is_rule(text: str) -> bool:
+    return set(text) <= set("|-: ")
 
 
 def passages_from(kept: list[Sentence], hits: list[Hit]) -> list[Hit]:
-    """One Hit per run of touching kept sentences of a chunk, the run with the best sentence first
-    (a model reads [1] first, and most often answers from it)."""
-    kept = sorted(kept, key=lambda s: (s.hit, s.index))
-    runs: list[list[Sentence]] = []
-    for s in kept:
-        if runs and runs[-1][-1].hit == s.hit and runs[-1][-1].index == s.index - 1:
-            runs[-1].append(s)
-        else:
-            runs.append([s])
-    runs.sort(key=lambda run: -max(s.score for s in run))
+    """One Hit per chunk with kept sentences, the chunk with the best sentence first (a model reads
+    [1] first, and most often answers from it). Touching sentences stay one span of the text;
+    others are joined by GAP."""
+    chunks: dict[int, list[Sentence]] = {}
+    for s in sorted(kept, key=lambda s: (s.hit, s.index)):
+        chunks.setdefault(s.hit, []).append(s)
+    order = sorted(chunks, key=lambda i: -max(s.score for s in chunks[i]))
     out = []
-    for run in runs:
-        h = hits[run[0].hit]
-        s, e = run[0].start, run[-1].end
-        out.append(replace(h, rank=len(out) + 1, text=h.text[s:e], start=h.start + s, end=h.start + e))
+    for i in order:
+        h, run = hits[i], chunks[i]
+        pieces, start = [], run[0].start
+        for a, b in zip(run, run[1:]):
+            if b.index != a.index + 1:
+                pieces.append(h.text[start:a.end])
+                start = b.start
+        pieces.append(h.text[start:run[-1].end])
+        out.append(replace(h, rank=len(out) + 1, text=GAP.join(pieces), start=h.start + run[0].start,
+                           end=h.start + run[-1].end))
     return out
