@@ -79,6 +79,7 @@ class Completion:
     first_token_ms: float | None = None
     total_ms: float = 0.0
     finish_reason: str | None = None
+    cached_tokens: int = 0  # prompt tokens not read again (a kept prefix, or the previous prompt's start)
 
 
 @dataclass

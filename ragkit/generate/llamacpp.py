@@ -219,7 +219,7 @@ class LlamaCppGenerator:
         if not decoding.greedy:
             self.llm.set_seed(decoding.seed)
         try:
-            self.prefill(tokens, cancel)
+            cached = self.prefill(tokens, cancel)
         except GenerationCancelled:
             self.llm.n_tokens = 0  # half-read: nothing of it may be reused
             raise
@@ -256,6 +256,7 @@ class LlamaCppGenerator:
             first_token_ms=ms_since(t0, scanner.first_token_at) if scanner.first_token_at else None,
             total_ms=ms_since(t0),
             finish_reason=finish,
+            cached_tokens=cached,
         )
 
 
