@@ -5,8 +5,9 @@ Why: on a CPU the cost of an answer is the prompt (llama.cpp reads a 1.5B model'
 tokens a second on two cores, and generating a short answer costs little), and most of a prompt of
 whole chunks is text the answer does not use; a small model also reads a fact, and does arithmetic
 on it, better from a few sentences than from several hundred tokens of loosely related text.
-The budget that keeps accuracy was chosen by measurement (evals/context_budget.py, results in
-evals/results/context-budget/).
+The default budget was chosen by measurement (evals/answer_settings.py for accuracy,
+evals/evidence_coverage.py for how often the answer survives selection; results in
+evals/results/answer-settings/).
 
 How: every retrieved chunk is split into sentences (Chinese and English sentence ends, and line
 breaks, so a table row or list item is a sentence) with their character offsets. Each sentence is

@@ -67,9 +67,11 @@ from .types import Answer, Completion, Hit
 # and BM25 scores live on other scales, so there the threshold is off unless one is given.
 DEFAULT_MIN_SCORE = {"en": 0.20, "zh": 0.15}
 
-# Prompt tokens of evidence shown by default, chosen by measurement (evals/context_budget.py,
-# evals/results/context-budget/): the smallest budget that kept accuracy.
-DEFAULT_CONTEXT_TOKENS = 250
+# Prompt tokens of evidence shown by default (passage headers included), chosen by measurement
+# against whole chunks (evals/answer_settings.py, evals/evidence_coverage.py; results in
+# evals/results/answer-settings/): with the default model's fixed prompt it keeps a prompt near 300
+# tokens.
+DEFAULT_CONTEXT_TOKENS = 200
 # Tokens the reasoning step may write (facts, one expression, the answer) before it is cut off.
 REASON_MAX_TOKENS = 160
 
@@ -89,7 +91,7 @@ class AnswerSettings(Settings):
     passages: int | None = Field(default=None, ge=1)
     examples: int | None = Field(default=None, ge=0, le=3)
     context_tokens: int = Field(default=DEFAULT_CONTEXT_TOKENS, ge=0)
-    reason: Literal["auto", "on", "off"] = "off"
+    reason: Literal["auto", "on", "off"] = "auto"
 
 
 class Pipeline:
