@@ -84,6 +84,8 @@ class LlamaCppGenerator:
             "model_path": str(path),
             "n_ctx": n_ctx or DEFAULT_N_CTX,
             "n_threads": n_threads or _default_threads(),
+            # Prompt reading too (llama-cpp-python's own default is every CPU, whatever n_threads says).
+            "n_threads_batch": n_threads or _default_threads(),
             "n_gpu_layers": -1 if llama_supports_gpu_offload() else 0,
             "verbose": False,
         }
