@@ -122,6 +122,8 @@ def answer_row(arm: str, item: BenchItem, lang: str, key: str, pipe, closed_book
         decode_tps=(ans.timings or {}).get("tokens_per_s"),
         error=None,
     )
+    if ans.reasoning is not None:
+        row["reasoning"] = ans.reasoning  # the facts, expression and value (reason on/auto), for reading failures
     return row
 
 
