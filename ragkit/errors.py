@@ -37,7 +37,7 @@ class OnnxUnsupported(RagkitError):
 
 
 class ExportError(RagkitError):
-    """An adapter could not be merged or written as GGUF (ragkit.sft.export)."""
+    """An adapter could not be merged or written as GGUF (ragkit.train.export)."""
 
 
 class OutOfMemory(RagkitError):

@@ -47,7 +47,7 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
 
     index = None
     if not closed_book:
-        from ..index.store import Index
+        from ..index import Index
 
         index = Index.open(index_dir)  # before the model loads: a missing index fails fast
     generator = load_generator(

@@ -64,8 +64,8 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
     path, later ones by FOLDER/relative path. Links out of a folder are not followed.
     """
     from ..errors import UsageError
-    from ..index.build import IngestConfig
-    from ..index.build import ingest as run_ingest
+    from ..index import IngestConfig
+    from ..index import ingest as run_ingest
     from ..ingest.chunking import ChunkingConfig
 
     if batch_size is None:
@@ -110,9 +110,9 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             click.echo(f"  note {printable(path)}: {printable(note)}", err=True)
         for path, reason in s.skipped:
             click.echo(f"  skipped {printable(path)}: {printable(reason)}", err=True)
+        from ..index.faiss.writer import dense_index_hint
         from ..index.manifest import read_current, read_manifest
-        from ..index.milvus_build import store_of
-        from ..index.writer import dense_index_hint
+        from ..index.registry import store_of
 
         live = read_current(Path(index_dir))
         manifest = read_manifest(live) if live else {}  # read once: the store and the index type
@@ -141,7 +141,7 @@ def printable(text: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search(query, index_dir, k, mode, embed_model, as_json):
     """Show the chunks an index retrieves for QUERY."""
-    from ..index.store import Index
+    from ..index import Index
 
     index = Index.open(index_dir, embed_model=embed_model)
     hits = index.search(query, k=k, mode=mode)

@@ -13,9 +13,9 @@ import importlib
 import click
 
 EVAL = "ragkit.eval.config:EvalConfig"
-TRAIN = "ragkit.sft.train:TrainOptions"
-SFT_DATA = "ragkit.sft.qa:SFTDataConfig"
-INGEST = "ragkit.index.build:IngestConfig"
+TRAIN = "ragkit.train.train:TrainOptions"
+SFT_DATA = "ragkit.sftdata.qa:SFTDataConfig"
+INGEST = "ragkit.index.ingesting:IngestConfig"
 CHUNKING = "ragkit.ingest.chunking:ChunkingConfig"
 
 

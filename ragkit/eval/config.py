@@ -124,8 +124,8 @@ def resolve_adapter(model: str | None, adapter: str, backend: str | None) -> tup
     of a `ragkit train` directory, or the ragkit.base key of an exported GGUF adapter) wins over
     the eval's base model. A PEFT directory runs on the hf backend, a GGUF adapter on llama.cpp.
     """
-    from ..sft.export import adapter_meta, gguf_adapter_info
-    from ..sft.export import resolve_adapter as adapter_kind
+    from ..train.export import adapter_meta, gguf_adapter_info
+    from ..train.export import resolve_adapter as adapter_kind
 
     kind, path = adapter_kind(adapter)
     if kind == "peft":

@@ -175,7 +175,7 @@ def run_eval(
     items = select_items(all_items, config.limit)
     arms = [] if retrieval_only else list(config.arms)
     if index is None and config.index:
-        from ..index.store import Index
+        from ..index import Index
 
         index = Index.open(config.index)
     if load_generator is None:

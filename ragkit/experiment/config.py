@@ -29,11 +29,11 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..errors import UsageError
 from ..eval.config import EvalConfig, EvalSettings
-from ..index.build import IngestConfig
+from ..index import IngestConfig
 from ..ingest.chunking import ChunkingConfig
 from ..settings import Settings, dataclass_default, split_commas
-from ..sft.qa import SFTDataConfig
-from ..sft.train import TrainConfig, TrainOptions
+from ..sftdata.qa import SFTDataConfig
+from ..train.train import TrainConfig, TrainOptions
 
 PATH_KEYS = ("corpus", "bench")
 LANGS = ("en", "zh")
@@ -62,7 +62,7 @@ class IndexSettings(Settings):
 
 
 class SFTDataSettings(Settings):
-    """QA pairs for training, from every chunk of the index (ragkit.sft.qa.build_sft_data).
+    """QA pairs for training, from every chunk of the index (ragkit.sftdata.qa.build_sft_data).
 
     `options` are SFTDataConfig fields (per_chunk, paraphrases, method, tasks, ...).
     `exclude_bench` drops generated questions that resemble a bench question, so the sft arms
@@ -90,7 +90,7 @@ class SFTDataSettings(Settings):
 
 class TrainSettings(Settings):
     """One adapter per language in `languages`, each on `base[lang]` (default: the eval model for
-    that language); `options` are ragkit.sft.train.TrainOptions fields (epochs, rank, lr, ...).
+    that language); `options` are ragkit.train.train.TrainOptions fields (epochs, rank, lr, ...).
 
     `export_gguf` also writes each adapter as a GGUF LoRA, so the tuned arms run on llama.cpp over
     the same quantised base GGUF as the base arms (like for like, and several times faster on CPU

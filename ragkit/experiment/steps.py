@@ -98,7 +98,7 @@ def split_by_language(data: Path, out_dir: Path, langs: list[str]) -> dict[str, 
     """One SFT file per language (records keep their format; a record's language is its first
     question's), so each language's adapter trains on its own base model."""
     from ..lang import detect_language
-    from ..sft.data import detect_format, read_records, record_pairs
+    from ..train.data import detect_format, read_records, record_pairs
 
     files = {lang: out_dir / f"{data.stem}-{lang}.jsonl" for lang in langs}
     sinks = {lang: [] for lang in langs}
@@ -124,7 +124,7 @@ def merge_bench(paths: list[str], out: Path) -> Path:
 
 
 def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
-    from ..index.build import ingest
+    from ..index import ingest
 
     s = ingest(cfg.corpus, run_dir / "index", cfg.index.ingest_config(), progress=progress)
     if s.skipped:
@@ -134,7 +134,7 @@ def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
 
 
 def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -> dict:
-    from ..sft.qa import build_sft_data
+    from ..sftdata.qa import build_sft_data
 
     s = cfg.sft_data
     out = run_dir / "sft" / "qa.jsonl"
@@ -145,7 +145,7 @@ def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -
 
 
 def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
-    from ..sft.train import train
+    from ..train.train import train
 
     data = run_dir / "sft" / "qa.jsonl"
     per_lang = split_by_language(data, data.parent, cfg.train.languages)
@@ -162,7 +162,7 @@ def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
             train(tc, progress=progress)
         adapters[lang] = str(out)
         if cfg.train.export_gguf:
-            from ..sft.export import export_gguf_adapter
+            from ..train.export import export_gguf_adapter
 
             gguf_file = run_dir / "adapters" / f"{lang}.gguf"
             if not gguf_file.is_file():

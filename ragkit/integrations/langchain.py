@@ -1,6 +1,6 @@
 """A LangChain retriever over a ragkit index, so a LangChain chain can use ragkit's hybrid search.
 
-    from ragkit.index.langchain import RagkitRetriever
+    from ragkit.integrations.langchain import RagkitRetriever
     retriever = RagkitRetriever.from_dir(".ragkit/demo-index", k=5)
     docs = retriever.invoke("What is the maximum slope of the M3?")
 
@@ -16,13 +16,13 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from .store import Index
+from ..index import Index
 
 
 class RagkitRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    index: Any  # ragkit.index.store.Index (Any: pydantic need not validate it)
+    index: Any  # a Store from ragkit.index.Index.open (Any: pydantic need not validate it)
     k: int = 5
     mode: str = "hybrid"
 

@@ -38,7 +38,7 @@ def index_specs(specs: list[str]) -> dict[str, Path]:
 
 
 def open_indexes(specs: list[str]) -> dict:
-    from ..index.store import Index
+    from ..index import Index
 
     return {name: Index.open(path) for name, path in index_specs(specs).items()}
 

@@ -1,4 +1,4 @@
-"""The text patterns answer spans are found with (ragkit.sft.spans), and the line cleaning they
+"""The text patterns answer spans are found with (ragkit.sftdata.spans), and the line cleaning they
 assume: markdown emphasis, links, quote and list markers out; typed value patterns per language
 (e-mail, phone, money, dates, percentages, temperatures, durations and quantities with units,
 years, counts, names). paraphrase.py builds its rewrites from the same unit and duration names.

@@ -6,7 +6,7 @@ both (`method`), anchor it to its document, filter it (filters.py), rephrase eac
 so an interrupted run continues where it stopped. `finish` then drops bench look-alikes, adds the
 "explain" and "list" phrasings, mixes in general data and writes the output (formats.py).
 
-    from ragkit.sft.qa import SFTDataConfig, build_sft_data
+    from ragkit.sftdata.qa import SFTDataConfig, build_sft_data
     summary = build_sft_data("idx", "out/sft.jsonl", SFTDataConfig(per_chunk=3, paraphrases=2))
 
 Why `method="template"` by default: on the sample corpus (2-core CPU, shared), rule-written
@@ -293,7 +293,7 @@ def build_sft_data(
     `generator_factory(lang)` returns a ragkit generator for a language (tests pass fakes); by
     default `load_generator(config.model, ...)` with the bundled model for each language.
     """
-    from ..index.store import Index
+    from ..index import Index
     from .formats import FORMATS, write_outputs
 
     config = config or SFTDataConfig()

@@ -8,7 +8,7 @@ e-mail addresses, counts, names, table cells and values. Each span keeps what a 
 built from: `meta` for the rules in paraphrase.py (row and column of a cell, key of a value,
 offsets in the sentence) and `marked`, the context with the answer marked, for a model.
 
-    from ragkit.sft.spans import pick_spans
+    from ragkit.sftdata.spans import pick_spans
     spans = pick_spans(chunk.text, lang="zh", per_chunk=3, heading=chunk.title)
 """
 

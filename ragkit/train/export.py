@@ -1,6 +1,6 @@
 """Using a trained adapter: merge it into the base, export it as a GGUF LoRA for llama.cpp, verify.
 
-    from ragkit.sft.export import merge, export_gguf_adapter, verify, resolve_adapter
+    from ragkit.train.export import merge, export_gguf_adapter, verify, resolve_adapter
     merge("runs/lora", "runs/merged")                       # W' = W + B·A·(alpha/r), a transformers dir
     export_gguf_adapter("runs/lora", "runs/lora.gguf")      # next to the unchanged base GGUF
     verify("runs/lora", "runs/lora.gguf")                   # hf+peft vs llama.cpp+adapter, greedy

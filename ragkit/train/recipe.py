@@ -1,6 +1,6 @@
 """The training loop of `ragkit train` as a recipe, the way torchtune splits one: `setup` (data,
 model, optimizer, resume), `train_epoch` (one pass of optimizer steps), `save_checkpoint`, and
-`summary` (the adapter the user gets, and train_summary.json). ragkit.sft.train.train() runs it;
+`summary` (the adapter the user gets, and train_summary.json). ragkit.train.train.train() runs it;
 the loop itself is described there.
 
 What a checkpoint must carry to resume exactly (the loop's counters, losses and early-stopping

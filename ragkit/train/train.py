@@ -1,6 +1,6 @@
 """LoRA SFT for `ragkit train`: a plain torch + peft training loop, no HF Trainer.
 
-    from ragkit.sft.train import TrainConfig, train
+    from ragkit.train.train import TrainConfig, train
     summary = train(TrainConfig(data="sft.jsonl", base="smollm2-135m", out="runs/lora"))
 
 In order: read the data (data.py renders every question with the prompt `ragkit ask` uses), resolve

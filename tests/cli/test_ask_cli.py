@@ -46,7 +46,7 @@ class FakeGenerator:
 
 @pytest.fixture
 def index_dir(mini_corpus, tmp_path, fake_embedder):
-    from ragkit.index.build import IngestConfig, ingest
+    from ragkit.index import IngestConfig, ingest
 
     ingest([mini_corpus], tmp_path / "idx", IngestConfig(embed_model="fake-embedder"))
     return tmp_path / "idx"

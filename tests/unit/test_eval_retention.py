@@ -101,7 +101,7 @@ def test_oracle_arm_reads_the_gold_chunks_and_is_paired_with_rag(setup):  # noqa
 
 
 def test_context_items_are_answered_from_their_passages_without_retrieval(setup):  # noqa: F811
-    from ragkit.index.store import Index
+    from ragkit.index import Index
 
     bench, idx, out = setup
     item = dict(GENERAL[-1], id="ctx1")

@@ -97,7 +97,7 @@ def no_charts(request, monkeypatch):
 
 @pytest.fixture
 def setup(tmp_path, mini_corpus, fake_embedder):
-    from ragkit.index.build import IngestConfig, ingest
+    from ragkit.index import IngestConfig, ingest
 
     idx = tmp_path / "idx"
     ingest([mini_corpus], idx, IngestConfig(embed_model="fake-embedder"))

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragkit.index.build import ingest
-from ragkit.index.store import Index, read_current
-from ragkit.index.writer import STAGING
+from ragkit.index import Index, ingest
+from ragkit.index.faiss.writer import STAGING
+from ragkit.index.manifest import read_current
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kill_ingest import CountingEmbedder, config  # noqa: E402

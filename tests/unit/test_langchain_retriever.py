@@ -1,5 +1,5 @@
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.langchain import RagkitRetriever
+from ragkit.index import IngestConfig, ingest
+from ragkit.integrations.langchain import RagkitRetriever
 
 
 def test_langchain_retriever_returns_ragkit_hits_as_documents(mini_corpus, tmp_path, fake_embedder):

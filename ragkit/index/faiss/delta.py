@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexDamaged
-from .bm25 import DOC_LENGTHS
-from .manifest import check_artifacts
+from ...errors import IndexDamaged
+from ..bm25 import DOC_LENGTHS
+from ..manifest import check_artifacts
 from .segments import DELTA, TOMBSTONES
 from .stream import Entry, OldVersion
 from .writer import FaissWriter

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lang import tokenize_for_search
-from .bm25 import BM25Index, bm25_idf
+from ...lang import tokenize_for_search
+from ..bm25 import BM25Index, bm25_idf
 
 DELTA = "delta"
 TOMBSTONES = "tombstones.npy"

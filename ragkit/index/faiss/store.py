@@ -27,75 +27,26 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexIncompatible, IndexMissing, UsageError
-from ..lang import detect_language
-from ..types import Chunk, Hit
-from .bm25 import BM25Index
-from .hybrid import FusionWeights, fuse, sparse_candidates, top_k
-from .manifest import (  # noqa: F401  (read_current, read_manifest: public here too, as before)
-    FORMAT_VERSION,
-    damaged,
-    embedder_source,
-    local_model_dir,
-    read_current,
-    read_manifest,
-    validate_manifest,
-)
+from ...embed import load_embedder
+from ...errors import IndexIncompatible
+from ...lang import detect_language
+from ...types import Chunk, Hit
+from ..bm25 import BM25Index
+from ..fusion import FusionWeights, fuse, sparse_candidates, top_k
+from ..manifest import damaged, embedder_source
+from ..protocol import check_embedder, check_search, manifest_summary
+from ..versions import current_stamp
 from .segments import merged_dense_top, one_faiss_thread
-from .versions import Version, current_stamp, open_version
-
-MODES = ("dense", "bm25", "hybrid")
+from .version import Version, open_version
 
 
-def check_embedder(manifest: dict, requested: str | None, index_dir: Path) -> None:
-    emb = manifest["embedding"]
-    built = emb["model"]
-    if requested is None or requested == built or requested == emb.get("path"):
-        return
-    from ..embed import is_registered
-    from ..models import resolve_embedder
-
-    local = local_model_dir(requested) if not is_registered(requested) else None
-    if local is not None and emb.get("path") is not None:
-        if str(local) == emb["path"]:
-            return
-        name = str(local)
-        built = emb["path"]
-    else:
-        name = requested if is_registered(requested) else resolve_embedder(requested)[0]
-    if name != built:
-        use = emb.get("path") or built
-        raise IndexIncompatible(
-            f"index {index_dir} was built with embedding model '{built}', not '{name}'; "
-            f"use --embed-model {use} or ingest into a new index"
-        )
-
-
-def manifest_summary(m: dict) -> dict:
-    """What `describe()` reports of an index's manifest, whichever store holds it."""
-    return {"chunks": m["n_chunks"], "files": len(m["files"]), "embedding": m["embedding"],
-            "chunking": m["chunking"], "dense_index": m["dense_index"], "updated": m.get("updated"),
-            "delta": m.get("delta")}
-
-
-def check_search(query: str, k: int, mode: str) -> None:
-    """The arguments every store's `search` refuses, with the same sentence."""
-    if not query or not query.strip():
-        raise UsageError("the query is empty")
-    if mode not in MODES:
-        raise UsageError(f"unknown search mode '{mode}'; choose one of {', '.join(MODES)}")
-    if k < 1:
-        raise UsageError("k must be at least 1")
-
-
-class Index:
-    """A read-only view of the live version of an index directory.
+class FaissIndex:
+    """A read-only view of the live version of a FAISS-store index directory.
 
     Long-lived: between queries it moves to the version a later ingest made live (auto_refresh),
     while a query in flight, in this thread or another, keeps the version it started on.
@@ -111,18 +62,9 @@ class Index:
         self._current = self._checked(open_version(self.directory))
 
     @classmethod
-    def open(cls, directory: str | Path, embed_model: str | None = None, embedder=None,
-             auto_refresh: bool = True) -> Index:
-        directory = Path(directory)
-        if not directory.exists():
-            raise IndexMissing(f"no index at {directory}; build one with 'ragkit ingest PATH --index {directory}'")
-        version = read_current(directory)
-        manifest = read_manifest(version) if version is not None else {}
-        if manifest.get("store", "faiss") == "milvus":  # store dispatch: same interface, see milvus.py
-            from .milvus import MilvusIndex
-
-            check_embedder(manifest, embed_model or (embedder.name if embedder is not None else None), directory)
-            return MilvusIndex(directory, version, manifest, embedder, auto_refresh)
+    def open(cls, directory: Path, version_dir: Path | None, manifest: dict, embedder=None,
+             embed_model: str | None = None, auto_refresh: bool = True) -> FaissIndex:
+        """The store's opener (registry.py); `Index.open` is the way in for users."""
         return cls(directory, embedder=embedder, embed_model=embed_model, auto_refresh=auto_refresh)
 
     def _checked(self, v: Version) -> Version:
@@ -190,8 +132,6 @@ class Index:
     @property
     def embedder(self):
         if self._embedder is None:
-            from ..embed import load_embedder
-
             emb = self.manifest["embedding"]  # the backend the chunks were embedded with (older indexes: torch)
             self._embedder = load_embedder(embedder_source(self.manifest, self.directory),
                                            backend=emb.get("backend") or "torch")
@@ -348,8 +288,3 @@ class Index:
     def describe(self) -> dict:
         return {"index": str(self.directory), "version": self.version, **manifest_summary(self.manifest)}
 
-
-def timed_search(index: Index, query: str, k: int, mode: str) -> tuple[list[Hit], float]:
-    t0 = time.perf_counter()
-    hits = index.search(query, k=k, mode=mode)
-    return hits, (time.perf_counter() - t0) * 1000

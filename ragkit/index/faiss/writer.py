@@ -1,6 +1,6 @@
 """Writing a new index version batch by batch, with a checkpoint after every batch.
 
-`ingest` hands a `BatchWriter` rows and their vectors as they are made; nothing holds the whole
+`ingest` hands a `BatchWriter` (protocol.py) rows and their vectors as they are made; nothing holds the whole
 corpus. `FaissWriter` (the FAISS + SQLite + bm25s layout of store.py) writes into DIR/.staging/:
 
     plan.json          what this staging belongs to (old version, config, every file's hash)
@@ -19,7 +19,6 @@ SQLite as int32 arrays, about 4 bytes a token, they halve what lists of strings 
 are copied to the .npy file to file and added to FAISS in slices read from the raw file (not a
 memmap, whose resident pages would count too): 100k chunks peak at 622 MiB in finish, against
 718 MiB with memmaps and string token lists (evals/perf/ingest_memory.py).
-A store of another kind (Milvus, say) implements the same methods (add, finish, discard).
 """
 
 from __future__ import annotations
@@ -29,34 +28,16 @@ import os
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from ..types import Chunk
-from .bm25 import BM25Index
-from .manifest import artifact_sizes
-from .versions import fsync_dir
+from ...types import Chunk
+from ..bm25 import BM25Index
+from ..manifest import artifact_sizes
+from ..versions import fsync_dir
 
 STAGING = ".staging"
 SLICE_ROWS = 65536  # rows copied or added to FAISS at a time at finish: 96 MB of 384-d vectors
-
-
-class BatchWriter(Protocol):
-    """What ingest needs of a store: rows with their vectors in order, a checkpoint per add, and a
-    finish that makes the new version complete (not yet live: ingest swaps CURRENT after it)."""
-
-    dim: int
-    rows: int  # rows durably written (after a resume: those a killed ingest wrote)
-    chunks: int  # chunks the finished version will hold
-
-    def last_chunk_id(self) -> str | None: ...
-
-    def add(self, items: list[tuple[Chunk, str]], vectors: np.ndarray) -> None: ...
-
-    def finish(self, manifest: dict, version: Path) -> None: ...
-
-    def discard(self) -> None: ...
 
 
 def build_faiss(read, n: int, dim: int, kind: str):

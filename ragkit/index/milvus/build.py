@@ -11,19 +11,19 @@ index directory's CURRENT → v-*/manifest.json names the live version. An inges
    hidden by the manifest's filter);
 4. deletes the old rows of replaced and removed files by their keys, and removes PENDING.
 
-It runs inside build.ingest, under its WriteLock and after its checks of the old version (model,
+It runs inside ingesting.ingest, under its WriteLock and after its checks of the old version (model,
 local model fingerprint, chunking); files are found by ingest/discover.scan (links out of a folder
 are not followed) and named by sources.assign_sources, so both stores name a file alike, and
 replaced version directories are reaped as FAISS ones (versions.reap). It keeps its own loop
-rather than stream.py's BatchWriter: rows go straight to Milvus, read, embedded and inserted a
+rather than a BatchWriter (protocol.py): rows go straight to Milvus, read, embedded and inserted a
 file at a time (memory holds a batch of rows and the row keys, not the corpus), and a killed run
 is not resumed (step 1 drops its rows; its files are embedded again).
 
 Killed anywhere, the index answers from the last finished version. Unchanged files are neither
 re-embedded nor rewritten and there is no corpus-wide rebuild (Milvus keeps its BM25 statistics,
-milvus_df.py ragkit's). A delete or query by filter scans the collection on milvus-lite (0.14-0.2 s
+df.py ragkit's). A delete or query by filter scans the collection on milvus-lite (0.14-0.2 s
 a call at 100k chunks), so a finished ingest leaves nothing to find that way, and the replaced rows
-are read and deleted by key (milvus_keys.py): one changed file re-ingested in 1.4-1.7 s at 100k
+are read and deleted by key (keys.py): one changed file re-ingested in 1.4-1.7 s at 100k
 chunks, where its filtered deletes and read had made it 2.9 s (6.9 s under heavier load); about 0.8 s is
 milvus-lite starting and loading the collection (evals/perf/scale.py, README).
 """
@@ -32,16 +32,23 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import IndexIncompatible, UsageError
-from ..ingest.discover import scan
-from ..ingest.loaders import LoadError
-from ..lang import tokenize_for_search
-from ..types import Chunk
-from .milvus import (
+from ...errors import IndexIncompatible, UsageError
+from ...ingest.discover import scan
+from ...ingest.loaders import LoadError
+from ...lang import tokenize_for_search
+from ...types import Chunk
+from .. import versions
+from ..manifest import new_manifest
+from ..protocol import IngestJob
+from ..reading import file_digest, read_one, stamp
+from ..sources import assign_sources, is_gone
+from ..summary import IngestSummary, new_version_dir, no_documents, used_roots
+from .df import DocFreq
+from .keys import RowKeys
+from .store import (
     ANALYZERS,
     BM25_B,
     BM25_K1,
@@ -55,26 +62,10 @@ from .milvus import (
     live_filter,
     resolve_uri,
 )
-from .milvus_df import DocFreq
-from .milvus_keys import RowKeys
-from .sources import assign_sources, is_gone
-from .store import read_current, read_manifest
 
-STORES = ("faiss", "milvus")
 INSERT_BATCH = 512
 KEY_BATCH = 1000  # row keys per get or delete
 PENDING = ".milvus-pending"  # in the index directory from an ingest's first insert until its old rows are gone
-
-
-def store_of(index_dir: Path, requested: str | None, manifest: dict | None = None) -> str:
-    """The store an ingest writes: the existing index's own; for a new index the requested one, else FAISS."""
-    if manifest is None:
-        version = read_current(index_dir) if index_dir.is_dir() else None
-        manifest = read_manifest(version) if version else None
-    built = manifest.get("store", "faiss") if manifest else None
-    if requested and built and requested != built:
-        raise IndexIncompatible(f"index {index_dir} is a {built} store, not {requested}; ingest into a new directory")
-    return built or requested or "faiss"
 
 
 def create_collection(client, name: str, dim: int, dense_index: str, analyzer: str = "jieba") -> None:
@@ -144,8 +135,6 @@ def _sort_files(assigned, old_files, summary) -> tuple[dict[str, dict], list, di
     """(files entries that stay as they are, [(source, file, digest, old entry, stat)] to read, and
     {source: stat} of the unchanged files) by content hash (or, for a file whose size and mtime are
     the recorded ones, by its recorded hash)."""
-    from .stream import file_digest
-
     new_files: dict[str, dict] = {}
     stats = {}
     to_read = []
@@ -174,8 +163,6 @@ def _keep_last(summary, new_files: dict, source: str, f, reason: str, prev: dict
 def _read(to_read, config, embedder, summary, progress, new_files: dict, replaced: set) -> Iterator[Chunk]:
     """The chunks of new and changed files, a file at a time (so memory holds one batch, not the
     corpus), filling in their files entries and the sources whose old rows go as it reads."""
-    from .stream import read_one, stamp
-
     progress.stage("reading and embedding files", len(to_read))
     for source, f, digest, prev, st in to_read:
         digest, chunks = read_one(f, source, digest, config, embedder, summary)
@@ -208,13 +195,16 @@ def _target(index_dir: Path, config, old: dict | None) -> tuple[str, str, str, s
     return stored_uri, uri, collection, analyzer
 
 
-def ingest_milvus(roots, index_dir: Path, config, progress, embedder, on_file_error, sync: bool,
-                  old_version: Path | None, old: dict | None):
-    """Build or update a Milvus-backed index (called by build.ingest under its WriteLock, with the old
-    manifest checked and the embedder loaded)."""
-    from . import build
+def ingest_milvus(job: IngestJob) -> IngestSummary:
+    """Build or update a Milvus-backed index (the store's `ingest`, registry.py: called under the
+    index's WriteLock, with the old manifest checked and the embedder loaded)."""
+    return _ingest(job.roots, job.index_dir, job.config, job.progress, job.embedder, job.on_file_error, job.sync,
+                   job.old_version, job.old_manifest)
 
-    summary = build.IngestSummary(index=str(index_dir))
+
+def _ingest(roots, index_dir: Path, config, progress, embedder, on_file_error, sync: bool,
+            old_version: Path | None, old: dict | None) -> IngestSummary:
+    summary = IngestSummary(index=str(index_dir))
     stored_uri, uri, collection, analyzer = _target(index_dir, config, old)
     pending = index_dir / PENDING
     client = connect(uri, config.milvus_token, directory=index_dir)
@@ -230,11 +220,11 @@ def ingest_milvus(roots, index_dir: Path, config, progress, embedder, on_file_er
         if out is None:  # nothing changed: the live version stays (and _start cleaned up)
             pending.unlink(missing_ok=True)
             summary.version = old_version.name
-            build.reap(index_dir, old_version)
+            versions.reap(index_dir, old_version)
             return summary
         manifest, df, keys, old_rows = out
         progress.stage("writing index", 1)
-        version = index_dir / f"v-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{int(time.time_ns() % 10**6)}"
+        version = new_version_dir(index_dir)
         version.mkdir(parents=True)
         df.save(version)
         keys.save(version)
@@ -242,7 +232,7 @@ def ingest_milvus(roots, index_dir: Path, config, progress, embedder, on_file_er
         for f in version.iterdir():
             with f.open("rb") as fh:
                 os.fsync(fh.fileno())
-        build._swap(index_dir, version)  # the atomic step (tests interrupt it through this name)
+        versions.swap(index_dir, version)  # the atomic step (tests interrupt it through versions.swap)
         for i in range(0, len(old_rows), KEY_BATCH):  # old rows of replaced files go, by key
             client.delete(collection, ids=old_rows[i:i + KEY_BATCH])
         client.flush(collection)
@@ -250,7 +240,7 @@ def ingest_milvus(roots, index_dir: Path, config, progress, embedder, on_file_er
         progress.advance()
         progress.done()
         summary.version, summary.version_written = version.name, True
-        build.reap(index_dir, version)
+        versions.reap(index_dir, version)
     finally:
         disconnect(client, uri)
     return summary
@@ -296,8 +286,6 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
     """Insert new and changed files' chunks as the next version; return the manifest that makes it live,
     the document frequencies and row keys that go with it, and the keys of the rows it replaces;
     None when nothing changed."""
-    from .build import new_manifest, no_documents, used_roots
-
     assigned, kept, replaced, root_labels = _plan(roots, old, sync, summary)
     old_files = old["files"] if old else {}
     new_files, to_read, stats = _sort_files(assigned, old_files, summary)
@@ -320,8 +308,6 @@ def _update(client, collection, roots, config, progress, embedder, on_file_error
             and root_labels == (old.get("roots") or root_labels)):
         pending.unlink(missing_ok=True)  # nothing was inserted
         return None
-    from .stream import stamp
-
     for source, st in stats.items():  # a version is written: unchanged files' entries take their stat
         if st is not None:
             new_files[source] = {**new_files[source], **stamp(st)}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .milvus_df import code
+from .df import code
 
 SOURCES, KEYS = "row_sources.npy", "row_keys.npy"
 

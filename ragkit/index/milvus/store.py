@@ -1,4 +1,4 @@
-"""The Milvus store: the same search interface as the FAISS store (store.Index), on milvus-lite or a server.
+"""The Milvus store: the same search interface as the FAISS store (faiss/store.py), on milvus-lite or a server.
 
 One collection per index holds every chunk row: text, BM25 words (Milvus computes BM25 over them),
 metadata, the dense vector, and `ver`, the ingest that wrote the row. The words are ragkit's own
@@ -7,12 +7,12 @@ on the sample bench and let 40% of Chinese off-domain questions past the refusal
 10%). The index directory keeps the FAISS store's CURRENT → v-*/manifest.json layout; the
 manifest names the URI, the collection and the live ingest version. A reader sees only rows
 with ver <= live version, minus the rows of sources that the live ingest replaced (until the
-ingest deletes them), so a crashed ingest's rows are never visible (see milvus_build.py).
+ingest deletes them), so a crashed ingest's rows are never visible (see build.py).
 
 Hybrid search is ragkit's own convex fusion (hybrid.fuse), not a Milvus ranker: Milvus gives the
 dense and BM25 candidates, ragkit puts BM25 on the same absolute [0, 1] scale as the FAISS store
 (raw score over the best score the query could reach, from per-word document frequencies that
-ingest keeps beside the manifest, milvus_df.py), so `ask`'s refusal threshold keeps its meaning
+ingest keeps beside the manifest, df.py), so `ask`'s refusal threshold keeps its meaning
 (recalibrated: the same 0.20 / 0.15). RRF and WeightedRanker were measured against it
 (evals/milvus_fusion.py, README): WeightedRanker min-max normalises each query's scores, and RRF
 scores are ranks, so neither can be thresholded for "not in the documents".
@@ -34,14 +34,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexLocked, RagkitError
-from ..lang import EN_STOPWORDS, ZH_STOPWORDS, detect_language, tokenize_for_search
-from ..types import Chunk, Hit
-from .bm25 import bm25_idf
-from .hybrid import FusionWeights, fuse, top_k
-from .manifest import embedder_source
-from .milvus_df import DocFreq
-from .store import check_search, manifest_summary
+from ...embed import load_embedder
+from ...errors import IndexLocked, RagkitError
+from ...lang import EN_STOPWORDS, ZH_STOPWORDS, detect_language, tokenize_for_search
+from ...types import Chunk, Hit
+from ..bm25 import bm25_idf
+from ..fusion import FusionWeights, fuse, top_k
+from ..manifest import bad_manifest, embedder_source, read_current, read_manifest
+from ..protocol import check_search, manifest_summary
+from ..versions import current_stamp
+from .df import DocFreq
 
 DEFAULT_DB = "milvus.db"  # milvus-lite database inside the index directory
 BM25_K1 = 1.5  # set explicitly (lite defaults to 1.5, the server docs use 1.2): bm25s' k1, so scores match the FAISS store
@@ -170,12 +172,29 @@ def bm25_score(distance: float) -> float:
     return abs(float(distance))
 
 
+def check_manifest(m: dict, d: Path) -> None:
+    """A Milvus index's `milvus` object: where its rows live (build.py writes it)."""
+    mv = m.get("milvus")
+    ok = (isinstance(mv, dict) and isinstance(mv.get("uri"), str) and isinstance(mv.get("collection"), str)
+          and isinstance(mv.get("version"), int) and not isinstance(mv.get("version"), bool)
+          and isinstance(mv.get("replaced", []), list) and all(isinstance(s, str) for s in mv.get("replaced", []))
+          and isinstance(mv.get("bm25"), dict) and mv["bm25"].get("analyzer") in ANALYZERS)
+    if not ok:
+        raise bad_manifest(d, "has no valid 'milvus' object (uri, collection, version, replaced, bm25)")
+    if "delta" in m:
+        raise bad_manifest(d, "has a delta segment on a store other than faiss")
+
+
 class MilvusIndex:
     """A read-only view of the live version of a Milvus-backed index directory."""
 
-    def __init__(self, directory: Path, version_dir: Path, manifest: dict, embedder=None, auto_refresh: bool = True):
-        from .versions import current_stamp
+    @classmethod
+    def open(cls, directory: Path, version_dir: Path | None, manifest: dict, embedder=None,
+             embed_model: str | None = None, auto_refresh: bool = True) -> MilvusIndex:
+        """The store's opener (registry.py); `Index.open` is the way in for users."""
+        return cls(directory, version_dir, manifest, embedder, auto_refresh)
 
+    def __init__(self, directory: Path, version_dir: Path, manifest: dict, embedder=None, auto_refresh: bool = True):
         self.directory = Path(directory)
         self.auto_refresh = auto_refresh
         self._stamp = current_stamp(self.directory)
@@ -206,9 +225,6 @@ class MilvusIndex:
     def refresh(self) -> bool:
         """Move to the live version if an ingest swapped in a new one (its rows are already in the
         collection: only the manifest's filter and the BM25 counts change); True when it did."""
-        from .manifest import read_current, read_manifest
-        from .versions import current_stamp
-
         stamp = current_stamp(self.directory)
         if stamp == self._stamp:
             return False
@@ -222,8 +238,6 @@ class MilvusIndex:
 
     def _load_embedder(self):
         if self._embedder is None:
-            from ..embed import load_embedder
-
             emb = self.manifest["embedding"]
             self._embedder = load_embedder(embedder_source(self.manifest, self.directory),
                                            backend=emb.get("backend") or "torch")
@@ -263,7 +277,7 @@ class MilvusIndex:
         Milvus's BM25 is idf(w) * (k1 + 1) * tf / (tf + k1 * (1 - b + b * dl / avgdl)) summed over
         query words; tf → ∞ leaves idf(w) * (k1 + 1). Words come from ragkit's tokenizer (jieba
         search mode, ragkit's stop words), document frequencies from the counts ingest keeps
-        (milvus_df.py) over the live chunks; a word the corpus lacks counts with df = 0.
+        (df.py) over the live chunks; a word the corpus lacks counts with df = 0.
         """
         n = len(self)
         idf = [bm25_idf(n, df) for df in self.df.lookup(tokenize_for_search(query))]
