@@ -87,7 +87,7 @@ class Pipeline:
         self.decoding = decoding or Decoding()
         self.min_score = min_score  # None: the calibrated default for the question's language
         self.examples = examples
-        self.passages = passages or getattr(generator, "max_passages", None) or k
+        self.passages = passages or generator.max_passages or k
         if generator.context_length - self.decoding.max_tokens < 16:
             raise ContextOverflow(
                 f"max_tokens {self.decoding.max_tokens} (--max-tokens) leaves no room for a prompt in the model's "

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import BackendError, ModelNotFound
 from ..types import Completion
 from .base import Decoding, StopScanner, answer_room, check_prompt_style, ms_since
+from .llamacpp import check_gguf
 
 DEFAULT_N_CTX = 4096
 
@@ -38,15 +39,15 @@ class HFGenerator:
         prompt_style: str | None = None,
         adapter: str | None = None,
         device: str | None = None,
+        max_passages: int | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model = name
+        self.max_passages = max_passages  # the model's quirk (models.py), Pipeline's default passages
         self.path = path
         if path.is_file():
-            from .llamacpp import check_gguf
-
             check_gguf(path)  # a single file must be GGUF; anything else is a directory
             src, extra = str(path.parent), {"gguf_file": path.name}
         elif path.is_dir():

@@ -49,6 +49,7 @@ class LlamaCppGenerator:
         prompt_style: str | None = None,
         n_threads: int | None = None,
         adapter: str | None = None,
+        max_passages: int | None = None,
     ):
         check_gguf(path)
         try:
@@ -58,6 +59,7 @@ class LlamaCppGenerator:
                 "the llamacpp backend needs llama-cpp-python: pip install 'llama-cpp-python[server]'"
             ) from e
         self.model = name
+        self.max_passages = max_passages  # the model's quirk (models.py), Pipeline's default passages
         self.path = path
         kwargs = {
             "model_path": str(path),
