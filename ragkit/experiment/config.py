@@ -28,9 +28,11 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..errors import UsageError
+from ..eval.arms import ARMS
 from ..eval.config import EvalConfig, EvalSettings
 from ..index import IngestConfig
 from ..ingest.chunking import ChunkingConfig
+from ..models import default_llm
 from ..settings import Settings, dataclass_default, split_commas
 from ..sftdata.qa import SFTDataConfig
 from ..train.train import TrainConfig, TrainOptions
@@ -143,7 +145,7 @@ class ExperimentConfig(Settings):
 
     @model_validator(mode="after")
     def _tuned_arms_need_training(self) -> ExperimentConfig:
-        tuned = {"sft", "sft_rag"} & set(self.eval.arms)
+        tuned = [a for a in self.eval.arms if ARMS[a].tuned]
         if tuned and not (self.train.enabled and self.sft_data.enabled):
             raise ValueError(f"eval.arms has {', '.join(sorted(tuned))} but training is disabled; "
                              "enable sft_data and train or drop those arms")
@@ -156,8 +158,6 @@ class ExperimentConfig(Settings):
         return EvalConfig(**self.eval.model_dump(), bench=bench, out=out, index=index, adapters=adapters)
 
     def base_model(self, lang: str) -> str:
-        from ..models import default_llm
-
         return self.train.base.get(lang) or self.eval.models.get(lang) or self.eval.models.get("*") or default_llm(lang)
 
 

@@ -28,7 +28,13 @@ from ..errors import RagkitError, UsageError
 from ..eval.report import load_report, render_markdown
 from ..eval.runner import run_eval
 from ..hashing import settings_hash
+from ..index import ingest
+from ..lang import detect_language
 from ..progress import NullProgress, Progress
+from ..sftdata.qa import build_sft_data
+from ..train.data import detect_format, read_records, record_pairs
+from ..train.export import export_gguf_adapter
+from ..train.train import train
 from .config import ExperimentConfig
 
 STEPS = ("ingest", "sft_data", "train", "eval", "report")
@@ -97,8 +103,6 @@ def choose_run_dir(cfg: ExperimentConfig, runs_dir: str | Path, how: str = "auto
 def split_by_language(data: Path, out_dir: Path, langs: list[str]) -> dict[str, Path]:
     """One SFT file per language (records keep their format; a record's language is its first
     question's), so each language's adapter trains on its own base model."""
-    from ..lang import detect_language
-    from ..train.data import detect_format, read_records, record_pairs
 
     files = {lang: out_dir / f"{data.stem}-{lang}.jsonl" for lang in langs}
     sinks = {lang: [] for lang in langs}
@@ -124,8 +128,6 @@ def merge_bench(paths: list[str], out: Path) -> Path:
 
 
 def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
-    from ..index import ingest
-
     s = ingest(cfg.corpus, run_dir / "index", cfg.index.ingest_config(), progress=progress)
     if s.skipped:
         raise RagkitError(f"ingest skipped {len(s.skipped)} file(s) ({s.skipped[0][0]}: {s.skipped[0][1]}); "
@@ -134,8 +136,6 @@ def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
 
 
 def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -> dict:
-    from ..sftdata.qa import build_sft_data
-
     s = cfg.sft_data
     out = run_dir / "sft" / "qa.jsonl"
     summary = build_sft_data(run_dir / "index", out, s.data_config(), fmt=s.format, mix=s.mix,
@@ -145,8 +145,6 @@ def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -
 
 
 def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
-    from ..train.train import train
-
     data = run_dir / "sft" / "qa.jsonl"
     per_lang = split_by_language(data, data.parent, cfg.train.languages)
     adapters = {}
@@ -162,8 +160,6 @@ def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
             train(tc, progress=progress)
         adapters[lang] = str(out)
         if cfg.train.export_gguf:
-            from ..train.export import export_gguf_adapter
-
             gguf_file = run_dir / "adapters" / f"{lang}.gguf"
             if not gguf_file.is_file():
                 partial = gguf_file.with_name(f"{lang}.partial.gguf")  # never leave a torn adapter behind

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from ragkit.eval.answering import item_key
 from ragkit.eval.bench import check_record, load_bench, validate_bench
 from ragkit.eval.passages import context_hits, oracle_passages
-from ragkit.eval.runner import item_key
 from ragkit.pipeline import Pipeline
 from ragkit.types import BenchItem, Chunk, Completion, Hit
 

@@ -268,7 +268,7 @@ def gguf_adapter(path, base):
 
 def test_adapter_base_and_backend_resolution(tmp_path):
     from ragkit.errors import UsageError
-    from ragkit.eval.config import resolve_adapter
+    from ragkit.eval.arms import resolve_adapter
 
     lora = peft_adapter(tmp_path, "smollm2-135m")
     # The adapter's own base wins over the eval's base model; a PEFT directory needs hf.
