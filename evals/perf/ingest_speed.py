@@ -70,7 +70,8 @@ def main() -> None:
     from ragkit.errors import LoadError
     from ragkit.eval.bench import load_bench
     from ragkit.index import Index, IngestConfig, ingest
-    from ragkit.ingest.loaders import discover, load_file
+    from ragkit.ingest.discover import discover
+    from ragkit.ingest.loaders import load_file
     from ragkit.models import resolve_embedder
 
     load_start = os.getloadavg()

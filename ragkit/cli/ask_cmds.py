@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from . import echo_json, main
+from ..errors import UsageError
 from .answer_options import decoding_options, model_options
+from .group import echo_json, main
 
 _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
 
@@ -30,7 +31,6 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
     Streams the answer, then lists the retrieved sources; [n] in the answer refers to source n.
     When the documents do not hold the answer, says so ("I don't know" / "不知道").
     """
-    from ..errors import UsageError
     from ..generate import Decoding, load_generator
     from ..lang import detect_language
     from ..pipeline import Pipeline

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
-from . import echo_json, main
+from ..errors import UsageError
+from .group import echo_json, main
 from .options import EVAL, setting
 from .progress import TerminalProgress
+from .sweep_cmds import report_sweep_cmd, sweep_target
 
 
 @main.command("eval")
@@ -52,7 +54,6 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
     source: closed_book (base model), rag (base + retrieval), sft (tuned), sft_rag (tuned + retrieval).
     Re-running with the same settings and --out reuses finished items.
     """
-    from ..errors import UsageError
     from ..eval.config import EvalConfig, parse_lang_map
     from ..eval.runner import run_eval
 
@@ -105,9 +106,7 @@ def report_cmd(runs, runs_dir, as_json):
     A sweep (its runs/<name>/ directory or its pipeline file) gets its cells side by side, written
     to sweep.md, sweep.json and sweep.png in the sweep directory.
     """
-    from ..errors import UsageError
     from ..eval.report import compare, load_report, render_comparison, render_markdown
-    from .sweep_cmds import report_sweep_cmd, sweep_target
 
     if len(runs) == 1 and (root := sweep_target(runs[0], runs_dir)) is not None:
         return report_sweep_cmd(root, as_json)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from . import echo_json, main
+from ..errors import UsageError
+from .group import echo_json, main
 from .options import CHUNKING, INGEST, setting
 from .progress import TerminalProgress
 
@@ -63,7 +64,6 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
     from other folders stay unless --sync. The first folder names its files by their relative
     path, later ones by FOLDER/relative path. Links out of a folder are not followed.
     """
-    from ..errors import UsageError
     from ..index import IngestConfig
     from ..index import ingest as run_ingest
     from ..ingest.chunking import ChunkingConfig

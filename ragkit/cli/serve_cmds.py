@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from . import main
+from ..errors import UsageError
 from .answer_options import decoding_options, model_options
+from .group import main
 
 
 @main.command()
@@ -44,7 +45,6 @@ def serve(indexes, model, backend, adapter, base_url, backend_api_key, prompt_st
     Indexes and models load once, at start-up. One generation runs at a time per model; others wait
     in a bounded queue. See the README section 'Serving' for curl and openai-client examples.
     """
-    from ..errors import UsageError
     from ..generate import Decoding
     from ..serve.openai_api import Limits
     from ..serve.startup import exposure_warning, load_generators, open_indexes, warm_up

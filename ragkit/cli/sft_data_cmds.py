@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import echo_json, main
+from ..errors import UsageError
+from .group import echo_json, main
 from .options import SFT_DATA, setting
 from .progress import TerminalProgress
 
@@ -50,7 +51,6 @@ def build_sft_data_cmd(index_dir, out, fmt, per_chunk, paraphrases, method, mode
     its document, filtered and rephrased. Re-running with the same settings continues an
     interrupted run.
     """
-    from ..errors import UsageError
     from ..sftdata.qa import SFTDataConfig, build_sft_data
 
     config = SFTDataConfig(  # a bad value raises SettingsError: one sentence, exit code 2

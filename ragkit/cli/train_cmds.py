@@ -6,7 +6,7 @@ import warnings
 
 import click
 
-from . import echo_json, main
+from .group import echo_json, main
 from .options import TRAIN, setting
 from .progress import TerminalProgress
 

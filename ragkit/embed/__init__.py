@@ -13,8 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import OnnxUnsupported, UsageError
 from ..models import resolve_embedder
+from .onnx import OnnxEmbedder
 
 
 class Embedder(Protocol):
@@ -125,8 +126,6 @@ def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch
         raise UsageError(f"--device cuda runs the torch backend, not {backend}; pass --embed-backend torch "
                          "or ingest into a new index")
     if backend != "torch" and device != "cuda":
-        from ..errors import OnnxUnsupported
-        from .onnx import OnnxEmbedder
 
         try:
             return OnnxEmbedder(name_or_path, quantize=backend == "onnx-int8", batch_size=batch_size)

@@ -21,6 +21,7 @@ import re
 
 import numpy as np
 
+from ..embed import load_embedder
 from ..errors import UsageError
 
 WINDOW = 16  # checkpoint batches per Ray dataset: 16,384 chunks at the default 1,024 rows a batch
@@ -63,8 +64,6 @@ class RayEmbed:
         if passed_in:  # an embedder object (tests, plugins): shipped to the actors as it is
             self.factory = functools.partial(_same, embedder)
         else:
-            from ..embed import load_embedder
-
             self.factory = functools.partial(load_embedder, config.embed_model, batch_size=config.batch_size,
                                              backend=getattr(embedder, "backend", None) or "torch",
                                              device=config.device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from ..generate.base import Decoding
 from ..lang import CJK, has_cjk, tokenize_for_search
 from .filters import looks_like_question, strip_anchor
 from .patterns import DURATION_EN, DURATION_ZH, MEASURE_ZH, MONTHS, UNIT_EN, UNIT_ZH
@@ -344,8 +345,6 @@ class ModelWriter:
     """Questions for spans and rephrasings of questions, written by a generator."""
 
     def __init__(self, generator, max_tokens: int = 48):
-        from ..generate.base import Decoding
-
         self.gen = generator
         self.chat = getattr(generator, "prompt_style", "fewshot") == "chat"
         self.decoding = Decoding(max_tokens=max_tokens, stop=[] if self.chat else ["\n"])

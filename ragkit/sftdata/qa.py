@@ -29,11 +29,14 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ..errors import UsageError
+from ..generate import load_generator
 from ..hashing import settings_hash
+from ..index import Index
 from ..lang import detect_language
 from ..progress import NullProgress, Progress
 from ..settings import CommaList, Settings
 from . import filters
+from .formats import FORMATS, write_outputs
 from .paraphrase import ModelWriter, anchor, clean_title, rule_variants, template_question
 from .spans import Span, pick_spans
 
@@ -293,8 +296,6 @@ def build_sft_data(
     `generator_factory(lang)` returns a ragkit generator for a language (tests pass fakes); by
     default `load_generator(config.model, ...)` with the bundled model for each language.
     """
-    from ..index import Index
-    from .formats import FORMATS, write_outputs
 
     config = config or SFTDataConfig()
     progress = progress or NullProgress()
@@ -350,8 +351,6 @@ def writer_loader(config: SFTDataConfig, generator_factory: Callable[[str], obje
             if generator_factory is not None:
                 gen = generator_factory(lang)
             else:
-                from ..generate import load_generator
-
                 gen = load_generator(config.model, config.backend, base_url=config.base_url, lang=lang,
                                      n_ctx=config.n_ctx)
             writers[lang] = ModelWriter(gen)

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataFormatError, ModelNotFound, UsageError
+from ..generate.prompts import format_prompt, format_target
 from ..hashing import file_hash
 from ..lang import detect_language
+from ..models import BUNDLED, bundled_path, model_info, resolve_llm
 
 IGNORE = -100
 _USER = {"human", "user"}
@@ -197,13 +199,9 @@ class PromptFormat:
     examples: int = 2  # worked examples of the few-shot style
 
     def prompt(self, question: str, lang: str) -> str:
-        from ..generate.prompts import format_prompt
-
         return format_prompt(question, None, self.style, lang, self.render_chat, self.examples)
 
     def target(self, answer: str) -> str:
-        from ..generate.prompts import format_target
-
         return format_target(answer, self.style)
 
 
@@ -231,8 +229,6 @@ class BaseSpec:
 
 def resolve_base(spec: str) -> BaseSpec:
     """A bundled name, a .gguf file, a directory holding config.json (or one .gguf)."""
-    from ..models import BUNDLED, bundled_path, model_info, resolve_llm
-
     _, path = resolve_llm(spec)  # ModelNotFound with a clear sentence
     info = model_info(spec)
     if path.is_dir():

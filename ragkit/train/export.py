@@ -23,6 +23,13 @@ import time
 from pathlib import Path
 
 from ..errors import ExportError, ModelNotFound, RagkitError, UsageError
+from ..generate import clear_cache, load_generator
+from ..generate.base import Decoding
+from ..generate.prompts import answer_stop, format_prompt
+from ..lang import detect_language
+from ..models import resolve_llm
+from .data import load_tokenizer, resolve_base
+from .lora import load_model
 
 ADAPTER_META = "ragkit_adapter.json"  # written by `ragkit train` next to the PEFT adapter
 PERMUTE_QK_ARCHS = {"llama"}  # GGUF architectures whose converter permutes q/k rows
@@ -120,8 +127,6 @@ def load_peft(adapter_dir: str | Path, base: str | None = None, device: str = "c
     """(PeftModel in eval mode, tokenizer, meta) for a trained adapter directory."""
     from peft import PeftModel
 
-    from .data import load_tokenizer, resolve_base
-    from .lora import load_model
 
     meta = adapter_meta(adapter_dir)
     spec = resolve_base(base or meta.get("base_path") or meta["base"])
@@ -190,7 +195,6 @@ def _base_gguf_for(meta: dict, base_gguf: str | Path | None) -> Path | None:
     if bp and str(bp).lower().endswith(".gguf") and Path(bp).is_file():
         return Path(bp)
     try:  # a bundled name recorded at training time
-        from ..models import resolve_llm
 
         _, p = resolve_llm(meta["base"])
         return p if p.suffix.lower() == ".gguf" else None
@@ -358,10 +362,6 @@ def verify(
     covers prompt agreement too. Questions default to the trained ones in ragkit_adapter.json. The
     bare base GGUF is decoded as well, to show that the adapter changes llama.cpp's output at all.
     """
-    from ..generate import clear_cache, load_generator
-    from ..generate.base import Decoding
-    from ..generate.prompts import answer_stop, format_prompt
-    from ..lang import detect_language
 
     adapter_dir = Path(adapter_dir)
     meta = adapter_meta(adapter_dir)
