@@ -81,7 +81,11 @@ def ingest_toy(job: IngestJob) -> IngestSummary:
         raise no_documents(summary, job.roots)
     files = dict(sorted(files.items()))
     summary.chunks = len(rows)
-    manifest = {**new_manifest(job.embedder, job.config, old, len(rows), used_roots(root_labels, files), files),
+    roots = used_roots(root_labels, files)
+    if old and files == old_files and roots == (old.get("roots") or roots):  # nothing changed: no new version
+        summary.version = job.old_version.name
+        return summary
+    manifest = {**new_manifest(job.embedder, job.config, old, len(rows), roots, files),
                 "store": "toy"}
     version = new_version_dir(job.index_dir)
     version.mkdir()
