@@ -39,6 +39,7 @@ from .generate.prompts import (
     header_stops,
 )
 from .lang import detect_language
+from .settings import RETRIEVAL
 from .types import Answer, Hit
 
 # Calibrated by evals/refusal_calibration.py on the sample corpus (default ingest: all-MiniLM-L6-v2,
@@ -67,7 +68,7 @@ class Pipeline:
         index,
         generator: Generator,
         *,
-        k: int = 5,
+        k: int = RETRIEVAL.k,
         mode: str = "hybrid",
         decoding: Decoding | None = None,
         min_score: float | None = None,

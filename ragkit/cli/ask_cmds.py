@@ -7,6 +7,7 @@ import click
 from ..errors import UsageError
 from .answer_options import decoding_options, model_options
 from .group import echo_json, main
+from .options import RETRIEVAL, setting
 
 _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
 
@@ -17,7 +18,7 @@ _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
               type=click.Path(), help="Index directory built by 'ragkit ingest' (or set RAGKIT_INDEX).")
 @model_options
 @click.option("--api-key", envvar="OPENAI_API_KEY", default=None, show_envvar=True, help="Key for --base-url.")
-@click.option("-k", "k", default=5, show_default=True, help="Chunks to retrieve (all are listed as sources).")
+@setting("-k", "k", of=RETRIEVAL, type=int, help="Chunks to retrieve (all are listed as sources).")
 @click.option("--closed-book", is_flag=True, help="Skip retrieval: the model answers from its own weights.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help=_DECODING_HELP + ": 0 is greedy.")
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Most tokens in the answer.")

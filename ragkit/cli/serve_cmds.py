@@ -7,6 +7,7 @@ import click
 from ..errors import UsageError
 from .answer_options import decoding_options, model_options
 from .group import main
+from .options import RETRIEVAL, setting
 
 
 @main.command()
@@ -15,7 +16,7 @@ from .group import main
 @model_options
 @click.option("--backend-api-key", envvar="OPENAI_API_KEY", default=None, show_envvar=True,
               help="Key for --base-url (not this server's key).")
-@click.option("-k", "k", default=5, show_default=True, help="Chunks retrieved when a request sets no k.")
+@setting("-k", "k", of=RETRIEVAL, type=int, help="Chunks retrieved when a request sets no k.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="Default when a request sets none.")
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Default when a request sets none.")
 @decoding_options

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import OnnxUnsupported, UsageError
 from ..models import resolve_embedder
+from ..settings import EMBED
 from .onnx import OnnxEmbedder
 
 
@@ -30,7 +31,8 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     backend = "torch"
 
-    def __init__(self, name_or_path: str = "all-minilm-l6-v2", device: str | None = None, batch_size: int = 64):
+    def __init__(self, name_or_path: str = "all-minilm-l6-v2", device: str | None = None,
+                 batch_size: int = EMBED.batch_size):
         self.name, path = resolve_embedder(name_or_path)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory must never trigger a hub call
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -116,7 +118,7 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch",
+def load_embedder(name_or_path: str, batch_size: int = EMBED.batch_size, backend: str = "torch",
                   device: str | None = None) -> Embedder:
     if name_or_path in _REGISTRY:
         return _REGISTRY[name_or_path]()

@@ -17,12 +17,11 @@ from ..errors import UsageError
 from ..generate.base import Decoding
 from ..lang import detect_language
 from ..models import default_llm
-from ..settings import CommaList, Settings
+from ..settings import CommaList, RetrievalSettings
 from ..types import BenchItem
 from .arms import ARMS, DEFAULT_ARMS
 
 # Which arms read the index and which need training: ragkit.eval.arms (one table).
-MODES = ("dense", "bm25", "hybrid")
 
 LangMap = dict[Literal["*", "en", "zh"], str]  # lang or "*" (every language) -> model or adapter
 
@@ -32,7 +31,7 @@ LangMap = dict[Literal["*", "en", "zh"], str]  # lang or "*" (every language) ->
 EVAL_MAX_TOKENS = 48
 
 
-class EvalSettings(Settings):
+class EvalSettings(RetrievalSettings):
     """What an experiment file's `eval:` section may set; `ragkit eval` adds the paths (EvalConfig).
 
     The one place the eval defaults live: `ragkit eval`'s options, pipelines/*.yaml and the API."""
@@ -41,8 +40,6 @@ class EvalSettings(Settings):
     models: LangMap = Field(default_factory=dict)  # empty: the bundled default per language
     backend: Literal["llamacpp", "hf", "openai"] | None = None
     n_ctx: int | None = Field(default=None, ge=1)
-    k: int = Field(default=5, ge=1)
-    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
     min_score: float | None = None
     max_tokens: int = Field(default=EVAL_MAX_TOKENS, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)

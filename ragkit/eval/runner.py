@@ -23,8 +23,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import generate
 from ..errors import UsageError
-from ..generate import load_generator as load_default_generator
 from ..index import Index
 from ..lang import detect_language
 from ..progress import NullProgress, Progress
@@ -81,7 +81,7 @@ def run_eval(
     if index is None and config.index:
         index = Index.open(config.index)
     if load_generator is None:
-        load_generator = load_default_generator
+        load_generator = generate.load_generator
     retrieval, ret_rows = ({}, [])
     searched = [it for it in items if not it.context]  # items with their own passages retrieve nothing
     if index is not None and searched:

@@ -51,7 +51,7 @@ class IndexSettings(Settings):
     chunk_overlap: int = dataclass_default(ChunkingConfig, "chunk_overlap")
     # an experiment builds its own index in its run directory: no earlier index to keep the type of
     dense_index: Literal["flat", "hnsw", "ivf"] = "flat"
-    batch_size: int = dataclass_default(IngestConfig, "batch_size")
+    batch_size: int | None = dataclass_default(IngestConfig, "batch_size")
 
     @model_validator(mode="after")
     def _library_checks(self) -> IndexSettings:

@@ -31,10 +31,10 @@ from ..hashing import settings_hash
 from ..index import ingest
 from ..lang import detect_language
 from ..progress import NullProgress, Progress
-from ..sftdata.qa import build_sft_data
+from ..sftdata import qa
+from ..train import export
+from ..train import train as training
 from ..train.data import detect_format, read_records, record_pairs
-from ..train.export import export_gguf_adapter
-from ..train.train import train
 from .config import ExperimentConfig
 
 STEPS = ("ingest", "sft_data", "train", "eval", "report")
@@ -138,7 +138,7 @@ def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
 def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -> dict:
     s = cfg.sft_data
     out = run_dir / "sft" / "qa.jsonl"
-    summary = build_sft_data(run_dir / "index", out, s.data_config(), fmt=s.format, mix=s.mix,
+    summary = qa.build_sft_data(run_dir / "index", out, s.data_config(), fmt=s.format, mix=s.mix,
                              mix_ratio=s.mix_ratio, exclude_bench=bench if s.exclude_bench else None,
                              progress=progress)
     return {"file": str(out), "rows": summary.rows, "kept_by_lang": summary.kept_by_lang}
@@ -157,13 +157,13 @@ def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
         if not (out / "train_summary.json").is_file():  # else finished in an interrupted earlier attempt
             tc.resume = out.is_dir() and (out / "checkpoints").is_dir()
             log(f"train: {lang} adapter on {tc.base} ({'resuming' if tc.resume else 'starting'})")
-            train(tc, progress=progress)
+            training.train(tc, progress=progress)
         adapters[lang] = str(out)
         if cfg.train.export_gguf:
             gguf_file = run_dir / "adapters" / f"{lang}.gguf"
             if not gguf_file.is_file():
                 partial = gguf_file.with_name(f"{lang}.partial.gguf")  # never leave a torn adapter behind
-                export_gguf_adapter(out, partial)
+                export.export_gguf_adapter(out, partial)
                 partial.replace(gguf_file)
             adapters[lang] = str(gguf_file)
     return {"adapters": adapters}

@@ -18,6 +18,9 @@ from ..errors import BackendError, ContextOverflow
 from ..types import Completion
 
 BACKENDS = ("llamacpp", "hf", "openai")
+# The context window when neither --n-ctx nor the model (a server's max_model_len) says otherwise:
+# enough for k=5 passages and an answer.
+DEFAULT_N_CTX = 4096
 PROMPT_STYLES = ("chat", "fewshot")
 
 

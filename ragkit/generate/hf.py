@@ -16,10 +16,8 @@ from pathlib import Path
 
 from ..errors import BackendError, ModelNotFound
 from ..types import Completion
-from .base import Decoding, StopScanner, answer_room, check_prompt_style, ms_since
+from .base import DEFAULT_N_CTX, Decoding, StopScanner, answer_room, check_prompt_style, ms_since
 from .llamacpp import check_gguf
-
-DEFAULT_N_CTX = 4096
 
 
 def _load_error(path: Path, e: Exception) -> BackendError:

@@ -19,9 +19,7 @@ from pathlib import Path
 
 from ..errors import BackendError, ModelNotFound
 from ..types import Completion
-from .base import Decoding, StopScanner, answer_room, check_prompt_style, ms_since
-
-DEFAULT_N_CTX = 4096  # enough for k=5 passages and an answer; --n-ctx raises it
+from .base import DEFAULT_N_CTX, Decoding, StopScanner, answer_room, check_prompt_style, ms_since
 
 
 def check_gguf(path: Path) -> None:

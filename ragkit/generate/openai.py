@@ -23,9 +23,7 @@ from collections.abc import Callable
 from ..errors import BackendError, ContextOverflow, UsageError
 from ..models import model_info
 from ..types import Completion
-from .base import ChatPrompt, Decoding, StopScanner, ms_since
-
-DEFAULT_N_CTX = 4096
+from .base import DEFAULT_N_CTX, ChatPrompt, Decoding, StopScanner, ms_since
 
 
 def _first_line(e: Exception) -> str:

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..embed import BACKENDS, default_backend, load_embedder
+from .. import embed
+from ..embed import BACKENDS, default_backend, resolve_device
 from ..errors import IndexIncompatible, UsageError
 from ..ingest.chunking import ChunkingConfig
 from ..progress import NullProgress, Progress
+from ..settings import EMBED
 from .faiss.delta import DELTA_FRACTION
 from .faiss.writer import STAGING
 from .manifest import DENSE_TYPES, fingerprint, read_current, read_manifest
@@ -46,7 +48,7 @@ class IngestConfig:
     embed_model: str = "all-minilm-l6-v2"
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     dense_index: str | None = None  # flat | hnsw | ivf; None: the index's own, else flat
-    batch_size: int = 64
+    batch_size: int | None = None  # None: settings.EMBED's, the CUDA one for the torch backend on a GPU
     embed_backend: str | None = None  # torch | onnx | onnx-int8; None: the index's own, else default_backend()
     max_chunks_per_file: int = MAX_CHUNKS_PER_FILE
     checkpoint_rows: int = CHECKPOINT_ROWS  # rows written (and checkpointed) at a time
@@ -61,6 +63,13 @@ class IngestConfig:
     compact: bool = False  # rebuild the whole version even when a delta segment would do (faiss/delta.py)
     delta_fraction: float = DELTA_FRACTION  # the most a delta may hold, rows + tombstones, of the base's rows
 
+    def embed_batch(self, backend: str) -> int:
+        """Texts per embedding batch: the one given, else EMBED's (its CUDA size for torch on a GPU)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        on_gpu = backend == "torch" and resolve_device(self.device) == "cuda"
+        return EMBED.cuda_batch_size if on_gpu else EMBED.batch_size
+
     def __post_init__(self) -> None:
         if self.store is not None and self.store not in STORES:
             raise ValueError(f"store must be one of {', '.join(STORES)}")
@@ -70,7 +79,7 @@ class IngestConfig:
             raise ValueError(f"dense_index must be one of {', '.join(DENSE_TYPES)}")
         if self.embed_backend is not None and self.embed_backend not in BACKENDS:
             raise ValueError(f"embed_backend must be one of {', '.join(BACKENDS)}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.max_chunks_per_file < 1:
             raise ValueError("max_chunks_per_file must be >= 1")
@@ -115,7 +124,7 @@ def _load_embedder(config: IngestConfig, old: dict | None, embedder, index_dir: 
     if embedder is None:
         chosen = {"cuda": "torch", "cpu": "onnx-int8"}.get(config.device or "auto") or default_backend()
         backend = config.embed_backend or built_backend or chosen
-        embedder = load_embedder(config.embed_model, batch_size=config.batch_size, backend=backend,
+        embedder = embed.load_embedder(config.embed_model, batch_size=config.embed_batch(backend), backend=backend,
                                  device=config.device)
     if built_backend and getattr(embedder, "backend", built_backend) != built_backend:
         raise IndexIncompatible(

@@ -24,6 +24,7 @@ import numpy as np
 from ..embed import is_registered
 from ..errors import IndexIncompatible, UsageError
 from ..models import resolve_embedder
+from ..settings import SEARCH_MODES
 from ..types import Chunk, Hit
 from .manifest import local_model_dir
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # types only: ingesting.py imports the registry, which import
     from .ingesting import IngestConfig
     from .summary import IngestSummary
 
-MODES = ("dense", "bm25", "hybrid")
+MODES = SEARCH_MODES
 
 
 class Store(Protocol):

@@ -17,14 +17,21 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from ..index import Index
+from ..settings import RETRIEVAL, RetrievalSettings
 
 
 class RagkitRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     index: Any  # a Store from ragkit.index.Index.open (Any: pydantic need not validate it)
-    k: int = 5
-    mode: str = "hybrid"
+    k: int = RETRIEVAL.k
+    mode: str = RETRIEVAL.mode
+
+    def __init__(self, **kwargs: Any) -> None:
+        # k and mode are checked where the retriever is made, by the settings the CLI uses:
+        # RagkitRetriever(mode="nonsense") raises SettingsError here, not on the first invoke
+        RetrievalSettings(**{f: kwargs[f] for f in ("k", "mode") if f in kwargs})
+        super().__init__(**kwargs)
 
     @classmethod
     def from_dir(cls, directory: str, **kwargs) -> RagkitRetriever:

@@ -60,12 +60,13 @@ class RayEmbed:
             raise UsageError(f"--ray {address!r} is not a Ray address (local, auto, ray://HOST:10001 or HOST:PORT); "
                              "put --ray after the paths or write --ray=ADDRESS")
         self.actors, self.cpus = config.ray_actors, config.ray_cpus
-        self.batch_size, self.dim, self.window = config.batch_size, embedder.dim, WINDOW
+        backend = getattr(embedder, "backend", None) or "torch"
+        self.batch_size, self.dim, self.window = config.embed_batch(backend), embedder.dim, WINDOW
         if passed_in:  # an embedder object (tests, plugins): shipped to the actors as it is
             self.factory = functools.partial(_same, embedder)
         else:
-            self.factory = functools.partial(load_embedder, config.embed_model, batch_size=config.batch_size,
-                                             backend=getattr(embedder, "backend", None) or "torch",
+            self.factory = functools.partial(load_embedder, config.embed_model, batch_size=self.batch_size,
+                                             backend=backend,
                                              device=config.device)
         if not ray.is_initialized():
             if address == "local":  # logical CPUs: the pool, plus one for Ray Data's own tasks

@@ -13,8 +13,8 @@ import ipaddress
 import re
 from pathlib import Path
 
+from .. import generate
 from ..errors import UsageError
-from ..generate import load_generator
 from ..index import Index
 from ..models import DEFAULT_LLM_PREFERENCE
 
@@ -55,9 +55,9 @@ def load_generators(model: str | None, backend: str | None, **kw) -> dict:
     model (models.default_llm, as `ragkit ask` picks)."""
 
     if model is not None or backend == "openai" or kw.get("base_url"):
-        gen = load_generator(model, backend, **kw)
+        gen = generate.load_generator(model, backend, **kw)
         return {lang: gen for lang in DEFAULT_LLM_PREFERENCE}
-    return {lang: load_generator(None, backend, lang=lang, **kw) for lang in DEFAULT_LLM_PREFERENCE}
+    return {lang: generate.load_generator(None, backend, lang=lang, **kw) for lang in DEFAULT_LLM_PREFERENCE}
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...embed import load_embedder
+from ... import embed
 from ...errors import IndexIncompatible
 from ...lang import detect_language
 from ...types import Chunk, Hit
@@ -133,7 +133,7 @@ class FaissIndex:
     def embedder(self):
         if self._embedder is None:
             emb = self.manifest["embedding"]  # the backend the chunks were embedded with (older indexes: torch)
-            self._embedder = load_embedder(embedder_source(self.manifest, self.directory),
+            self._embedder = embed.load_embedder(embedder_source(self.manifest, self.directory),
                                            backend=emb.get("backend") or "torch")
         return self._embedder
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...embed import load_embedder
+from ... import embed
 from ...errors import IndexLocked, RagkitError
 from ...lang import EN_STOPWORDS, ZH_STOPWORDS, detect_language, tokenize_for_search
 from ...types import Chunk, Hit
@@ -239,7 +239,7 @@ class MilvusIndex:
     def _load_embedder(self):
         if self._embedder is None:
             emb = self.manifest["embedding"]
-            self._embedder = load_embedder(embedder_source(self.manifest, self.directory),
+            self._embedder = embed.load_embedder(embedder_source(self.manifest, self.directory),
                                            backend=emb.get("backend") or "torch")
         return self._embedder
 
