@@ -35,6 +35,7 @@ import numpy as np
 from ... import embed
 from ...errors import IndexIncompatible
 from ...lang import detect_language
+from ...settings import RETRIEVAL
 from ...types import Chunk, Hit
 from ..bm25 import BM25Index
 from ..fusion import FusionWeights, fuse, sparse_candidates, top_k
@@ -228,7 +229,7 @@ class FaissIndex:
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = RETRIEVAL.k, mode: str = RETRIEVAL.mode) -> list[Hit]:
         """The k best chunks for a query. Hybrid scores lie in [0, 1] and are comparable across queries.
 
         BM25 mode returns only chunks that share a word with the query (no 0-score padding).

@@ -37,6 +37,7 @@ import numpy as np
 from ... import embed
 from ...errors import IndexLocked, RagkitError
 from ...lang import EN_STOPWORDS, ZH_STOPWORDS, detect_language, tokenize_for_search
+from ...settings import RETRIEVAL
 from ...types import Chunk, Hit
 from ..bm25 import bm25_idf
 from ..fusion import FusionWeights, fuse, top_k
@@ -305,7 +306,7 @@ class MilvusIndex:
             return {p: (min(1.0, s / bound), e) for p, (s, e) in raw.items()}
         return {p: min(1.0, s / bound) for p, s in raw.items()}
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = RETRIEVAL.k, mode: str = RETRIEVAL.mode) -> list[Hit]:
         """The k best chunks for a query. Hybrid scores lie in [0, 1] and are comparable across queries."""
         check_search(query, k, mode)
         if self.auto_refresh:
