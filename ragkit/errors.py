@@ -78,3 +78,8 @@ class BenchFormatError(RagkitError):
 
 class DataFormatError(RagkitError):
     pass
+
+
+class MissingExtra(RagkitError):
+    """A command needs an optional part of ragkit that is not installed; the message names the
+    extra to install (ragkit.extras)."""

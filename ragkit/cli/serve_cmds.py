@@ -46,7 +46,10 @@ def serve(indexes, model, backend, adapter, base_url, backend_api_key, prompt_st
     Indexes and models load once, at start-up. One generation runs at a time per model; others wait
     in a bounded queue. See the README section 'Serving' for curl and openai-client examples.
     """
+    from ..extras import require
     from ..generate import Decoding
+
+    require("serve", "ragkit serve")
     from ..serve.openai_api import Limits
     from ..serve.startup import exposure_warning, load_generators, open_indexes, warm_up
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BackendError, ModelNotFound
+from ..extras import require
 from ..types import Completion
 from .base import DEFAULT_N_CTX, Decoding, StopScanner, answer_room, check_prompt_style, ms_since
 from .llamacpp import check_gguf
@@ -168,6 +169,7 @@ def _only_gguf(extra: dict) -> dict:
 def _apply_adapter(model, adapter: Path):
     if not (adapter / "adapter_config.json").is_file():
         raise ModelNotFound(f"{adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    require("train", "a PEFT adapter on the hf backend")
     try:
         from peft import PeftModel
 

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from ..index import Index
-from ..settings import RETRIEVAL, RetrievalSettings
+from ..extras import require
+
+require("langchain", "ragkit.integrations.langchain")  # before the imports it guards: one sentence, not a traceback
+from langchain_core.callbacks import CallbackManagerForRetrieverRun  # noqa: E402
+from langchain_core.documents import Document  # noqa: E402
+from langchain_core.retrievers import BaseRetriever  # noqa: E402
+
+from ..index import Index  # noqa: E402
+from ..settings import RETRIEVAL, RetrievalSettings  # noqa: E402
 
 
 class RagkitRetriever(BaseRetriever):

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..embed import load_embedder
 from ..errors import UsageError
+from ..extras import require
 
 WINDOW = 16  # checkpoint batches per Ray dataset: 16,384 chunks at the default 1,024 rows a batch
 _ADDRESS = re.compile(r"^(local|auto|ray://[\w.\-]+(:\d+)?|[\w.\-]+:\d+)$")
@@ -51,10 +52,9 @@ class EmbedActor:
 
 class RayEmbed:
     def __init__(self, config, embedder, passed_in: bool = False):
-        try:
-            import ray
-        except ImportError:
-            raise UsageError("--ray needs Ray: pip install 'ragkit[ray]'") from None
+        require("ray", "ingest --ray")
+        import ray
+
         address = config.ray or "local"
         if not _ADDRESS.match(address):
             raise UsageError(f"--ray {address!r} is not a Ray address (local, auto, ray://HOST:10001 or HOST:PORT); "

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..errors import ExportError, ModelNotFound, RagkitError, UsageError
+from ..extras import require
 from ..generate import clear_cache, load_generator
 from ..generate.base import Decoding
 from ..generate.prompts import answer_stop, format_prompt
@@ -145,6 +146,7 @@ def load_peft(adapter_dir: str | Path, base: str | None = None, device: str = "c
 
 def merge(adapter_dir: str | Path, out_dir: str | Path, base: str | None = None, dtype: str = "float32") -> dict:
     """Fold the LoRA into the base weights and save a transformers model directory (with tokenizer)."""
+    require("train", "ragkit merge")
     import torch
 
     dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

@@ -30,6 +30,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from ..extras import require
 from ..progress import NullProgress, Progress
 from ..settings import CommaList, Settings
 from .recipe import EFFECTIVE_BATCH, LoRARecipe
@@ -110,6 +111,7 @@ class TrainConfig(TrainOptions):
 
 def train(config: TrainConfig, progress: Progress | None = None) -> dict:
     """Train a LoRA adapter into config.out and return the summary written to train_summary.json."""
+    require("train", "ragkit train")
     import sys
 
     if "torch" not in sys.modules:

@@ -23,6 +23,7 @@ from ragkit.types import Completion
 class FakeGenerator:
     backend = "fake"
     prompt_style = "fewshot"
+    max_passages = None
 
     def __init__(self, reply, context_length=4096, model="fake-model"):
         self.reply, self.context_length, self.model = reply, context_length, model

@@ -19,6 +19,7 @@ class ReadingGenerator:
 
     backend = "fake"
     prompt_style = "fewshot"
+    max_passages = None
     context_length = 4096
 
     def __init__(self, model):

@@ -44,6 +44,7 @@ def test_bench_validate_and_load_keep_the_context(tmp_path):
 
 class PromptRecorder:
     backend, prompt_style, context_length, model = "fake", "fewshot", 4096, "fake"
+    max_passages = None
 
     def __init__(self, reply="Mary"):
         self.prompts: list[str] = []

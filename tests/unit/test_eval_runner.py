@@ -31,6 +31,7 @@ class FakeGenerator:
 
     backend = "fake"
     prompt_style = "fewshot"
+    max_passages = None
     context_length = 4096
 
     def __init__(self, model, adapter=None, replies=None):

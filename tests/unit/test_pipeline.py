@@ -19,6 +19,7 @@ from ragkit.types import Completion, Hit
 class FakeGenerator:
     backend = "fake"
     model = "fake-model"
+    max_passages = None
 
     def __init__(self, reply="", prompt_style="fewshot", context_length=4096):
         self.reply = reply  # a string, or a function prompt -> string

@@ -59,6 +59,7 @@ class FakeGen:
     prompts with a reworded copy of the question; counts its calls."""
 
     prompt_style = "fewshot"
+    max_passages = None
 
     def __init__(self, lang, question=None):
         self.lang = lang

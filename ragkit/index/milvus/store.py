@@ -36,6 +36,7 @@ import numpy as np
 
 from ... import embed
 from ...errors import IndexLocked, RagkitError
+from ...extras import require
 from ...lang import EN_STOPWORDS, ZH_STOPWORDS, detect_language, tokenize_for_search
 from ...settings import RETRIEVAL
 from ...types import Chunk, Hit
@@ -126,6 +127,7 @@ _LITE_USERS: dict[str, int] = {}  # open clients per lite database in this proce
 
 def connect(uri: str, token: str | None = None, directory: Path | None = None):
     """A MilvusClient for a lite path or a server URI: the same code path, the URI is the only difference."""
+    require("milvus", "the Milvus store")
     from pymilvus import MilvusClient
 
     for name in ("pymilvus", "milvus_lite"):  # both log every failure with a traceback; ragkit reports it once
