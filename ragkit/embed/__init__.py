@@ -128,7 +128,6 @@ def load_embedder(name_or_path: str, batch_size: int = EMBED.batch_size, backend
         raise UsageError(f"--device cuda runs the torch backend, not {backend}; pass --embed-backend torch "
                          "or ingest into a new index")
     if backend != "torch" and device != "cuda":
-
         try:
             return OnnxEmbedder(name_or_path, quantize=backend == "onnx-int8", batch_size=batch_size)
         except OnnxUnsupported as e:  # the embedder's .backend then says "torch", and so does the manifest

@@ -160,7 +160,6 @@ def inconsistent(question: str, kind: str, source: str, lang: str, answer: str =
     """For model-written questions: the question word does not fit the answer's kind, or fewer
     than 60% of the question's content words occur in the chunk (it talks about something else)."""
     if kind in ("cell", "value") and answer:  # "895 g" in a table cell is still a quantity
-
         kind = value_kind(strip_paren(answer), lang) if value_kind(strip_paren(answer), lang) != "value" else kind
     rules = _ASKS_ZH if lang == "zh" else _ASKS_EN
     core = strip_anchor(question)

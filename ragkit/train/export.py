@@ -197,7 +197,6 @@ def _base_gguf_for(meta: dict, base_gguf: str | Path | None) -> Path | None:
     if bp and str(bp).lower().endswith(".gguf") and Path(bp).is_file():
         return Path(bp)
     try:  # a bundled name recorded at training time
-
         _, p = resolve_llm(meta["base"])
         return p if p.suffix.lower() == ".gguf" else None
     except (RagkitError, KeyError):
