@@ -96,7 +96,7 @@ QWEN05 = SplitModel(
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 # Per language, the first of these that is installed answers when no model is named. Chosen by
-# measurement (README, "Choosing the default model"): on CMRC 2018 trial questions and the sample
+# measurement (docs/findings.md, "Choosing the default model"): on CMRC 2018 trial questions and the sample
 # bench, through Pipeline.answer, the best model that answers at interactive speed on 2 cores
 # comes first; the tiny models stay as the fallback when the Qwen parts are not installed.
 DEFAULT_LLM_PREFERENCE: dict[str, tuple[str, ...]] = {

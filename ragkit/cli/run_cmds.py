@@ -31,7 +31,7 @@ def run_cmd(pipeline, overrides, how, runs_dir, check, cells, as_json):
     settings continues its latest run (finished steps and eval items are reused); changed
     settings start a new run unless --resume is given.
 
-    A file with a `sweep:` block runs each of its cells (README, "The sweep") in RUNS_DIR/<name>/,
+    A file with a `sweep:` block runs each of its cells (docs/experiments.md, "Sweeps") in RUNS_DIR/<name>/,
     sharing the steps cells have in common; running it again continues it.
     """
     from ..eval.report import arms_table, breakdown_table

@@ -44,7 +44,7 @@ def serve(indexes, model, backend, adapter, base_url, backend_api_key, prompt_st
     """Serve indexes over an OpenAI-compatible API (/v1/chat/completions, /v1/retrieve) and a web page (/).
 
     Indexes and models load once, at start-up. One generation runs at a time per model; others wait
-    in a bounded queue. See the README section 'Serving' for curl and openai-client examples.
+    in a bounded queue. See docs/serving.md for curl and openai-client examples.
     """
     from ..extras import require
     from ..generate import Decoding

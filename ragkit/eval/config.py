@@ -25,7 +25,7 @@ from .arms import ARMS, DEFAULT_ARMS
 
 LangMap = dict[Literal["*", "en", "zh"], str]  # lang or "*" (every language) -> model or adapter
 
-# The answer length of `ragkit eval` and `ragkit run` alike: 48 tokens is what the README's measured
+# The answer length of `ragkit eval` and `ragkit run` alike: 48 tokens is what the measured
 # runs used (sample-cpu, sample-quick); every bench answer is a short span, and the longest sample
 # answers end well within it. `ragkit ask` keeps 256: there a person reads a whole sentence or two.
 EVAL_MAX_TOKENS = 48

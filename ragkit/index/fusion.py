@@ -5,7 +5,7 @@ divided by the best score the query could reach (see bm25.py). The fused score i
 combination, weighted by how much the embedding model can be trusted for the query's language:
 all-MiniLM-L6-v2 is an English model whose Chinese vectors are close to noise, so a Chinese query
 leans on BM25. Reciprocal-rank fusion was measured and rejected: it gives a noise ranking the same
-vote as a good one (see README, results).
+vote as a good one (docs/findings.md, "Retrieval"; evals/fusion_sweep.py).
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ from .versions import WriteLock
 # keeps one such file from dominating an index and its embedding time. Documents stay far below
 # it: at about 500 tokens a page and 160 new tokens a chunk, a 1,000-page PDF makes about 3,100.
 MAX_CHUNKS_PER_FILE = 5000
-# Rows per write and checkpoint: a kill loses at most this many chunks' embedding (about 20 s at
-# 48 chunks/s on this 2-core CPU), and one batch of 384-d vectors is 1.5 MB.
+# Rows per write and checkpoint: a kill loses at most this many chunks' embedding (seconds on a
+# 2-core CPU: evals/perf/ingest_speed.py), and one batch of 384-d vectors is 1.5 MB.
 CHECKPOINT_ROWS = 1024
 DEVICES = ("cpu", "cuda", "auto")
 

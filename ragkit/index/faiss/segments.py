@@ -184,11 +184,9 @@ def one_faiss_thread() -> Iterator[None]:
     """FAISS's OpenMP threads cut to one for a single-query search, then put back.
 
     A single query has little work to split: with FAISS's default (a thread a core) a flat search
-    of 100k vectors took p95 18.9-20.4 ms against 10.2-10.8 ms on one thread on idle cores, and
-    48.0-48.6 ms against 10.1-22.4 ms while another process held one of the two cores (OpenMP waits
-    for its descheduled thread); HNSW and IVF were the same either way (evals/perf/query_threads.py,
-    two runs). At 1M chunks flat hybrid p95 is 83-88 ms (1.44 s in an older run on two threads under
-    heavy load). The setting belongs to the calling thread (OpenMP's nthreads ICV), so serve's
+    was slower than on one thread, twice as slow while another process held one of the cores
+    (OpenMP waits for its descheduled thread); HNSW and IVF were the same either way
+    (evals/perf/query_threads.py prints the ratio; docs/scaling.md, "Queries on one thread"). The setting belongs to the calling thread (OpenMP's nthreads ICV), so serve's
     threads and an ingest in the same process keep their own.
     """
     import faiss

@@ -60,12 +60,10 @@ def build_faiss(read, n: int, dim: int, kind: str):
     return index
 
 
-# Where evals/perf/scale.py says the FAISS index type should change (README, "How cost grows"):
-# with single-query searches on one thread, exact (flat) search keeps hybrid p95 at 12 ms at 100k
-# chunks and 83-88 ms at 1M on 2 cores, so below a million chunks the exact index is the right one;
-# HNSW and IVF answered in 43-72 / 26-33 ms at 1M over two runs each (approximate: their recall was
-# not measured on real embeddings). Updates give no reason to switch (a delta segment either way:
-# 0.7-0.8 s for one file at 1M).
+# Where evals/perf/scale.py says the FAISS index type should change: exact (flat) search stays fast
+# enough below a million chunks, and only there do HNSW and IVF answer clearly faster (approximate:
+# their recall was not measured on real embeddings). Updates give no reason to switch (a delta
+# segment either way). The figures: evals/results/scale/ (docs/results.md, docs/scaling.md).
 ANN_HINT_CHUNKS = 1_000_000
 
 

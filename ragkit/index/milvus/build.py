@@ -21,11 +21,10 @@ is not resumed (step 1 drops its rows; its files are embedded again).
 
 Killed anywhere, the index answers from the last finished version. Unchanged files are neither
 re-embedded nor rewritten and there is no corpus-wide rebuild (Milvus keeps its BM25 statistics,
-df.py ragkit's). A delete or query by filter scans the collection on milvus-lite (0.14-0.2 s
-a call at 100k chunks), so a finished ingest leaves nothing to find that way, and the replaced rows
-are read and deleted by key (keys.py): one changed file re-ingested in 1.4-1.7 s at 100k
-chunks, where its filtered deletes and read had made it 2.9 s (6.9 s under heavier load); about 0.8 s is
-milvus-lite starting and loading the collection (evals/perf/scale.py, README).
+df.py ragkit's). A delete or query by filter scans the whole collection on milvus-lite, so a
+finished ingest leaves nothing to find that way, and the replaced rows are read and deleted by key
+(keys.py): that halved a one-file change at 100k chunks, much of what is left being milvus-lite
+starting and loading the collection (evals/perf/scale.py; evals/results/scale/, docs/scaling.md).
 """
 
 from __future__ import annotations

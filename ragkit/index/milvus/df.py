@@ -2,8 +2,8 @@
 
 The Milvus store puts BM25 on the FAISS store's absolute scale by dividing by the best score a
 query could reach, which needs each query word's document frequency. Counting it in Milvus
-(TEXT_MATCH ... count(*)) took 1.2 s a word on milvus-lite at 10k chunks, so ingest keeps the
-counts instead: a sorted array of 64-bit word codes and one of counts, written into each version
+(TEXT_MATCH ... count(*)) took over a second a word on milvus-lite already at 10k chunks, so ingest
+keeps the counts instead: a sorted array of 64-bit word codes and one of counts, written into each version
 directory (so a crashed ingest leaves the old counts with the old manifest), updated by adding the
 new chunks' words and subtracting the replaced chunks' words: the cost of one changed file is
 that file's words plus one merge over the vocabulary (numpy, milliseconds at 1M chunks).

@@ -1,15 +1,15 @@
 """Primary keys of each source's rows in a Milvus index, kept beside the manifest.
 
-On milvus-lite every delete or query *by filter* scans the collection: 0.14–0.2 s a call at 100k
-chunks, whether the filter is `source in [...]` or `ver > N` (with an INVERTED index on `ver`), and
-a one-file change made four of them (its start-up cleanup, reading the replaced rows' texts back
-for the document frequencies, the delete after the swap): about 1 s of its 2.9 s, growing with the
-collection. By primary key the same delete took 6 ms and the read 11 ms. So ingest keeps the keys
+On milvus-lite every delete or query *by filter* scans the collection, whether the filter is
+`source in [...]` or `ver > N` (with an INVERTED index on `ver`), and a one-file change made four
+of them (its start-up cleanup, reading the replaced rows' texts back for the document frequencies,
+the delete after the swap): a cost that grows with the collection, where by primary key the same
+delete and read take milliseconds (evals/perf/scale.py, docs/scaling.md). So ingest keeps the keys
 Milvus assigned (insert returns them): a sorted array of 64-bit source codes and one of row keys,
 written into each version directory with the manifest, so they name exactly the live version's rows.
 
 A version written before this file existed has none: the next ingest reads the live rows' (key,
-source) once with a query iterator (about 8 s at 100k chunks on milvus-lite) and keeps them from
+source) once with a query iterator (seconds at 100k chunks on milvus-lite) and keeps them from
 then on.
 """
 

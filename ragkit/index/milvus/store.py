@@ -2,19 +2,19 @@
 
 One collection per index holds every chunk row: text, BM25 words (Milvus computes BM25 over them),
 metadata, the dense vector, and `ver`, the ingest that wrote the row. The words are ragkit's own
-by default (recall equal to the FAISS store's; Milvus's jieba analyzer lost 4 points of recall@5
-on the sample bench and let 40% of Chinese off-domain questions past the refusal threshold, not
-10%). The index directory keeps the FAISS store's CURRENT → v-*/manifest.json layout; the
+by default (recall equal to the FAISS store's; Milvus's jieba analyzer lost recall on the sample
+bench and let far more Chinese off-domain questions past the refusal threshold: evals/milvus_fusion.py,
+docs/scaling.md). The index directory keeps the FAISS store's CURRENT → v-*/manifest.json layout; the
 manifest names the URI, the collection and the live ingest version. A reader sees only rows
 with ver <= live version, minus the rows of sources that the live ingest replaced (until the
 ingest deletes them), so a crashed ingest's rows are never visible (see build.py).
 
-Hybrid search is ragkit's own convex fusion (hybrid.fuse), not a Milvus ranker: Milvus gives the
+Hybrid search is ragkit's own convex fusion (fusion.fuse), not a Milvus ranker: Milvus gives the
 dense and BM25 candidates, ragkit puts BM25 on the same absolute [0, 1] scale as the FAISS store
 (raw score over the best score the query could reach, from per-word document frequencies that
 ingest keeps beside the manifest, df.py), so `ask`'s refusal threshold keeps its meaning
 (recalibrated: the same 0.20 / 0.15). RRF and WeightedRanker were measured against it
-(evals/milvus_fusion.py, README): WeightedRanker min-max normalises each query's scores, and RRF
+(evals/milvus_fusion.py, docs/scaling.md): WeightedRanker min-max normalises each query's scores, and RRF
 scores are ranks, so neither can be thresholded for "not in the documents".
 
 milvus-lite lets one process open a .db at a time: opening one that an ingest or another reader
