@@ -187,8 +187,8 @@ def one_faiss_thread() -> Iterator[None]:
     was slower than on one thread, twice as slow while another process held one of the cores
     (OpenMP waits for its descheduled thread); HNSW and IVF were the same either way
     (evals/perf/query_threads.py prints the ratio; docs/scaling.md). The setting belongs to the
-    calling thread (OpenMP's nthreads ICV), so serve's
-    threads and an ingest in the same process keep their own.
+    calling thread (OpenMP's nthreads ICV), so serve's threads and an ingest in the same process
+    keep their own.
     """
     import faiss
 
