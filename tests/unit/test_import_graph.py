@@ -195,3 +195,14 @@ def test_the_cli_group_and_commands_load_nothing_but_click():
             todo += edges[m]
     assert {m for m in seen if not in_cli(m)} <= CLI_LIGHT
     assert pulls()["ragkit.cli"] == {"click"}
+
+
+def test_no_module_imports_another_modules_private_names():
+    private = []
+    for name, path in sorted(MODULES.items()):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and resolve(name, node):
+                private += [f"{path.relative_to(ROOT.parent)}:{node.lineno} imports {a.name}"
+                            for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not private, private
