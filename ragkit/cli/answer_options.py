@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import click
 
-from .options import RETRIEVAL, answer_defaults, help_defaults, setting
+from .options import RETRIEVAL, answer_defaults, help_defaults, model_defaults, setting
 
 _MODEL_OPTIONS = [
-    click.option("-m", "--model", default=None,
-                 help="Bundled name (see 'ragkit models'), a name from models.yaml, a .gguf file or an HF model "
-                      "directory. [default: qwen2.5-coder-1.5b where installed, else smollm2-135m (English) or "
-                      "gemma3-270m (Chinese)]"),
+    help_defaults("-m", "--model", default=None, values=model_defaults,
+                  help="Bundled name (see 'ragkit models'), a name from models.yaml, a .gguf file or an HF model "
+                       "directory. [default: {default_model}]"),
     click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
                  help="Backend to run the model with. [default: llamacpp for a .gguf file, hf for a directory, "
                       "openai with --base-url]"),

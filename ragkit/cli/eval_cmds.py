@@ -8,7 +8,7 @@ import click
 
 from ..errors import UsageError
 from .group import echo_json, main
-from .options import EVAL, setting
+from .options import EVAL, help_defaults, model_defaults, setting
 from .progress import TerminalProgress
 from .sweep_cmds import report_sweep_cmd, sweep_target
 
@@ -21,9 +21,8 @@ from .sweep_cmds import report_sweep_cmd, sweep_target
 @setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag, oracle (rag given "
          "the gold chunks).")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
-@click.option("--model", "models", multiple=True,
-              help="Base model for every language, or LANG=MODEL (repeatable). [default: qwen2.5-coder-1.5b "
-                   "where installed, else smollm2-135m for en, gemma3-270m for zh]")
+@help_defaults("--model", "models", multiple=True, values=model_defaults,
+               help="Base model for every language, or LANG=MODEL (repeatable). [default: {default_model}]")
 @click.option("--adapter", "adapters", multiple=True,
               help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
 @click.option("--tuned-model", "tuned_models", multiple=True,

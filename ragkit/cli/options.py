@@ -92,3 +92,13 @@ def answer_defaults() -> dict:
             "min_score": ", ".join(f"{v:.2f} {dict(en='English', zh='Chinese').get(lang, lang)}"
                                    for lang, v in DEFAULT_MIN_SCORE.items())}
 
+
+def model_defaults() -> dict:
+    """The default model per language, as help names it (models.DEFAULT_LLM_PREFERENCE)."""
+    from ..models import DEFAULT_LLM_PREFERENCE
+
+    firsts = {prefs[0] for prefs in DEFAULT_LLM_PREFERENCE.values()}
+    first = firsts.pop() if len(firsts) == 1 else None
+    rest = ", ".join(f"{prefs[-1]} for {lang}" for lang, prefs in DEFAULT_LLM_PREFERENCE.items())
+    return {"default_model": f"{first} where installed, else {rest}" if first else rest}
+
