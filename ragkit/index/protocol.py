@@ -101,6 +101,7 @@ class StoreKind:
     ingest: Callable[[IngestJob], IngestSummary]
     check_manifest: Callable[[dict, Path], None]  # the store's own manifest keys; IndexDamaged when wrong
     ray: bool = False  # whether ingest can embed on a Ray actor pool (--ray)
+    extra: str | None = None  # the pip extra the store needs (ragkit.extras), checked before any work
 
 
 def check_search(query: str, k: int, mode: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import IndexIncompatible, IndexMissing
+from ..extras import require
 from . import faiss, milvus
 from .manifest import damaged, read_current, read_manifest
 from .protocol import Store, StoreKind, check_embedder
@@ -27,6 +28,8 @@ def kind_of(manifest: dict, directory: Path) -> StoreKind:
         raise damaged(directory, f"manifest.json names an unknown store {name!r}",
                       "re-run 'ragkit ingest' into a new directory")
     kind.check_manifest(manifest, directory)
+    if kind.extra:
+        require(kind.extra, f"the {name} store")
     return kind
 
 
@@ -38,7 +41,10 @@ def store_of(index_dir: Path, requested: str | None, manifest: dict | None = Non
     built = kind_of(manifest, index_dir).name if manifest else None
     if requested and built and requested != built:
         raise IndexIncompatible(f"index {index_dir} is a {built} store, not {requested}; ingest into a new directory")
-    return built or requested or "faiss"
+    name = built or requested or "faiss"
+    if STORES[name].extra:
+        require(STORES[name].extra, f"the {name} store")
+    return name
 
 
 class Index:

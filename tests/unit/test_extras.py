@@ -31,12 +31,14 @@ def test_require_names_the_extra_and_what_is_missing(without):
 @pytest.mark.parametrize("args, extra", [
     (["serve", "--index", "idx"], "serve"),
     (["train", "--data", "DATA", "--base", "smollm2-135m", "--out", "OUT"], "train"),
+    (["ingest", "DOCS", "--index", "OUT", "--store", "milvus", "--embed-model", "fake-embedder"], "milvus"),
 ])
 def test_the_cli_says_which_extra_to_install(without, tmp_path, args, extra):
     without(*extras.EXTRAS[extra])
     data = tmp_path / "qa.jsonl"
     data.write_text('{"question": "q", "answer": "a"}\n', encoding="utf-8")
-    args = [str(data) if a == "DATA" else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    args = [str(data) if a == "DATA" else str(tmp_path / "out") if a == "OUT" else str(tmp_path) if a == "DOCS"
+            else a for a in args]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 1, r.output
     assert f"needs the '{extra}' extra" in r.output and f"pip install 'ragkit[{extra}]'" in r.output

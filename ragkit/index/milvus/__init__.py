@@ -9,4 +9,4 @@ from ..protocol import StoreKind
 from .build import ingest_milvus
 from .store import MilvusIndex, check_manifest
 
-STORE = StoreKind("milvus", open=MilvusIndex.open, ingest=ingest_milvus, check_manifest=check_manifest)
+STORE = StoreKind("milvus", open=MilvusIndex.open, ingest=ingest_milvus, check_manifest=check_manifest, extra="milvus")
