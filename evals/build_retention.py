@@ -10,7 +10,7 @@ About 100 items, half English, half Chinese, in four parts of ~25:
     general zh   BASE model (qwen2.5-coder-0.5b) answered right before any tuning
 
 None may resemble the domain bench, the mix data (data/general/general.jsonl) or SFT data from the
-sample corpus: ragkit's own leakage guard (ragkit.sft.filters.BenchGuard, Jaccard >= LEAK_JACCARD or
+sample corpus: ragkit's own leakage guard (ragkit.sftdata.filters.BenchGuard, Jaccard >= LEAK_JACCARD or
 containment >= LEAK_CONTAINMENT over character n-grams) is run both ways, and a flagged item is
 dropped. Every choice, the base model's answers and the guard's verdicts go to
 data/general/retention.selection.json. Also written: retention-en.jsonl / retention-zh.jsonl (each
@@ -123,7 +123,7 @@ def cmrc_items(path: Path) -> list[dict]:
 
 def guards(paths: list[Path]):
     """(name, BenchGuard) per file of questions the retention items must not resemble."""
-    from ragkit.sft.filters import BenchGuard
+    from ragkit.sftdata.filters import BenchGuard
 
     return [(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p), BenchGuard.from_file(p)) for p in paths]
 
@@ -132,7 +132,7 @@ def leaks(questions: list[str], checks) -> dict[str, str]:
     """{question: "file: the question it resembles"} for each of `questions` that the guard flags,
     either way round: this question against each file's, and each file's against this one (a
     retention question inside a longer question of the file)."""
-    from ragkit.sft.filters import BenchGuard
+    from ragkit.sftdata.filters import BenchGuard
 
     out: dict[str, str] = {}
     mine = BenchGuard(questions)

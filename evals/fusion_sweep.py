@@ -14,8 +14,8 @@ import argparse
 import numpy as np
 
 from ragkit.eval.bench import load_bench
-from ragkit.index.hybrid import fuse, top_k
-from ragkit.index.store import Index
+from ragkit.index import Index
+from ragkit.index.fusion import fuse, top_k
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from ragkit.eval.bench import load_bench
 from ragkit.eval.retrieval import aggregate, item_metrics
-from ragkit.index.milvus import FIELDS
-from ragkit.index.store import Index
+from ragkit.index import Index
+from ragkit.index.milvus.store import FIELDS
 from ragkit.lang import detect_language
 from ragkit.types import Hit
 

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from ragkit.eval.bench import load_bench
-from ragkit.index.store import Index
+from ragkit.index import Index
 from ragkit.lang import detect_language
 
 THRESHOLDS = [round(0.05 + 0.01 * i, 2) for i in range(31)]  # 0.05 … 0.35

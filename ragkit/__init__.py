@@ -7,8 +7,8 @@ Attributes are imported lazily so that `import ragkit` stays cheap.
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Index": ("ragkit.index.store", "Index"),
-    "ingest": ("ragkit.index.build", "ingest"),
+    "Index": ("ragkit.index", "Index"),
+    "ingest": ("ragkit.index", "ingest"),
     "Pipeline": ("ragkit.pipeline", "Pipeline"),
 }
 

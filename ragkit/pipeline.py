@@ -54,7 +54,7 @@ from .generate.prompts import (
 from .lang import detect_language
 from .reason.parse import Solution, parse_reasoning, solve
 from .reason.route import needs_reasoning, sub_queries
-from .settings import Settings
+from .settings import RetrievalSettings
 from .types import Answer, Completion, Hit
 
 # Calibrated by evals/refusal_calibration.py on the sample corpus (default ingest: all-MiniLM-L6-v2,
@@ -76,17 +76,15 @@ DEFAULT_CONTEXT_TOKENS = 200
 REASON_MAX_TOKENS = 160
 
 
-class AnswerSettings(Settings):
+class AnswerSettings(RetrievalSettings):
     """How a question is answered: the one home of these defaults for ask, eval and serve.
 
-    `k` chunks are retrieved (candidate depth); `context_tokens` of their best sentences go into
+    `k` chunks are retrieved (candidate depth, RetrievalSettings); `context_tokens` of their best sentences go into
     the prompt (0: whole chunks, the top `passages` of them). `examples` is the number of worked
     examples in few-shot prompts. `reason` adds a facts-and-calculation step (`ragkit/reason/`)
     for questions that need one: `auto` decides per question.
     """
 
-    k: int = Field(default=5, ge=1)
-    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
     min_score: float | None = Field(default=None, ge=0.0, le=1.0)
     passages: int | None = Field(default=None, ge=1)
     examples: int | None = Field(default=None, ge=0, le=3)
@@ -134,7 +132,7 @@ class Pipeline:
         self.min_score = st.min_score  # None: the calibrated default for the question's language
         self.examples = st.examples
         self.context_tokens = st.context_tokens
-        self.passages = st.passages or getattr(generator, "max_passages", None) or st.k
+        self.passages = st.passages or generator.max_passages or st.k
         if generator.context_length - self.decoding.max_tokens < 16:
             raise ContextOverflow(
                 f"max_tokens {self.decoding.max_tokens} (--max-tokens) leaves no room for a prompt in the model's "

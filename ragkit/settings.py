@@ -17,13 +17,14 @@ read better.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import SettingsError
 
-__all__ = ["CommaList", "Settings", "dataclass_default", "default_of", "describe", "sentence", "split_commas"]
+__all__ = ["EMBED", "RETRIEVAL", "SEARCH_MODES", "EmbedSettings", "CommaList", "RetrievalSettings", "SearchMode", "Settings", "dataclass_default",
+           "default_of", "describe", "sentence", "split_commas"]
 
 
 def split_commas(value: Any) -> Any:
@@ -141,6 +142,32 @@ class Settings(BaseModel):
             return cls.__pydantic_validator__.validate_python(dict(data or {}))  # not through __init__
         except ValidationError as e:
             raise SettingsError(sentence(e, where, model=cls), first_path(e, where)) from None
+
+
+SearchMode = Literal["dense", "bm25", "hybrid"]
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+
+
+class RetrievalSettings(Settings):
+    """How many chunks a question retrieves, and how: the one home of k and the search mode for
+    `ask`, `search`, `serve`, `eval` (EvalSettings extends it), Pipeline and the LangChain retriever."""
+
+    k: int = Field(default=5, ge=1)
+    mode: SearchMode = "hybrid"
+
+
+RETRIEVAL = RetrievalSettings()  # the defaults, for signatures that take plain arguments
+
+
+class EmbedSettings(Settings):
+    """Texts per embedding batch: the one home of the batch sizes (IngestConfig, the embedders and
+    `ragkit ingest --batch-size` read them). On CUDA, larger batches keep the GPU busy."""
+
+    batch_size: int = Field(default=64, ge=1)
+    cuda_batch_size: int = Field(default=512, ge=1)
+
+
+EMBED = EmbedSettings()
 
 
 def default_of(model: type[BaseModel], name: str):

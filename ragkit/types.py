@@ -1,5 +1,5 @@
 """The records that flow through ragkit: documents, chunks, hits, answers, bench items (SFT pairs are
-JSON records, see ragkit.sft.formats)."""
+JSON records, see ragkit.sftdata.formats)."""
 
 from __future__ import annotations
 

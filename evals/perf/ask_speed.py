@@ -108,13 +108,13 @@ def main() -> None:
     from llama_cpp import Llama
 
     from ragkit.generate import load_generator
-    from ragkit.index.store import Index
+    from ragkit.index import Index
     from ragkit.lang import detect_language
     from ragkit.pipeline import Pipeline
 
     tmp = None
     if args.index is None:
-        from ragkit.index.build import ingest
+        from ragkit.index import ingest
 
         tmp = tempfile.TemporaryDirectory()
         args.index = str(Path(tmp.name) / "index")

@@ -49,14 +49,15 @@ class Fast:
 
 from ragkit.embed import register_embedder
 register_embedder("fast-random", Fast)
-import ragkit.index.build as build
+import ragkit.index.faiss.build as build
+from ragkit.index import IngestConfig, ingest
 from ragkit.ingest.chunking import ChunkingConfig
 marks = {}
 def mark(name):
     marks[name] = hwm()
     open("/proc/self/clear_refs", "w").write("5")  # reset the peak: the next mark is this phase's own
 if hasattr(build, "_publish"):  # the streamed ingest: the index is built in writer.finish
-    import ragkit.index.writer as w
+    import ragkit.index.faiss.writer as w
     real = w.FaissWriter.finish
     def finish(self, *a, **k):
         mark("stream")
@@ -72,9 +73,9 @@ else:
         mark("stream"); return real(*a, **k)
     build._write_version = write
 t0 = time.perf_counter()
-cfg = build.IngestConfig(embed_model="fast-random", chunking=ChunkingConfig(chunk_size=%(words)d, chunk_overlap=0))
+cfg = IngestConfig(embed_model="fast-random", chunking=ChunkingConfig(chunk_size=%(words)d, chunk_overlap=0))
 t0 = time.perf_counter()
-s = build.ingest([sys.argv[1]], sys.argv[2], cfg)
+s = ingest([sys.argv[1]], sys.argv[2], cfg)
 marks["index_build"] = hwm()
 print(json.dumps({"streamed": hasattr(build, "_publish"), "chunks": s.chunks, "seconds": round(time.perf_counter() - t0, 1), **marks}))
 """

@@ -1,6 +1,6 @@
 """Ingest throughput: ragkit against LangChain's usual path, same model, same corpus, one run.
 
-ragkit: `ragkit.index.build.ingest` into a fresh temporary directory: its full work (load the
+ragkit: `ragkit.index.ingest` into a fresh temporary directory: its full work (load the
 files, chunk, embed, FAISS + BM25 + SQLite), with the embedding backend chosen by --backend.
 LangChain: `HuggingFaceEmbeddings(model_name=<the same local model dir>)` + `FAISS.from_documents`
 over the very chunk texts ragkit made (its own chunking, so both embed identical texts). A third
@@ -69,9 +69,9 @@ def main() -> None:
     from ragkit.embed import load_embedder
     from ragkit.errors import LoadError
     from ragkit.eval.bench import load_bench
-    from ragkit.index.build import IngestConfig, ingest
-    from ragkit.index.store import Index
-    from ragkit.ingest.loaders import discover, load_file
+    from ragkit.index import Index, IngestConfig, ingest
+    from ragkit.ingest.discover import discover
+    from ragkit.ingest.loaders import load_file
     from ragkit.models import resolve_embedder
 
     load_start = os.getloadavg()

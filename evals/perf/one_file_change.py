@@ -39,7 +39,7 @@ def change(f: Path, n: int) -> None:
 
 
 def timed_ingest(corpus: Path, idx: Path, cfg, emb) -> tuple[float, object]:
-    from ragkit.index.build import ingest
+    from ragkit.index import ingest
 
     t = time.perf_counter()
     s = ingest([corpus], idx, cfg, embedder=emb)
@@ -48,7 +48,7 @@ def timed_ingest(corpus: Path, idx: Path, cfg, emb) -> tuple[float, object]:
 
 def queries(idx: Path, emb, qs: list[str]) -> tuple[list, list[float], float]:
     """(top 5 of each query, latencies ms, first query ms: the lazily loaded parts)."""
-    from ragkit.index.store import Index
+    from ragkit.index import Index
 
     index = Index.open(idx, embedder=emb)
     t = time.perf_counter()
@@ -79,7 +79,7 @@ def same_tops(a: list, b: list, tol: float = 1e-4) -> int:
 
 def one_size(size: int, kind: str, work: Path, n_queries: int) -> dict:
     from ragkit.embed import register_embedder
-    from ragkit.index.build import IngestConfig
+    from ragkit.index import IngestConfig
 
     emb = RandomUnitEmbedder()
     register_embedder(emb.name, lambda: emb)

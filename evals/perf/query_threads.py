@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from ragkit.index.segments import one_faiss_thread  # noqa: E402
-from ragkit.index.writer import build_faiss  # noqa: E402
+from ragkit.index.faiss.segments import one_faiss_thread  # noqa: E402
+from ragkit.index.faiss.writer import build_faiss  # noqa: E402
 
 DIM, CANDIDATES = 384, 50
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def timed(paths, index, config) -> tuple[float, int]:
-    from ragkit.index.build import ingest
+    from ragkit.index import ingest
 
     t0 = time.perf_counter()
     s = ingest(paths, index, config)
@@ -36,7 +36,7 @@ def timed(paths, index, config) -> tuple[float, int]:
 
 
 def vectors(index: Path) -> np.ndarray:
-    from ragkit.index.store import read_current
+    from ragkit.index.manifest import read_current
 
     return np.load(read_current(index) / "embeddings.npy")
 
@@ -50,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    from ragkit.index.build import IngestConfig
+    from ragkit.index import IngestConfig
 
     with tempfile.TemporaryDirectory(prefix="ragkit-ray-") as tmp:
         tmp = Path(tmp)

@@ -107,8 +107,7 @@ def disk_bytes(path: Path) -> int:
 def one_run(size: int, store: str, work: Path, n_queries: int) -> dict:
     """Build, query, change one file, delete one file; in this process (the caller gives it its own)."""
     from ragkit.embed import register_embedder
-    from ragkit.index.build import IngestConfig, ingest
-    from ragkit.index.store import Index
+    from ragkit.index import Index, IngestConfig, ingest
 
     emb = RandomUnitEmbedder()
     register_embedder(emb.name, lambda: emb)

@@ -194,7 +194,7 @@ def main() -> None:
 
     from ragkit.generate import Decoding, load_generator
     from ragkit.generate.prompts import answer_stop
-    from ragkit.index.store import Index
+    from ragkit.index import Index
     from ragkit.pipeline import Pipeline
 
     gen = load_generator("smollm2-135m")

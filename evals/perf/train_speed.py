@@ -1,6 +1,6 @@
 """Speed of `ragkit train` against a plain peft loop, same model, data, batch size and threads.
 
-ragkit side: the real `ragkit.sft.train.train()` with `max_steps` (length-grouped batches, loss and
+ragkit side: the real `ragkit.train.train.train()` with `max_steps` (length-grouped batches, loss and
 output head on answer tokens only), one optimizer step per micro-batch here so both sides do the
 same number of forward/backward passes. Plain side: the loop most tutorials write, on the very same
 encoded examples: shuffled batches padded to their longest member, `model(..., labels=...)`
@@ -62,8 +62,8 @@ def synthetic(path: Path, n: int = 500) -> Path:
 
 def hf_copy(base: str, out: Path) -> Path:
     """The base as a transformers directory, so that every round loads it in a second."""
-    from ragkit.sft.data import load_tokenizer, resolve_base
-    from ragkit.sft.lora import load_model
+    from ragkit.train.data import load_tokenizer, resolve_base
+    from ragkit.train.lora import load_model
 
     spec = resolve_base(base)
     if not spec.gguf:
@@ -78,7 +78,7 @@ def hf_copy(base: str, out: Path) -> Path:
 
 
 def ragkit_round(data: Path, base: Path, out: Path, args) -> dict:
-    from ragkit.sft.train import TrainConfig, train
+    from ragkit.train.train import TrainConfig, train
 
     s = train(TrainConfig(data=str(data), base=str(base), out=str(out), max_steps=args.steps,
                           batch_size=args.batch_size, grad_accum=1, eval_fraction=0.0, threads=args.threads,
@@ -94,8 +94,8 @@ class Plain:
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ragkit.sft import data as D
-        from ragkit.sft.data import prompt_format
+        from ragkit.train import data as D
+        from ragkit.train.data import prompt_format
 
         torch.set_num_threads(args.threads or os.cpu_count())
         tok = AutoTokenizer.from_pretrained(str(base))
@@ -120,7 +120,7 @@ class Plain:
         self.opt.zero_grad(set_to_none=True)
 
     def run(self, k: int) -> dict:
-        from ragkit.sft import data as D
+        from ragkit.train import data as D
 
         tokens = padded = 0
         secs = 0.0

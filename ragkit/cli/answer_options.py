@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import click
 
-from .options import ANSWER, setting
+from .options import ANSWER, RETRIEVAL, answer_defaults, help_defaults, model_defaults, setting
 
 _MODEL_OPTIONS = [
-    click.option("-m", "--model", default=None,
-                 help="Bundled name (see 'ragkit models'), a name from models.yaml, a .gguf file or an HF model "
-                      "directory. [default: qwen2.5-coder-1.5b where installed, else smollm2-135m (English) or "
-                      "gemma3-270m (Chinese)]"),
+    help_defaults("-m", "--model", default=None, values=model_defaults,
+                  help="Bundled name (see 'ragkit models'), a name from models.yaml, a .gguf file or an HF model "
+                       "directory. [default: {default_model}]"),
     click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
                  help="Backend to run the model with. [default: llamacpp for a .gguf file, hf for a directory, "
                       "openai with --base-url]"),
@@ -25,18 +24,19 @@ _MODEL_OPTIONS = [
                  help="Prompt format. [default: chat when the model has a chat template, else few-shot]"),
     click.option("--examples", type=click.IntRange(0, 3), default=None,
                  help="Worked examples in a few-shot prompt. [default: 3 with passages, 2 closed-book]"),
-    click.option("--n-ctx", type=int, default=None, help="Context window in tokens. [default: 4096]"),
-    click.option("--passages", type=click.IntRange(1, None), default=None,
-                 help="Chunks put in the prompt. [default: all k; 1 for gemma3-270m, which answers best from one]"),
+    help_defaults("--n-ctx", type=int, default=None, values=answer_defaults,
+                  help="Context window in tokens. [default: {n_ctx}]"),
+    help_defaults("--passages", type=click.IntRange(1, None), default=None, values=answer_defaults,
+                  help="Chunks put in the prompt. [default: {passages} (a model's own, from 'ragkit models')]"),
     setting("--context-tokens", of=ANSWER, type=click.IntRange(0, None),
             help="Prompt tokens of evidence: the best sentences of the retrieved chunks; 0 shows whole chunks."),
     setting("--reason", of=ANSWER, type=click.Choice(["auto", "on", "off"]),
             help="A facts-and-calculation step for questions that need arithmetic or dates; auto decides per question."),
-    click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True,
-                 help="Retrieval: dense vectors, BM25 keywords, or both fused."),
-    click.option("--min-score", type=float, default=None,
-                 help="Answer 'I don't know' unasked when no chunk scores this high; 0 disables it. [default in "
-                      "hybrid mode: 0.20 English, 0.15 Chinese, calibrated on the sample corpus; else 0]"),
+    setting("--mode", of=RETRIEVAL, type=click.Choice(["dense", "bm25", "hybrid"]),
+            help="Retrieval: dense vectors, BM25 keywords, or both fused."),
+    help_defaults("--min-score", type=float, default=None, values=answer_defaults,
+                  help="Answer 'I don't know' unasked when no chunk scores this high; 0 disables it. [default in "
+                       "hybrid mode: {min_score}, calibrated on the sample corpus; else 0]"),
 ]
 
 _DECODING_OPTIONS = [

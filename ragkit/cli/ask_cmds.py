@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from . import echo_json, main
+from ..errors import UsageError
 from .answer_options import decoding_options, model_options
+from .group import echo_json, main
+from .options import RETRIEVAL, setting
 
 _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
 
@@ -16,7 +18,7 @@ _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
               type=click.Path(), help="Index directory built by 'ragkit ingest' (or set RAGKIT_INDEX).")
 @model_options
 @click.option("--api-key", envvar="OPENAI_API_KEY", default=None, show_envvar=True, help="Key for --base-url.")
-@click.option("-k", "k", default=5, show_default=True, help="Chunks to retrieve (all are listed as sources).")
+@setting("-k", "k", of=RETRIEVAL, type=int, help="Chunks to retrieve (all are listed as sources).")
 @click.option("--closed-book", is_flag=True, help="Skip retrieval: the model answers from its own weights.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help=_DECODING_HELP + ": 0 is greedy.")
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Most tokens in the answer.")
@@ -33,7 +35,6 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
     Each call loads the model and the index anew (seconds on a CPU); for repeated questions run
     'ragkit serve' once and ask it over HTTP, where both stay loaded.
     """
-    from ..errors import UsageError
     from ..generate import Decoding, load_generator
     from ..lang import detect_language
     from ..pipeline import Pipeline
@@ -53,7 +54,7 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
     if not closed_book:
         import threading
 
-        from ..index.store import Index
+        from ..index import Index
 
         index = Index.open(index_dir)  # before the model loads: a missing index fails fast
         # The embedder and jieba's dictionary load (about a second each on two cores) while the

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
-from . import echo_json, main
-from .options import EVAL, setting
+from ..errors import UsageError
+from .group import echo_json, main
+from .options import EVAL, help_defaults, model_defaults, setting
 from .progress import TerminalProgress
+from .sweep_cmds import report_sweep_cmd, sweep_target
 
 
 @main.command("eval")
@@ -19,9 +21,8 @@ from .progress import TerminalProgress
 @setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag, oracle (rag given "
          "the gold chunks).")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
-@click.option("--model", "models", multiple=True,
-              help="Base model for every language, or LANG=MODEL (repeatable). [default: qwen2.5-coder-1.5b "
-                   "where installed, else smollm2-135m for en, gemma3-270m for zh]")
+@help_defaults("--model", "models", multiple=True, values=model_defaults,
+               help="Base model for every language, or LANG=MODEL (repeatable). [default: {default_model}]")
 @click.option("--adapter", "adapters", multiple=True,
               help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
 @click.option("--tuned-model", "tuned_models", multiple=True,
@@ -56,7 +57,6 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
     source: closed_book (base model), rag (base + retrieval), sft (tuned), sft_rag (tuned + retrieval).
     Re-running with the same settings and --out reuses finished items.
     """
-    from ..errors import UsageError
     from ..eval.config import EvalConfig, parse_lang_map
     from ..eval.runner import run_eval
 
@@ -109,9 +109,7 @@ def report_cmd(runs, runs_dir, as_json):
     A sweep (its runs/<name>/ directory or its pipeline file) gets its cells side by side, written
     to sweep.md, sweep.json and sweep.png in the sweep directory.
     """
-    from ..errors import UsageError
     from ..eval.report import compare, load_report, render_comparison, render_markdown
-    from .sweep_cmds import report_sweep_cmd, sweep_target
 
     if len(runs) == 1 and (root := sweep_target(runs[0], runs_dir)) is not None:
         return report_sweep_cmd(root, as_json)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from . import echo_json, main
-from .options import CHUNKING, INGEST, setting
+from ..errors import UsageError
+from .group import echo_json, main
+from .options import CHUNKING, INGEST, RETRIEVAL, embed_batches, help_defaults, setting
 from .progress import TerminalProgress
 
 
@@ -20,24 +21,25 @@ from .progress import TerminalProgress
 @click.option("--dense-index", type=click.Choice(["flat", "hnsw", "ivf"]), default=None,
               help="FAISS index type: exact flat inner product, or HNSW/IVF for large corpora. "
                    "[default: an existing index's own; flat for a new one]")
-@click.option("--batch-size", default=None, type=int, help="Embedding batch size. [default: 64; 512 with --device cuda]")
+@help_defaults("--batch-size", default=None, type=int, values=embed_batches,
+               help="Embedding batch size. [default: {cpu}; {cuda} when the torch backend runs on CUDA]")
 @click.option("--embed-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
               help="Run the embedding model with sentence-transformers (torch) or ONNX Runtime (onnx, onnx-int8: "
                    "about 2x faster on a CPU). [default: an existing index's own; for a new one onnx-int8, "
                    "or torch when CUDA is available]")
 @click.option("--sync", is_flag=True,
               help="Make the index hold exactly PATHS: drop files indexed earlier from anywhere else.")
-@click.option("--max-file-chunks", default=5000, show_default=True,
-              help="Index at most this many chunks of one file (a note names any file cut short).")
-@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None,
-              help="Where the torch backend embeds: cuda runs sentence-transformers in fp16 with batches of "
-                   "512 (unless --batch-size is given). [default: auto, cuda when available]")
+@setting("--max-file-chunks", of=INGEST, name="max_chunks_per_file", type=int,
+         help="Index at most this many chunks of one file (a note names any file cut short).")
+@help_defaults("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None, values=embed_batches,
+               help="Where the torch backend embeds: cuda runs sentence-transformers in fp16 with batches of "
+                    "{cuda} (unless --batch-size is given). [default: auto, cuda when available]")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Embed on a Ray actor pool (pip install 'ragkit[ray]'): a local Ray, or ADDRESS such as "
                    "ray://head:10001. Put it after PATHS, or write --ray=ADDRESS.")
-@click.option("--ray-actors", default=1, show_default=True, help="Embedding actors in the Ray pool.")
-@click.option("--ray-cpus", default=2.0, show_default=True,
-              help="CPUs per Ray actor (Ray sets OMP_NUM_THREADS from it).")
+@setting("--ray-actors", of=INGEST, type=int, help="Embedding actors in the Ray pool.")
+@setting("--ray-cpus", of=INGEST, type=float,
+         help="CPUs per Ray actor (Ray sets OMP_NUM_THREADS from it).")
 @click.option("--store", type=click.Choice(["faiss", "milvus"]), default=None,
               help="Where chunks live: FAISS + bm25s files in the index directory, or a Milvus collection "
                    "(milvus-lite or a server). [default: an existing index's own; for a new one faiss]")
@@ -63,13 +65,10 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
     from other folders stay unless --sync. The first folder names its files by their relative
     path, later ones by FOLDER/relative path. Links out of a folder are not followed.
     """
-    from ..errors import UsageError
-    from ..index.build import IngestConfig
-    from ..index.build import ingest as run_ingest
+    from ..index import IngestConfig
+    from ..index import ingest as run_ingest
     from ..ingest.chunking import ChunkingConfig
 
-    if batch_size is None:
-        batch_size = 512 if device == "cuda" else 64
     try:
         config = IngestConfig(
             embed_model=embed_model,
@@ -110,9 +109,9 @@ def ingest(paths, index_dir, embed_model, chunk_size, chunk_overlap, dense_index
             click.echo(f"  note {printable(path)}: {printable(note)}", err=True)
         for path, reason in s.skipped:
             click.echo(f"  skipped {printable(path)}: {printable(reason)}", err=True)
+        from ..index.faiss.writer import dense_index_hint
         from ..index.manifest import read_current, read_manifest
-        from ..index.milvus_build import store_of
-        from ..index.writer import dense_index_hint
+        from ..index.registry import store_of
 
         live = read_current(Path(index_dir))
         manifest = read_manifest(live) if live else {}  # read once: the store and the index type
@@ -134,14 +133,14 @@ def printable(text: str) -> str:
 @click.argument("query")
 @click.option("--index", "index_dir", envvar="RAGKIT_INDEX", default=".ragkit/demo-index", show_default=True,
               type=click.Path(), help="Index directory built by 'ragkit ingest' (or set RAGKIT_INDEX).")
-@click.option("-k", "k", default=5, show_default=True, help="Number of chunks to return.")
-@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True,
-              help="Retrieval: dense vectors, BM25 keywords, or both fused.")
+@setting("-k", "k", of=RETRIEVAL, type=int, help="Number of chunks to return.")
+@setting("--mode", of=RETRIEVAL, type=click.Choice(["dense", "bm25", "hybrid"]),
+         help="Retrieval: dense vectors, BM25 keywords, or both fused.")
 @click.option("--embed-model", default=None, help="Refuse to search unless the index was built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search(query, index_dir, k, mode, embed_model, as_json):
     """Show the chunks an index retrieves for QUERY."""
-    from ..index.store import Index
+    from ..index import Index
 
     index = Index.open(index_dir, embed_model=embed_model)
     hits = index.search(query, k=k, mode=mode)

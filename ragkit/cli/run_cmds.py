@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import click
 
-from . import echo_json, main
+from ..errors import UsageError
+from .group import echo_json, main
 from .progress import TerminalProgress
+from .sweep_cmds import run_sweep_cmd
 
 
 @main.command("run")
@@ -29,7 +31,7 @@ def run_cmd(pipeline, overrides, how, runs_dir, check, cells, as_json):
     settings continues its latest run (finished steps and eval items are reused); changed
     settings start a new run unless --resume is given.
 
-    A file with a `sweep:` block runs each of its cells (README, "The sweep") in RUNS_DIR/<name>/,
+    A file with a `sweep:` block runs each of its cells (docs/experiments.md, "Sweeps") in RUNS_DIR/<name>/,
     sharing the steps cells have in common; running it again continues it.
     """
     from ..eval.report import arms_table, breakdown_table
@@ -37,12 +39,8 @@ def run_cmd(pipeline, overrides, how, runs_dir, check, cells, as_json):
     from ..experiment.sweep import is_sweep
 
     if is_sweep(pipeline):
-        from .sweep_cmds import run_sweep_cmd
-
         return run_sweep_cmd(pipeline, overrides, how, runs_dir, check, cells, as_json)
     if cells:
-        from ..errors import UsageError
-
         raise UsageError(f"--cells is for a sweep; {pipeline} has no sweep: block")
     cfg = load_experiment(pipeline, overrides)
     if check:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from . import main
+from ..errors import UsageError
 from .answer_options import decoding_options, model_options
+from .group import main
+from .options import RETRIEVAL, setting
 
 
 @main.command()
@@ -14,7 +16,7 @@ from .answer_options import decoding_options, model_options
 @model_options
 @click.option("--backend-api-key", envvar="OPENAI_API_KEY", default=None, show_envvar=True,
               help="Key for --base-url (not this server's key).")
-@click.option("-k", "k", default=5, show_default=True, help="Chunks retrieved when a request sets no k.")
+@setting("-k", "k", of=RETRIEVAL, type=int, help="Chunks retrieved when a request sets no k.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="Default when a request sets none.")
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Default when a request sets none.")
 @decoding_options
@@ -42,10 +44,12 @@ def serve(indexes, model, backend, adapter, base_url, backend_api_key, prompt_st
     """Serve indexes over an OpenAI-compatible API (/v1/chat/completions, /v1/retrieve) and a web page (/).
 
     Indexes and models load once, at start-up. One generation runs at a time per model; others wait
-    in a bounded queue. See the README section 'Serving' for curl and openai-client examples.
+    in a bounded queue. See docs/serving.md for curl and openai-client examples.
     """
-    from ..errors import UsageError
+    from ..extras import require
     from ..generate import Decoding
+
+    require("serve", "ragkit serve")
     from ..serve.openai_api import Limits
     from ..serve.startup import exposure_warning, load_generators, open_indexes, warm_up
 

@@ -1,10 +1,11 @@
-"""`ragkit build-sft-data`: QA pairs for LoRA SFT from an index (library: ragkit.sft.qa)."""
+"""`ragkit build-sft-data`: QA pairs for LoRA SFT from an index (library: ragkit.sftdata.qa)."""
 
 from __future__ import annotations
 
 import click
 
-from . import echo_json, main
+from ..errors import UsageError
+from .group import echo_json, main
 from .options import SFT_DATA, setting
 from .progress import TerminalProgress
 
@@ -50,8 +51,7 @@ def build_sft_data_cmd(index_dir, out, fmt, per_chunk, paraphrases, method, mode
     its document, filtered and rephrased. Re-running with the same settings continues an
     interrupted run.
     """
-    from ..errors import UsageError
-    from ..sft.qa import SFTDataConfig, build_sft_data
+    from ..sftdata.qa import SFTDataConfig, build_sft_data
 
     config = SFTDataConfig(  # a bad value raises SettingsError: one sentence, exit code 2
         per_chunk=per_chunk, paraphrases=paraphrases, method=method, tasks=tasks, model=model, backend=backend,

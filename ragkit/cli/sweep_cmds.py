@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from . import echo_json
+from ..errors import UsageError
+from .group import echo_json
 from .progress import TerminalProgress
 
 
 def run_sweep_cmd(pipeline, overrides, how, runs_dir, check, cells, as_json) -> None:
-    from ..errors import UsageError
     from ..experiment.sweep import load_sweep, run_sweep
 
     if how:
@@ -57,8 +57,6 @@ def sweep_target(run: str, runs_dir: str) -> Path | None:
     if p.is_file() and p.suffix in (".yaml", ".yml") and is_sweep(p):
         d = Path(runs_dir) / sweep_name(p)
         if not (d / DESIGN).is_file():
-            from ..errors import UsageError
-
             raise UsageError(f"{run} has not been run under {runs_dir} yet; `ragkit run {run}` first")
         return d
     return None

@@ -6,13 +6,13 @@ import warnings
 
 import click
 
-from . import echo_json, main
+from .group import echo_json, main
 from .options import TRAIN, setting
 from .progress import TerminalProgress
 
 
 def _config(**kw):
-    from ..sft.train import TrainConfig
+    from ..train.train import TrainConfig
 
     return TrainConfig(**kw)  # a bad value raises SettingsError: one sentence, exit code 2
 
@@ -57,7 +57,7 @@ def train_cmd(data, base, out, eval_data, eval_fraction, epochs, lr, warmup_rati
               target_modules, batch_size, grad_accum, max_len, languages, prompt_style, seed, gradient_checkpointing,
               share_prefix, precision, qlora, device, threads, early_stopping, resume, save_every, max_steps, as_json):
     """Fine-tune a LoRA adapter on QA pairs (loss on the answer tokens only)."""
-    from ..sft.train import train
+    from ..train.train import train
 
     # peft reads a transformers attribute that warns about its own deprecation; not the user's concern.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
@@ -98,7 +98,7 @@ def train_cmd(data, base, out, eval_data, eval_fraction, epochs, lr, warmup_rati
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def merge_cmd(adapter, out, base, dtype, as_json):
     """Merge a LoRA adapter into its base (W + B·A·alpha/r) and save a transformers model directory."""
-    from ..sft.export import merge
+    from ..train.export import merge
 
     info = merge(adapter, out, base=base, dtype=dtype)
     if as_json:
@@ -120,8 +120,8 @@ def merge_cmd(adapter, out, base, dtype, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print what was written (and the check) as JSON.")
 def export_gguf_cmd(adapter, out, base_gguf, outtype, verify, questions, as_json):
     """Write the adapter as a GGUF LoRA that llama.cpp applies to the unchanged base GGUF."""
-    from ..sft.export import export_gguf_adapter
-    from ..sft.export import verify as run_verify
+    from ..train.export import export_gguf_adapter
+    from ..train.export import verify as run_verify
 
     info = export_gguf_adapter(adapter, out, base_gguf=base_gguf, outtype=outtype)
     if verify:

@@ -13,8 +13,10 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import OnnxUnsupported, UsageError
 from ..models import resolve_embedder
+from ..settings import EMBED
+from .onnx import OnnxEmbedder
 
 
 class Embedder(Protocol):
@@ -29,7 +31,8 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     backend = "torch"
 
-    def __init__(self, name_or_path: str = "all-minilm-l6-v2", device: str | None = None, batch_size: int = 64):
+    def __init__(self, name_or_path: str = "all-minilm-l6-v2", device: str | None = None,
+                 batch_size: int = EMBED.batch_size):
         self.name, path = resolve_embedder(name_or_path)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory must never trigger a hub call
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -115,7 +118,7 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch",
+def load_embedder(name_or_path: str, batch_size: int = EMBED.batch_size, backend: str = "torch",
                   device: str | None = None) -> Embedder:
     if name_or_path in _REGISTRY:
         return _REGISTRY[name_or_path]()
@@ -125,9 +128,6 @@ def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch
         raise UsageError(f"--device cuda runs the torch backend, not {backend}; pass --embed-backend torch "
                          "or ingest into a new index")
     if backend != "torch" and device != "cuda":
-        from ..errors import OnnxUnsupported
-        from .onnx import OnnxEmbedder
-
         try:
             return OnnxEmbedder(name_or_path, quantize=backend == "onnx-int8", batch_size=batch_size)
         except OnnxUnsupported as e:  # the embedder's .backend then says "torch", and so does the manifest

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import OnnxUnsupported
 from ..models import ragkit_home, resolve_embedder
+from ..settings import EMBED
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ def _tmp(final: Path) -> Path:
 
 
 class OnnxEmbedder:
-    def __init__(self, name_or_path: str = "all-minilm-l6-v2", quantize: bool = True, batch_size: int = 64):
+    def __init__(self, name_or_path: str = "all-minilm-l6-v2", quantize: bool = True,
+                 batch_size: int = EMBED.batch_size):
         self.name, path = resolve_embedder(name_or_path)
         self.path = Path(path)
         self.backend = "onnx-int8" if quantize else "onnx"

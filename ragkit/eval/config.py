@@ -3,8 +3,7 @@
 Each item's question decides its language, and the language picks the model (`models`, default
 models.default_llm: Qwen2.5-Coder-1.5B where installed, else the language's tiny model). The tuned
 model of a language is `tuned_models[lang]` (a merged model) or its base with `adapters[lang]`; "*" stands for
-every language. `resolve_adapter` reads the base an adapter was trained on and picks the backend
-that loads it.
+every language. The arms, and the adapter's base and backend for a tuned arm: ragkit.eval.arms.
 """
 
 from __future__ import annotations
@@ -15,24 +14,19 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import UsageError
+from ..generate.base import Decoding
+from ..lang import detect_language
+from ..models import default_llm
 from ..pipeline import AnswerSettings
 from ..settings import CommaList
 from ..types import BenchItem
+from .arms import ARMS, DEFAULT_ARMS
 
-# oracle: the base model given the gold source's chunks (ragkit.eval.passages), rag's ceiling. It is
-# not run by default (it costs a pass of the base model); name it in --arms / eval.arms.
-DEFAULT_ARMS = ("closed_book", "rag", "sft", "sft_rag")
-ARMS = (*DEFAULT_ARMS, "oracle")
-TUNED_ARMS = ("sft", "sft_rag")
-RETRIEVAL_ARMS = ("rag", "sft_rag")
-INDEX_ARMS = (*RETRIEVAL_ARMS, "oracle")  # the arms that read the index
-# Forgetting on the general bench: each tuned arm against the base arm that differs only in the model.
-FORGETTING_PAIRS = (("sft", "closed_book"), ("sft_rag", "rag"))
-MODES = ("dense", "bm25", "hybrid")
+# Which arms read the index and which need training: ragkit.eval.arms (one table).
 
 LangMap = dict[Literal["*", "en", "zh"], str]  # lang or "*" (every language) -> model or adapter
 
-# The answer length of `ragkit eval` and `ragkit run` alike: 48 tokens is what the README's measured
+# The answer length of `ragkit eval` and `ragkit run` alike: 48 tokens is what the measured
 # runs used (sample-cpu, sample-quick); every bench answer is a short span, and the longest sample
 # answers end well within it. `ragkit ask` keeps 256: there a person reads a whole sentence or two.
 EVAL_MAX_TOKENS = 48
@@ -89,20 +83,17 @@ class EvalConfig(EvalSettings):
 
     @model_validator(mode="after")
     def _arms_have_an_index(self) -> EvalConfig:
-        if any(a in INDEX_ARMS for a in self.arms) and not self.index:
-            raise ValueError("the rag, sft_rag and oracle arms need an index")
+        if any(ARMS[a].reads_index for a in self.arms) and not self.index:
+            readers = [a.name for a in ARMS.values() if a.reads_index]
+            raise ValueError(f"the {', '.join(readers[:-1])} and {readers[-1]} arms need an index")
         return self
 
     def decoding(self):
-        from ..generate.base import Decoding
-
         return Decoding(temperature=self.temperature, max_tokens=self.max_tokens,
                         repetition_penalty=self.repetition_penalty, seed=self.seed)
 
     def base_model(self, lang: str) -> str | None:
         """The model for `lang`: named, else the bundled default (None: the server's own model)."""
-        from ..models import default_llm
-
         named = self.models.get(lang) or self.models.get("*")
         return named or (None if self.base_url else default_llm(lang))
 
@@ -117,32 +108,9 @@ class EvalConfig(EvalSettings):
         return None
 
 
-def resolve_adapter(model: str | None, adapter: str, backend: str | None) -> tuple[str | None, str, str | None]:
-    """(base model, adapter, backend) for a tuned arm.
-
-    An adapter only fits the model it was trained on, so the base it records (ragkit_adapter.json
-    of a `ragkit train` directory, or the ragkit.base key of an exported GGUF adapter) wins over
-    the eval's base model. A PEFT directory runs on the hf backend, a GGUF adapter on llama.cpp.
-    """
-    from ..sft.export import adapter_meta, gguf_adapter_info
-    from ..sft.export import resolve_adapter as adapter_kind
-
-    kind, path = adapter_kind(adapter)
-    if kind == "peft":
-        if backend not in (None, "hf"):
-            raise UsageError(f"{adapter} is a PEFT adapter, which the {backend} backend cannot load; "
-                             "export it with 'ragkit export-gguf' or use --backend hf")
-        return adapter_meta(path).get("base") or model, str(path), "hf"
-    if backend not in (None, "llamacpp"):
-        raise UsageError(f"{adapter} is a GGUF adapter, which only the llamacpp backend loads")
-    return gguf_adapter_info(path).get("base") or model, str(path), "llamacpp"
-
-
 def select_items(items: list[BenchItem], limit: int | None) -> list[BenchItem]:
     """`limit` items taken round-robin over (language, category) groups, file order within each, so
     a small slice still covers every language and category; all items when `limit` is None."""
-    from ..lang import detect_language
-
     if limit is None or limit >= len(items):
         return items
     by_cat: dict[tuple[str, str], list[BenchItem]] = {}

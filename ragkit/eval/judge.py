@@ -18,6 +18,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..generate.base import BACKENDS, Decoding
+
 RUBRIC = (
     "You grade answers to questions about a product's documentation.\n"
     "An answer is correct when it states the same fact as one of the reference answers: different "
@@ -84,8 +86,6 @@ class Judge:
     """Grades answers with a generator (any ragkit backend), greedy and short."""
 
     def __init__(self, generator, max_tokens: int = 96):
-        from ..generate.base import Decoding
-
         self.generator = generator
         self.name = f"{getattr(generator, 'backend', '?')}/{getattr(generator, 'model', '?')}"
         self.decoding = Decoding(temperature=0.0, max_tokens=max_tokens)
@@ -115,8 +115,6 @@ def parse_judge_spec(spec: str) -> tuple[str | None, str]:
 
     Only a known backend name counts as a prefix, so a model path with slashes stays whole.
     """
-    from ..generate.base import BACKENDS
-
     head, sep, rest = spec.partition("/")
     if sep and head in BACKENDS and rest:
         return head, rest

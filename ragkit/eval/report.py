@@ -26,8 +26,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ..errors import UsageError
 from . import judge as judge_mod
+from .arms import ARMS
+from .bench import DIFFICULTIES
 from .metrics import bootstrap_ci, mean, paired_bootstrap, percentile
+from .retrieval import aggregate
 
 ANSWER_METRICS = ("accuracy", "em", "f1", "refusal_rate", "repetition", "answer_length")
 _SCORE_OF = {"accuracy": "accuracy", "em": "em", "f1": "f1", "refusal_rate": "refused",
@@ -52,8 +56,6 @@ def answer_summary(rows: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> d
 
 def _grouped(rows: Iterable[dict], field: str) -> dict[str, list[dict]]:
     """Rows by category (alphabetical) or difficulty (easy, medium, hard, simple, complex)."""
-    from .bench import DIFFICULTIES
-
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         groups[r[field]].append(r)
@@ -86,9 +88,8 @@ def pairwise(rows_by_arm: dict[str, list[dict]], metric: str = "accuracy", n_boo
     """b - a for every pair of arms, over the items both answered; a comes first in the order
     closed_book, rag, sft, sft_rag, oracle, so "rag_vs_closed_book" is always the gain from retrieval
     and "oracle_vs_rag" what retrieval missed."""
-    from .config import ARMS
-
-    arms = sorted(rows_by_arm, key=lambda a: (ARMS.index(a) if a in ARMS else len(ARMS), a))
+    order = list(ARMS)
+    arms = sorted(rows_by_arm, key=lambda a: (order.index(a) if a in order else len(order), a))
     out = {}
     for i, a in enumerate(arms):
         for b in arms[i + 1:]:
@@ -109,8 +110,6 @@ def pair_diff(rows_a: Sequence[dict], rows_b: Sequence[dict], metric: str = "acc
 
 def retrieval_breakdown(rows: Sequence[dict]) -> dict:
     """Retrieval aggregates by category and difficulty, and recall@1..10 for the curve chart."""
-    from .retrieval import aggregate
-
     out = {
         "by_category": {g: aggregate(rs) for g, rs in _grouped(rows, "category").items()},
         "by_difficulty": {g: aggregate(rs) for g, rs in _grouped(rows, "difficulty").items()},
@@ -263,8 +262,6 @@ def write_report(out_dir: Path, report: dict, charts: Sequence[str] = ()) -> Non
 
 # -- comparing two runs --------------------------------------------------------------------------
 def load_report(path: str | Path) -> dict:
-    from ..errors import UsageError
-
     p = Path(path)
     f = p / "report.json" if p.is_dir() else p
     if not f.is_file():

@@ -26,8 +26,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..lang import detect_language
 from ..progress import Progress
-from .config import FORGETTING_PAIRS, EvalConfig
+from .answering import answer_arms, write_items
+from .arms import forgetting_pairs, plan_arms
+from .bench import load_bench
+from .config import EvalConfig
+from .report import answer_summary, pair_diff
 
 RETENTION_ITEMS = "retention_items.jsonl"
 
@@ -36,9 +41,6 @@ def run_retention(config: EvalConfig, arms: list[str], index, load_generator: Ca
                   out: Path, log: Callable[[str], None], notes: list[str]) -> dict[str, list[dict]]:
     """Answer the general bench with each of `arms`; scored rows by arm. Notes for the report
     (partial coverage, failed items) are appended to `notes`."""
-    from ..lang import detect_language
-    from .bench import load_bench
-    from .runner import answer_arms, plan_arms, write_items
 
     # `limit` bounds the domain bench only: a retention set is small (data/general: 100 items) and a
     # slice of it would widen the forgetting CI that is the point of running it
@@ -61,8 +63,6 @@ def run_retention(config: EvalConfig, arms: list[str], index, load_generator: Ca
 
 def retention_summary(rows_by_arm: dict[str, list[dict]], n_boot: int = 2000, seed: int = 0) -> dict:
     """{arm: {accuracy, em, f1, n, ci95}}, ci95 being accuracy's bootstrap interval."""
-    from .report import answer_summary
-
     out = {}
     for arm, rows in rows_by_arm.items():
         if rows:
@@ -77,10 +77,8 @@ def retention_summary(rows_by_arm: dict[str, list[dict]], n_boot: int = 2000, se
 
 def forgetting(rows_by_arm: dict[str, list[dict]], n_boot: int = 2000, seed: int = 0) -> dict:
     """{tuned arm: {base, diff, ci95, n}}: tuned minus base accuracy on the general bench."""
-    from .report import pair_diff
-
     out = {}
-    for tuned, base in FORGETTING_PAIRS:
+    for tuned, base in forgetting_pairs():
         if rows_by_arm.get(tuned) and rows_by_arm.get(base):
             res = pair_diff(rows_by_arm[base], rows_by_arm[tuned], "accuracy", n_boot, seed)
             if res is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
+from ..settings import RETRIEVAL
 from ..types import BenchItem, Hit
 
 KS = (1, 5, 10)
@@ -47,7 +48,7 @@ def evaluate_retrieval(
     items: list[BenchItem],
     search: Callable[[str], list[Hit]],
     answer_in: Callable[[list[str], str], bool] | None = None,
-    context_k: int = 5,
+    context_k: int = RETRIEVAL.k,
     on_item: Callable[[], None] | None = None,
 ) -> tuple[dict[str, float], list[dict]]:
     """Run every bench question through `search` (top 10); return (aggregate, per-item rows)."""

@@ -28,12 +28,14 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..errors import UsageError
+from ..eval.arms import ARMS
 from ..eval.config import EvalConfig, EvalSettings
-from ..index.build import IngestConfig
+from ..index import IngestConfig
 from ..ingest.chunking import ChunkingConfig
+from ..models import default_llm
 from ..settings import Settings, dataclass_default, split_commas
-from ..sft.qa import SFTDataConfig
-from ..sft.train import TrainConfig, TrainOptions
+from ..sftdata.qa import SFTDataConfig
+from ..train.train import TrainConfig, TrainOptions
 
 PATH_KEYS = ("corpus", "bench")
 LANGS = ("en", "zh")
@@ -49,7 +51,7 @@ class IndexSettings(Settings):
     chunk_overlap: int = dataclass_default(ChunkingConfig, "chunk_overlap")
     # an experiment builds its own index in its run directory: no earlier index to keep the type of
     dense_index: Literal["flat", "hnsw", "ivf"] = "flat"
-    batch_size: int = dataclass_default(IngestConfig, "batch_size")
+    batch_size: int | None = dataclass_default(IngestConfig, "batch_size")
 
     @model_validator(mode="after")
     def _library_checks(self) -> IndexSettings:
@@ -62,7 +64,7 @@ class IndexSettings(Settings):
 
 
 class SFTDataSettings(Settings):
-    """QA pairs for training, from every chunk of the index (ragkit.sft.qa.build_sft_data).
+    """QA pairs for training, from every chunk of the index (ragkit.sftdata.qa.build_sft_data).
 
     `options` are SFTDataConfig fields (per_chunk, paraphrases, method, tasks, ...).
     `exclude_bench` drops generated questions that resemble a bench question, so the sft arms
@@ -90,7 +92,7 @@ class SFTDataSettings(Settings):
 
 class TrainSettings(Settings):
     """One adapter per language in `languages`, each on `base[lang]` (default: the eval model for
-    that language); `options` are ragkit.sft.train.TrainOptions fields (epochs, rank, lr, ...).
+    that language); `options` are ragkit.train.train.TrainOptions fields (epochs, rank, lr, ...).
 
     `export_gguf` also writes each adapter as a GGUF LoRA, so the tuned arms run on llama.cpp over
     the same quantised base GGUF as the base arms (like for like, and several times faster on CPU
@@ -143,7 +145,7 @@ class ExperimentConfig(Settings):
 
     @model_validator(mode="after")
     def _tuned_arms_need_training(self) -> ExperimentConfig:
-        tuned = {"sft", "sft_rag"} & set(self.eval.arms)
+        tuned = [a for a in self.eval.arms if ARMS[a].tuned]
         if tuned and not (self.train.enabled and self.sft_data.enabled):
             raise ValueError(f"eval.arms has {', '.join(sorted(tuned))} but training is disabled; "
                              "enable sft_data and train or drop those arms")
@@ -156,8 +158,6 @@ class ExperimentConfig(Settings):
         return EvalConfig(**self.eval.model_dump(), bench=bench, out=out, index=index, adapters=adapters)
 
     def base_model(self, lang: str) -> str:
-        from ..models import default_llm
-
         return self.train.base.get(lang) or self.eval.models.get(lang) or self.eval.models.get("*") or default_llm(lang)
 
 

@@ -28,7 +28,13 @@ from ..errors import RagkitError, UsageError
 from ..eval.report import load_report, render_markdown
 from ..eval.runner import run_eval
 from ..hashing import settings_hash
+from ..index import ingest
+from ..lang import detect_language
 from ..progress import NullProgress, Progress
+from ..sftdata import qa
+from ..train import export
+from ..train import train as training
+from ..train.data import detect_format, read_records, record_pairs
 from .config import ExperimentConfig
 
 STEPS = ("ingest", "sft_data", "train", "eval", "report")
@@ -97,8 +103,6 @@ def choose_run_dir(cfg: ExperimentConfig, runs_dir: str | Path, how: str = "auto
 def split_by_language(data: Path, out_dir: Path, langs: list[str]) -> dict[str, Path]:
     """One SFT file per language (records keep their format; a record's language is its first
     question's), so each language's adapter trains on its own base model."""
-    from ..lang import detect_language
-    from ..sft.data import detect_format, read_records, record_pairs
 
     files = {lang: out_dir / f"{data.stem}-{lang}.jsonl" for lang in langs}
     sinks = {lang: [] for lang in langs}
@@ -124,8 +128,6 @@ def merge_bench(paths: list[str], out: Path) -> Path:
 
 
 def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
-    from ..index.build import ingest
-
     s = ingest(cfg.corpus, run_dir / "index", cfg.index.ingest_config(), progress=progress)
     if s.skipped:
         raise RagkitError(f"ingest skipped {len(s.skipped)} file(s) ({s.skipped[0][0]}: {s.skipped[0][1]}); "
@@ -134,19 +136,15 @@ def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
 
 
 def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -> dict:
-    from ..sft.qa import build_sft_data
-
     s = cfg.sft_data
     out = run_dir / "sft" / "qa.jsonl"
-    summary = build_sft_data(run_dir / "index", out, s.data_config(), fmt=s.format, mix=s.mix,
+    summary = qa.build_sft_data(run_dir / "index", out, s.data_config(), fmt=s.format, mix=s.mix,
                              mix_ratio=s.mix_ratio, exclude_bench=bench if s.exclude_bench else None,
                              progress=progress)
     return {"file": str(out), "rows": summary.rows, "kept_by_lang": summary.kept_by_lang}
 
 
 def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
-    from ..sft.train import train
-
     data = run_dir / "sft" / "qa.jsonl"
     per_lang = split_by_language(data, data.parent, cfg.train.languages)
     adapters = {}
@@ -159,15 +157,13 @@ def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
         if not (out / "train_summary.json").is_file():  # else finished in an interrupted earlier attempt
             tc.resume = out.is_dir() and (out / "checkpoints").is_dir()
             log(f"train: {lang} adapter on {tc.base} ({'resuming' if tc.resume else 'starting'})")
-            train(tc, progress=progress)
+            training.train(tc, progress=progress)
         adapters[lang] = str(out)
         if cfg.train.export_gguf:
-            from ..sft.export import export_gguf_adapter
-
             gguf_file = run_dir / "adapters" / f"{lang}.gguf"
             if not gguf_file.is_file():
                 partial = gguf_file.with_name(f"{lang}.partial.gguf")  # never leave a torn adapter behind
-                export_gguf_adapter(out, partial)
+                export.export_gguf_adapter(out, partial)
                 partial.replace(gguf_file)
             adapters[lang] = str(gguf_file)
     return {"adapters": adapters}

@@ -46,12 +46,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RagkitError, UsageError
+from ..eval.arms import arms_where
 from .config import ExperimentConfig, apply_override, read_experiment_file, resolve_paths
+from .steps import run_experiment
 
 STEP_OUTPUTS = {"ingest": "index", "sft_data": "sft", "train": "adapters"}  # shared steps, their folder
 DONE = "done.json"
 DESIGN = "design.json"  # in the sweep directory; `ragkit report` writes sweep.{md,json,png} beside it
-BASE_ARMS = ("closed_book",)  # arms whose answers depend on the base model and eval settings only
+BASE_ARMS = arms_where(lambda a: a.base_only)  # answers that depend on the base model and eval settings only
 RUN_DIR_MARK = "{run_dir}/"  # done.json stores paths inside the run directory relative to it
 CELL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -331,8 +333,6 @@ def run_sweep(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the chosen cells (all by default) one after another; return {sweep_dir, cells: {name: summary}}."""
-    from .steps import run_experiment
-
     log = log or (lambda m: None)
     chosen = sweep.select(cells)
     root = sweep_dir(sweep, runs_dir)

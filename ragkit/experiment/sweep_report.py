@@ -19,10 +19,13 @@ import json
 from pathlib import Path
 
 from ..errors import UsageError
+from ..eval.arms import ARMS
+from ..eval.charts import tradeoff_chart
 from .sweep import DESIGN
 
-CHART_ARM = "sft"  # the tuned arm without retrieval: what the adapter itself learned and lost
-BASE_ARM = "closed_book"
+# The tuned arm that reads nothing (what the adapter itself learned and lost) against its untuned twin.
+CHART_ARM = next(a.name for a in ARMS.values() if a.tuned and not a.reads_index)
+BASE_ARM = ARMS[CHART_ARM].untuned
 
 
 def _read_json(path: Path) -> dict | None:
@@ -187,8 +190,6 @@ def _point(label: str, x: dict | None, y: dict | None):
 def sweep_chart(report: dict, path: Path) -> Path | None:
     """Domain accuracy of the sft arm (x) against its retention (y), one labelled point per cell with
     CI bars both ways, and the base model (closed_book on both benches) as the reference."""
-    from ..eval.charts import tradeoff_chart
-
     pts = [p for r in report["cells"] if (p := _point(r["cell"], r["arms"].get(CHART_ARM), r["retention"].get(CHART_ARM)))]
     if not pts:
         return None

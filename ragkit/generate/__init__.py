@@ -20,24 +20,28 @@ to `llamacpp` (which insists on GGUF). A configured model looks like:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ModelNotFound, UsageError
-from ..models import BUNDLED, DEFAULT_LLM_PREFERENCE, default_llm, ragkit_home, resolve_llm
-from .base import BACKENDS, PROMPT_STYLES, Decoding, Generator
+from ..models import (
+    BUNDLED,
+    DEFAULT_LLM_PREFERENCE,
+    default_llm,
+    file_size,
+    install_hint,
+    ragkit_home,
+    resolve_llm,
+)
+from .base import BACKENDS, PROMPT_STYLES, Decoding, Generator, GeneratorSpec
+from .hf import HFGenerator
+from .llamacpp import LlamaCppGenerator
+from .openai import OpenAIGenerator
 
 __all__ = ["Decoding", "Generator", "clear_cache", "configured_models", "list_models", "load_generator"]
 
-_CACHE: dict[tuple, Generator] = {}
-
-# How many retrieved chunks the bundled models answer best from (Pipeline's default `passages`).
-# Measured on the sample corpus (data/bench Chinese questions, greedy, 24 tokens): gemma3-270m
-# answered 7/12 from the top chunk when it held the answer, but 1/12 from the top three when they
-# did; over the first 16 questions one and two chunks both scored 4/16. smollm2-135m gains from
-# more (English, first 16: 5/16 from one chunk, 6/16 from three), so it keeps all k.
-MAX_PASSAGES = {"gemma3-270m": 1}
-
+_CACHE: dict[GeneratorSpec, Generator] = {}
 
 def configured_models() -> dict[str, dict]:
     """Models named in $RAGKIT_HOME/models.yaml (empty when the file does not exist)."""
@@ -128,31 +132,35 @@ def load_generator(
         prompt_style = prompt_style or conf.get("prompt_style")
         n_ctx = n_ctx or conf.get("n_ctx")
     backend, name, path, base_url = _locate(model, backend, base_url, lang, conf)
-    if backend == "openai":
-        key = ("openai", base_url, name, prompt_style, n_ctx, api_key)
-        if key not in _CACHE:
-            from .openai import OpenAIGenerator
-
-            _CACHE[key] = OpenAIGenerator(base_url, name, api_key=api_key, prompt_style=prompt_style, n_ctx=n_ctx)
-        return _CACHE[key]
-
     if backend == "llamacpp" and path.is_dir():
         raise ModelNotFound(f"{path} is a directory; the llamacpp backend needs a .gguf file (or use --backend hf)")
-    if prompt_style is None and name in BUNDLED:
-        prompt_style = BUNDLED[name].prompt_style
-    key = (backend, str(path), adapter, n_ctx, prompt_style)
-    if key not in _CACHE:
-        if backend == "llamacpp":
-            from .llamacpp import LlamaCppGenerator
+    info = BUNDLED.get(name) if name else None
+    local = backend != "openai"  # a server's model keeps the server's own style and all k passages
+    spec = GeneratorSpec(backend, name, path=path, base_url=base_url, api_key=api_key, adapter=adapter, n_ctx=n_ctx,
+                         prompt_style=prompt_style or (info.prompt_style if info and local else None),
+                         max_passages=info.max_passages if info and local else None)
+    if spec not in _CACHE:
+        _CACHE[spec] = LOADERS[backend](spec)
+    return _CACHE[spec]
 
-            gen = LlamaCppGenerator(path, name, n_ctx=n_ctx, prompt_style=prompt_style, adapter=adapter)
-        else:
-            from .hf import HFGenerator
 
-            gen = HFGenerator(path, name, n_ctx=n_ctx, prompt_style=prompt_style, adapter=adapter)
-        gen.max_passages = MAX_PASSAGES.get(name)
-        _CACHE[key] = gen
-    return _CACHE[key]
+def _llamacpp(spec: GeneratorSpec) -> Generator:
+    return LlamaCppGenerator(spec.path, spec.name, n_ctx=spec.n_ctx, prompt_style=spec.prompt_style,
+                             adapter=spec.adapter, max_passages=spec.max_passages)
+
+
+def _hf(spec: GeneratorSpec) -> Generator:
+    return HFGenerator(spec.path, spec.name, n_ctx=spec.n_ctx, prompt_style=spec.prompt_style, adapter=spec.adapter,
+                       max_passages=spec.max_passages)
+
+
+def _openai(spec: GeneratorSpec) -> Generator:
+    return OpenAIGenerator(spec.base_url, spec.name, api_key=spec.api_key, prompt_style=spec.prompt_style,
+                           n_ctx=spec.n_ctx, max_passages=spec.max_passages)
+
+
+# The backends by name: load_generator looks the backend up here (a new one is one line and its loader).
+LOADERS: dict[str, Callable[[GeneratorSpec], Generator]] = {"llamacpp": _llamacpp, "hf": _hf, "openai": _openai}
 
 
 def clear_cache() -> None:
@@ -162,26 +170,11 @@ def clear_cache() -> None:
 
 def list_models() -> list[dict]:
     """Every bundled and configured model with its path, size, prompt style and install state."""
-    from ..models import bundled_path, gemma3_status, install_hint
-
     rows = []
     defaults = {lang: default_llm(lang) for lang in DEFAULT_LLM_PREFERENCE}
     for name, info in BUNDLED.items():
-        if name == "gemma3-270m":
-            installed, path, size = gemma3_status()
-            note = None if path or not installed else "assembled from its packages on first use"
-        elif info.split is not None:
-            from ..assemble import parts_installed
-
-            installed = parts_installed(info.split)
-            path = bundled_path(name, assemble=False)
-            size = info.split.size
-            note = None if path or not installed else "assembled from its parts and verified on first use"
-        else:
-            path = bundled_path(name, assemble=False)
-            installed = path is not None
-            size = _size(path) if path else None
-            note = None
+        installed, path, size = info.status()
+        note = f"{info.assembly} on first use" if info.assembly and installed and not path else None
         rows.append({
             "name": name, "kind": info.kind, "source": "bundled", "package": info.package,
             "backend": "llamacpp" if info.kind == "llm" else "sentence-transformers",
@@ -196,17 +189,10 @@ def list_models() -> list[dict]:
         backend = cfg.get("backend") or ("openai" if path is None else "hf" if path.is_dir() else "llamacpp")
         rows.append({
             "name": name, "kind": "llm", "source": "configured", "package": None, "backend": backend,
-            "path": str(path) if path else cfg["base_url"], "size_bytes": _size(path) if path else None,
+            "path": str(path) if path else cfg["base_url"], "size_bytes": file_size(path) if path else None,
             "prompt_style": cfg.get("prompt_style"), "languages": [], "context_length": cfg.get("n_ctx"),
             "installed": path.exists() if path else None, "default_for": [],
             "description": cfg.get("description", ""), "note": None,
         })
     return rows
 
-
-def _size(path: Path | None) -> int | None:
-    if path is None or not path.exists():
-        return None
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

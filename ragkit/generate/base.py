@@ -11,11 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from ..errors import BackendError, ContextOverflow
 from ..types import Completion
 
 BACKENDS = ("llamacpp", "hf", "openai")
+# The context window when neither --n-ctx nor the model (a server's max_model_len) says otherwise:
+# enough for k=5 passages and an answer.
+DEFAULT_N_CTX = 4096
 PROMPT_STYLES = ("chat", "fewshot")
 
 
@@ -85,6 +90,22 @@ class GenerationCancelled(Exception):
     the next token and unwinds through `Pipeline.answer` without a result; the model is left
     ready for the next prompt (llama.cpp resets its KV cache position on every `generate`).
     """
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What a backend is built from (load_generator's registry passes it to the backend's loader);
+    also the key of the per-process generator cache."""
+
+    backend: str
+    name: str | None  # display name, or the model a server is asked for (openai)
+    path: Path | None = None  # the local model file or directory (None for openai)
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    adapter: str | None = None
+    n_ctx: int | None = None
+    prompt_style: str | None = None  # None: the model's own (chat template present: chat, else few-shot)
+    max_passages: int | None = None  # the model's quirk from models.py's table (None: all k chunks)
 
 
 class Generator(Protocol):
@@ -174,8 +195,6 @@ class StopScanner:
 def check_prompt_style(name: str, chat_template: str | None, prompt_style: str | None) -> str:
     """The prompt style a local model runs with: the one asked for, else chat when the model has a
     chat template and few-shot when it does not (hf and llamacpp share this rule)."""
-    from ..errors import BackendError
-
     style = prompt_style or ("chat" if chat_template else "fewshot")
     if style == "chat" and not chat_template:
         raise BackendError(f"{name} has no chat template; use the fewshot prompt style (--prompt-style fewshot)")
@@ -188,8 +207,6 @@ def ms_since(t0: float, t1: float | None = None) -> float:
 
 def answer_room(prompt_tokens: int, context_length: int) -> int:
     """Tokens left for the answer after the prompt, or ContextOverflow when there are none."""
-    from ..errors import ContextOverflow
-
     room = context_length - prompt_tokens
     if room < 1:
         raise ContextOverflow(

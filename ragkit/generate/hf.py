@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BackendError, ModelNotFound
+from ..extras import require
 from ..types import Completion
-from .base import Decoding, StopScanner, answer_room, check_prompt_style, ms_since
-
-DEFAULT_N_CTX = 4096
+from .base import DEFAULT_N_CTX, Decoding, StopScanner, answer_room, check_prompt_style, ms_since
+from .llamacpp import check_gguf
 
 
 def _load_error(path: Path, e: Exception) -> BackendError:
@@ -38,15 +38,15 @@ class HFGenerator:
         prompt_style: str | None = None,
         adapter: str | None = None,
         device: str | None = None,
+        max_passages: int | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model = name
+        self.max_passages = max_passages  # the model's quirk (models.py), Pipeline's default passages
         self.path = path
         if path.is_file():
-            from .llamacpp import check_gguf
-
             check_gguf(path)  # a single file must be GGUF; anything else is a directory
             src, extra = str(path.parent), {"gguf_file": path.name}
         elif path.is_dir():
@@ -169,6 +169,7 @@ def _only_gguf(extra: dict) -> dict:
 def _apply_adapter(model, adapter: Path):
     if not (adapter / "adapter_config.json").is_file():
         raise ModelNotFound(f"{adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    require("train", "a PEFT adapter on the hf backend")
     try:
         from peft import PeftModel
 

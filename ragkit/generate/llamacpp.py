@@ -35,9 +35,8 @@ from pathlib import Path
 
 from ..errors import BackendError, ModelNotFound
 from ..types import Completion
-from .base import Decoding, GenerationCancelled, StopScanner, answer_room, check_prompt_style, ms_since
+from .base import DEFAULT_N_CTX, Decoding, GenerationCancelled, StopScanner, answer_room, check_prompt_style, ms_since
 
-DEFAULT_N_CTX = 4096  # enough for k=5 passages and an answer; --n-ctx raises it
 # Prompt tokens read between two checks of a cancel flag: about a second of a 1.5B model's prompt
 # reading on two cores, and large enough to keep llama.cpp's batched matrix products efficient.
 PREFILL_SLICE = 64
@@ -70,6 +69,7 @@ class LlamaCppGenerator:
         n_threads: int | None = None,
         adapter: str | None = None,
         kept_prefixes: int = KEPT_PREFIXES,
+        max_passages: int | None = None,
     ):
         check_gguf(path)
         try:
@@ -79,6 +79,7 @@ class LlamaCppGenerator:
                 "the llamacpp backend needs llama-cpp-python: pip install 'llama-cpp-python[server]'"
             ) from e
         self.model = name
+        self.max_passages = max_passages  # the model's quirk (models.py), Pipeline's default passages
         self.path = path
         kwargs = {
             "model_path": str(path),

@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable
 
 from ..errors import BackendError, ContextOverflow, UsageError
+from ..models import model_info
 from ..types import Completion
-from .base import ChatPrompt, Decoding, StopScanner, ms_since
-
-DEFAULT_N_CTX = 4096
+from .base import DEFAULT_N_CTX, ChatPrompt, Decoding, StopScanner, ms_since
 
 
 def _first_line(e: Exception) -> str:
@@ -45,6 +44,7 @@ class OpenAIGenerator:
         n_ctx: int | None = None,
         timeout: float = 120.0,
         transport=None,  # an httpx transport, for tests
+        max_passages: int | None = None,
     ):
         import httpx
 
@@ -63,6 +63,7 @@ class OpenAIGenerator:
         if model is None and not ids:
             raise BackendError(f"the server at {base_url} serves no model; pass --model")
         self.model = model or ids[0]
+        self.max_passages = max_passages  # the model's quirk (models.py), Pipeline's default passages
         served = next((m for m in models if isinstance(m, dict) and m.get("id") == self.model), {})
         meta = served.get("meta") if isinstance(served.get("meta"), dict) else {}
         self.context_length = int(n_ctx or served.get("max_model_len") or meta.get("n_ctx_train") or DEFAULT_N_CTX)
@@ -217,7 +218,5 @@ class OpenAIGenerator:
 
 
 def _bundled_style(model: str) -> str | None:
-    from ..models import model_info
-
     info = model_info(model)
     return info.prompt_style if info else None

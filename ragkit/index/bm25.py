@@ -48,8 +48,8 @@ class BM25Index:
 
     @classmethod
     def build_streamed(cls, token_lists) -> BM25Index:
-        """The same index from an iterable of token lists, each kept as int32 ids: 100k chunks of 32
-        words take about 210 MiB of peak RSS building, against 440 MiB as lists of strings."""
+        """The same index from an iterable of token lists, each kept as int32 ids: about half the peak
+        memory of lists of strings (evals/perf/ingest_memory.py, docs/scaling.md)."""
         import bm25s
         from bm25s.tokenization import Tokenized
 

@@ -20,9 +20,14 @@ import hashlib
 import json
 import os
 import re
+import time
+from dataclasses import asdict
 from pathlib import Path
 
+from .. import __version__
+from ..embed import is_registered
 from ..errors import IndexDamaged, IndexIncompatible
+from ..models import BUNDLED, model_info
 
 FORMAT_VERSION = 1
 DENSE_TYPES = ("flat", "hnsw", "ivf")
@@ -58,13 +63,13 @@ def read_current(directory: Path) -> Path | None:
     return version
 
 
-def _fail(directory: Path, problem: str) -> IndexDamaged:
+def bad_manifest(directory: Path, problem: str) -> IndexDamaged:
     return damaged(directory, f"manifest.json {problem}", "re-run 'ragkit ingest' into a new directory")
 
 
 def _expect(cond: bool, directory: Path, problem: str) -> None:
     if not cond:
-        raise _fail(directory, problem)
+        raise bad_manifest(directory, problem)
 
 
 def _is_int(v) -> bool:
@@ -99,17 +104,11 @@ def _check_files(files, d: Path) -> None:
 
 
 def _check_store(m: dict, d: Path) -> None:
-    """`store` (absent: faiss) and, for a Milvus index, where its rows live (milvus_build.py writes it)."""
+    """`store` (absent: faiss) is a name; the registry (registry.py) knows whether it is a store, and
+    the store checks its own keys (a Milvus index's `milvus` object: milvus/store.py)."""
     store = m.get("store", "faiss")
-    _expect(store in ("faiss", "milvus"), d, f"names an unknown store {store!r}")
-    if store != "milvus":
-        return
-    mv = m.get("milvus")
-    _expect(isinstance(mv, dict) and isinstance(mv.get("uri"), str) and isinstance(mv.get("collection"), str)
-            and _is_int(mv.get("version")) and isinstance(mv.get("replaced", []), list)
-            and all(isinstance(s, str) for s in mv.get("replaced", []))
-            and isinstance(mv.get("bm25"), dict) and mv["bm25"].get("analyzer") in ("jieba", "ragkit"), d,
-            "has no valid 'milvus' object (uri, collection, version, replaced, bm25)")
+    _expect(isinstance(store, str) and re.fullmatch(r"[a-z][a-z0-9_]{0,31}", store) is not None, d,
+            f"names an unknown store {str(store)[:40]!r}")
 
 
 def _check_delta(m: dict, d: Path) -> None:
@@ -162,13 +161,13 @@ def read_manifest(version_dir: Path) -> dict:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise _fail(directory, f"is missing from {version_dir.name}") from None
+        raise bad_manifest(directory, f"is missing from {version_dir.name}") from None
     except OSError as e:
-        raise _fail(directory, f"is unreadable ({e.strerror or e})") from None
+        raise bad_manifest(directory, f"is unreadable ({e.strerror or e})") from None
     try:
         m = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise _fail(directory, "is not valid JSON (truncated?)") from None
+        raise bad_manifest(directory, "is not valid JSON (truncated?)") from None
     return validate_manifest(m, directory)
 
 
@@ -213,8 +212,6 @@ def fingerprint(model_dir: Path) -> str:
 
 def local_model_dir(name_or_path: str) -> Path | None:
     """The absolute directory when `name_or_path` names a local model directory (not a bundled name)."""
-    from ..models import BUNDLED
-
     if name_or_path.lower() in BUNDLED:
         return None
     p = Path(name_or_path).expanduser()
@@ -223,9 +220,6 @@ def local_model_dir(name_or_path: str) -> Path | None:
 
 def embedder_source(manifest: dict, directory: Path) -> str:
     """What to load the index's embedder from: a bundled or registered name, or a checked local path."""
-    from ..embed import is_registered
-    from ..models import BUNDLED
-
     emb = manifest["embedding"]
     if "path" in emb:
         p = Path(emb["path"])
@@ -247,3 +241,39 @@ def embedder_source(manifest: dict, directory: Path) -> str:
     raise IndexIncompatible(
         f"index {directory} names the embedding model {name[:80]!r}, which is neither bundled nor recorded "
         "with its path (an index from an older ragkit?); re-ingest it with --embed-model PATH")
+
+
+def embedding_entry(embedder, embed_model: str, old: dict | None) -> dict:
+    """The manifest's `embedding`: the model, its dimension and languages, the backend, and for a
+    local model directory its absolute path and content fingerprint (never its basename)."""
+    info = model_info(embedder.name)
+    entry = {
+        "model": embedder.name,
+        "dim": embedder.dim,
+        "languages": list(info.languages) if info else None,
+        "backend": getattr(embedder, "backend", None),
+    }
+    local = local_model_dir(embed_model) if not is_registered(embed_model) else None
+    if old and old["embedding"].get("path"):
+        entry["path"], entry["fingerprint"] = old["embedding"]["path"], old["embedding"]["fingerprint"]
+    elif local is not None:
+        entry["path"], entry["fingerprint"] = str(local), fingerprint(local)
+    return entry
+
+
+def new_manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict, files: dict) -> dict:
+    """The manifest of a version about to be written (every store; a store adds its own keys)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return {
+        "format": FORMAT_VERSION,
+        "ragkit_version": __version__,
+        "created": (old.get("created") or now) if old else now,
+        "updated": now,
+        "embedding": embedding_entry(embedder, config.embed_model, old),
+        "chunking": {**asdict(config.chunking), "unit": f"tokens of {embedder.name}"},
+        "dense_index": config.dense_index,
+        "fusion": old.get("fusion", {}) if old else {},
+        "n_chunks": n_chunks,
+        "roots": roots,
+        "files": files,
+    }

@@ -1,11 +1,11 @@
-"""Version directories of an index on disk: a reader's view of one, the writer's lock, the
-atomic swap, and reaping.
+"""Version directories of an index on disk, the same for every store: a reader's lease on one,
+the writer's lock, the atomic swap, and reaping.
 
 A version stays on disk after a newer one goes live: readers (an `Index` in this or another
 process, `ragkit serve`) may still be answering from it. Ingest marks it retired (`.retired`,
 whose mtime is the moment it stopped being live) and reaps it on a later ingest once both hold:
 the grace period has passed since it retired, and no reader holds its lease (a shared flock on
-its manifest.json, see store.py; the reaper must get the lock exclusively, without waiting).
+its manifest.json, `Lease`; the reaper must get the lock exclusively, without waiting).
 A reaped version is first renamed out of the `v-*` namespace, so it vanishes at once for readers.
 A version directory without a manifest is a killed ingest's leftover and goes at once.
 """
@@ -15,17 +15,11 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import sqlite3
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import IndexLocked, IndexMissing
-from .bm25 import BM25Index
-from .manifest import check_artifacts, damaged, read_current, read_manifest
-from .segments import DELTA, DeltaSegment, MergedBM25, MergedVectors
+from ..errors import IndexLocked
+from .manifest import damaged
 
 REAP_GRACE_S = 60.0  # covers the microseconds between a reader reading CURRENT and taking its lease, with room
 
@@ -46,144 +40,29 @@ def current_stamp(directory: Path) -> tuple | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-class Version:
-    """One version of an index opened for reading, with its lease and lazily loaded parts."""
+class Lease:
+    """A reader's lease on a version: a shared flock on its manifest.json, which reap() must take
+    exclusively before it may remove the version. FileNotFoundError when the version was reaped
+    between reading CURRENT and taking the lease (read CURRENT again)."""
 
-    def __init__(self, directory: Path, path: Path):
-        self.directory, self.path = directory, path
-        self.db = self.delta = None
+    def __init__(self, path: Path):
+        self.fd: int | None = None
         try:
-            self._lease = os.open(path / "manifest.json", os.O_RDONLY | os.O_NOFOLLOW)
+            self.fd = os.open(path / "manifest.json", os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
-            raise FileNotFoundError(path) from None  # reaped between reading CURRENT and here: retry
+            raise FileNotFoundError(path) from None
         try:
-            fcntl.flock(self._lease, fcntl.LOCK_SH)
-            if not _same_file(self._lease, path / "manifest.json"):
-                raise FileNotFoundError(path)  # reaped while we waited for the lock: retry
-            self.manifest = read_manifest(path)
-            self.n_base = base_chunks(self.manifest)
-            check_artifacts(path, self.manifest, ("chunks.sqlite",) + ((DELTA,) if DELTA in self.manifest else ()))
-            self.db = sqlite3.connect(f"file:{path / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-            n = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-            if n != self.n_base:
-                raise damaged(directory, f"chunks.sqlite holds {n} chunks, the manifest {self.n_base}")
-            if DELTA in self.manifest:
-                self.delta = DeltaSegment(path, self.manifest, lambda ok, what: _expect(ok, directory, what))
-        except sqlite3.DatabaseError as e:
-            self.release()
-            raise damaged(directory, f"chunks.sqlite is unreadable ({e})") from None
+            fcntl.flock(self.fd, fcntl.LOCK_SH)
+            if not _same_file(self.fd, path / "manifest.json"):
+                raise FileNotFoundError(path)  # reaped while we waited for the lock
         except BaseException:
             self.release()
             raise
-        self.users = 0
-        self.retired = False
-        self._load = threading.Lock()
-        self._bm25 = self._faiss = self._vectors = self._delta_faiss = None
-
-    @property
-    def dead(self) -> np.ndarray | None:
-        """Tombstoned rows (bool per global row) of a delta version; None for a plain one."""
-        return self.delta.dead if self.delta is not None else None
 
     def release(self) -> None:
-        if getattr(self, "db", None) is not None:
-            self.db.close()
-            self.db = None
-        if getattr(self, "delta", None) is not None:
-            self.delta.close()
-            self.delta = None
-        if self._lease is not None:
-            os.close(self._lease)  # closing the descriptor drops the shared lock
-            self._lease = None
-
-    def _part(self, attr: str, name: str, loader, check):
-        with self._load:
-            value = getattr(self, attr)
-            if value is None:
-                check_artifacts(self.path, self.manifest, (name,))
-                try:
-                    value = loader()
-                except Exception as e:  # faiss, numpy and bm25s each fail their own way on a bad file
-                    raise damaged(self.directory, f"{name} is unreadable ({type(e).__name__})") from None
-                problem = check(value)
-                if problem:
-                    raise damaged(self.directory, f"{name} {problem}")
-                setattr(self, attr, value)
-            return value
-
-    def _base_bm25(self) -> BM25Index:
-        b = BM25Index.load(self.path / "bm25")
-        if self.delta is None:
-            return b
-        if b.n_docs != self.n_base or b.doc_lengths is None or len(b.doc_lengths) != b.n_docs:
-            raise ValueError("base bm25 does not match the manifest")
-        d = BM25Index.load(self.path / DELTA / "bm25") if self.delta.n else None
-        if d is not None and (d.n_docs != self.delta.n or d.doc_lengths is None or len(d.doc_lengths) != d.n_docs):
-            raise ValueError("delta bm25 does not match the manifest")
-        return MergedBM25(b, d, self.delta.dead)
-
-    @property
-    def bm25(self) -> BM25Index | MergedBM25:
-        n = self.n_base + (self.delta.n if self.delta is not None else 0)
-        return self._part("_bm25", "bm25", self._base_bm25,
-                          lambda b: None if b.n_docs == n else f"holds {b.n_docs} documents, not {n}")
-
-    @property
-    def vectors(self) -> np.ndarray | MergedVectors:
-        """Vectors by row (a delta version: by global row, tombstoned rows included)."""
-        shape = (self.n_base, self.manifest["embedding"]["dim"])
-
-        def load():
-            base = np.load(self.path / "embeddings.npy", mmap_mode="r", allow_pickle=False)
-            if self.delta is None or base.shape != shape:
-                return base
-            return MergedVectors(base, self.delta.delta_vectors)
-
-        n = shape[0] + (self.delta.n if self.delta is not None else 0)
-        return self._part("_vectors", "embeddings.npy", load,
-                          lambda v: None if v.shape == (n, shape[1]) and v.dtype == np.float32
-                          else f"has shape {v.shape}, not {shape}")
-
-    def _faiss_of(self, attr: str, name: str, n: int):
-        def load():
-            import faiss
-
-            return faiss.read_index(str(self.path / name))
-
-        dim = self.manifest["embedding"]["dim"]
-        return self._part(attr, name, load,
-                          lambda f: None if (f.ntotal, f.d) == (n, dim) else f"holds {f.ntotal} vectors of {f.d}")
-
-    @property
-    def faiss_index(self):
-        """The base segment's FAISS index (the whole index of a plain version)."""
-        return self._faiss_of("_faiss", "dense.faiss", self.n_base)
-
-    @property
-    def delta_faiss(self):
-        return self._faiss_of("_delta_faiss", f"{DELTA}/dense.faiss", self.delta.n)
-
-
-def base_chunks(manifest: dict) -> int:
-    """Rows of a version's base segment: all its chunks, or for a delta version those before the delta."""
-    return manifest[DELTA]["base_chunks"] if DELTA in manifest else manifest["n_chunks"]
-
-
-def _expect(ok: bool, directory: Path, what: str) -> None:
-    if not ok:
-        raise damaged(directory, what)
-
-
-def open_version(directory: Path) -> Version:
-    for _ in range(5):  # a version reaped between reading CURRENT and taking its lease: read CURRENT again
-        version = read_current(directory)
-        if version is None:
-            raise IndexMissing(f"{directory} is not a ragkit index (no CURRENT version); run 'ragkit ingest' first")
-        try:
-            return Version(directory, version)
-        except FileNotFoundError:
-            time.sleep(0.01)
-    raise damaged(directory, "CURRENT keeps naming versions that do not exist")
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the shared lock
+            self.fd = None
 
 
 class WriteLock:

@@ -106,3 +106,12 @@ def scan(paths: list[Path]) -> tuple[list[Found], list[tuple[str, str]]]:
         items = list(found.items())
         found = dict(items[:before] + sorted(items[before:], key=lambda kv: kv[1].rel))
     return list(found.values()), skipped  # in argument order: the first root given names its files bare
+
+
+def discover(paths: list[Path]) -> list[tuple[Path, Path, str]]:
+    """(root, file, source) for every supported file under the given paths (see scan).
+
+    `source` is the path relative to the root: the directory given, or a file's own folder.
+    Hidden files and folders are skipped, and so are links out of the root and special files.
+    """
+    return [(f.root, f.path, f.rel) for f in scan(paths)[0]]

@@ -324,13 +324,3 @@ def load_file_noted(path: Path, source: str) -> tuple[list[Document], list[str]]
     notes[:0] = [str(w.message) for w in caught]
     return docs, list(dict.fromkeys(notes))
 
-
-def discover(paths: list[Path]) -> list[tuple[Path, Path, str]]:
-    """(root, file, source) for every supported file under the given paths (see discover.scan).
-
-    `source` is the path relative to the root: the directory given, or a file's own folder.
-    Hidden files and folders are skipped, and so are links out of the root and special files.
-    """
-    from .discover import scan
-
-    return [(f.root, f.path, f.rel) for f in scan(paths)[0]]

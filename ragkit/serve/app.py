@@ -35,6 +35,7 @@ from ..errors import BackendError, RagkitError
 from ..generate.base import Decoding, GenerationCancelled, Generator
 from ..lang import detect_language
 from ..pipeline import Pipeline
+from ..settings import RETRIEVAL
 from . import openai_api as oa
 from .guard import Guard
 from .slots import Slot, TokenStream
@@ -50,8 +51,8 @@ class Served:
 
     indexes: dict
     generators: dict[str, Generator]
-    k: int = 5
-    mode: str = "hybrid"
+    k: int = RETRIEVAL.k
+    mode: str = RETRIEVAL.mode
     decoding: Decoding = field(default_factory=Decoding)
     min_score: float | None = None
     examples: int | None = None

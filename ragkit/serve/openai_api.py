@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 
 from ..generate.citations import parse_citations, strip_citations
-from ..index.store import MODES
+from ..index import MODES
 from ..lang import tokenize_for_search
 from ..types import Answer, Hit
 

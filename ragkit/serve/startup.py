@@ -13,7 +13,10 @@ import ipaddress
 import re
 from pathlib import Path
 
+from .. import generate
 from ..errors import UsageError
+from ..index import Index
+from ..models import DEFAULT_LLM_PREFERENCE
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -38,8 +41,6 @@ def index_specs(specs: list[str]) -> dict[str, Path]:
 
 
 def open_indexes(specs: list[str]) -> dict:
-    from ..index.store import Index
-
     return {name: Index.open(path) for name, path in index_specs(specs).items()}
 
 
@@ -52,13 +53,11 @@ def warm_up(indexes: dict) -> None:
 def load_generators(model: str | None, backend: str | None, **kw) -> dict:
     """A generator per question language: the one --model for all, else each language's default
     model (models.default_llm, as `ragkit ask` picks)."""
-    from ..generate import load_generator
-    from ..models import DEFAULT_LLM_PREFERENCE
 
     if model is not None or backend == "openai" or kw.get("base_url"):
-        gen = load_generator(model, backend, **kw)
+        gen = generate.load_generator(model, backend, **kw)
         return {lang: gen for lang in DEFAULT_LLM_PREFERENCE}
-    return {lang: load_generator(None, backend, lang=lang, **kw) for lang in DEFAULT_LLM_PREFERENCE}
+    return {lang: generate.load_generator(None, backend, lang=lang, **kw) for lang in DEFAULT_LLM_PREFERENCE}
 
 
 def exposure_warning(host: str, api_key: str | None) -> str | None:

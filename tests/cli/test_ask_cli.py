@@ -23,6 +23,7 @@ from ragkit.types import Completion
 class FakeGenerator:
     backend = "fake"
     prompt_style = "fewshot"
+    max_passages = None
 
     def __init__(self, reply, context_length=4096, model="fake-model"):
         self.reply, self.context_length, self.model = reply, context_length, model
@@ -46,7 +47,7 @@ class FakeGenerator:
 
 @pytest.fixture
 def index_dir(mini_corpus, tmp_path, fake_embedder):
-    from ragkit.index.build import IngestConfig, ingest
+    from ragkit.index import IngestConfig, ingest
 
     ingest([mini_corpus], tmp_path / "idx", IngestConfig(embed_model="fake-embedder"))
     return tmp_path / "idx"

@@ -19,6 +19,7 @@ class ReadingGenerator:
 
     backend = "fake"
     prompt_style = "fewshot"
+    max_passages = None
     context_length = 4096
 
     def __init__(self, model):
@@ -256,9 +257,9 @@ def test_run_check_and_errors(tmp_path, mini_corpus, indexed):
 def test_run_full_pipeline_with_training_steps(indexed, tmp_path, mini_corpus, fake_llm, monkeypatch):
     """ingest → sft_data → train (per language) → export → eval with all four arms, with the SFT
     library functions replaced by fakes that write files shaped like theirs."""
-    import ragkit.sft.export
-    import ragkit.sft.qa
-    import ragkit.sft.train
+    import ragkit.sftdata.qa
+    import ragkit.train.export
+    import ragkit.train.train
 
     bench, _ = indexed
     calls = {"sft": 0, "train": [], "export": []}
@@ -270,7 +271,7 @@ def test_run_full_pipeline_with_training_steps(indexed, tmp_path, mini_corpus, f
                 {"instruction": "猎鹰 X2 续航多久？", "input": "", "output": "三十八分钟"}]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        return ragkit.sft.qa.Summary(index=str(index_dir), out=str(out), rows={"direct": 2})
+        return ragkit.sftdata.qa.Summary(index=str(index_dir), out=str(out), rows={"direct": 2})
 
     def fake_train(config, progress=None):
         from pathlib import Path
@@ -297,9 +298,9 @@ def test_run_full_pipeline_with_training_steps(indexed, tmp_path, mini_corpus, f
         w.close()
         return {}
 
-    monkeypatch.setattr(ragkit.sft.qa, "build_sft_data", fake_build)
-    monkeypatch.setattr(ragkit.sft.train, "train", fake_train)
-    monkeypatch.setattr(ragkit.sft.export, "export_gguf_adapter", fake_export)
+    monkeypatch.setattr(ragkit.sftdata.qa, "build_sft_data", fake_build)
+    monkeypatch.setattr(ragkit.train.train, "train", fake_train)
+    monkeypatch.setattr(ragkit.train.export, "export_gguf_adapter", fake_export)
     p = tmp_path / "full.yaml"
     p.write_text(yaml.safe_dump({
         "name": "full", "corpus": str(mini_corpus), "bench": str(bench),

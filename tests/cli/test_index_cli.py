@@ -106,7 +106,7 @@ def test_issue14_repro_same_relative_path_in_two_roots(tmp_path, fake_embedder, 
 
 
 def test_ingest_suggests_an_approximate_index_past_the_measured_size(mini_corpus, tmp_path, fake_embedder, monkeypatch):
-    from ragkit.index import writer
+    from ragkit.index.faiss import writer
 
     r = run("ingest", mini_corpus, "--index", tmp_path / "small", "--embed-model", "fake-embedder")
     assert r.exit_code == 0 and "hint:" not in r.output

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from ragkit.cli import main
-from ragkit.index.build import IngestConfig, ingest
+from ragkit.index import IngestConfig, ingest
 
 DOC = """# Falcon X2 Drone Manual
 

@@ -28,8 +28,7 @@ def test_cuda_embedder_is_fp16_and_agrees_with_the_cpu():
 def test_ingest_with_device_cuda(tmp_path):
     from pathlib import Path
 
-    from ragkit.index.build import IngestConfig, ingest
-    from ragkit.index.store import Index
+    from ragkit.index import Index, IngestConfig, ingest
 
     corpus = Path(__file__).resolve().parents[2] / "data" / "corpus"
     s = ingest([corpus], tmp_path / "idx", IngestConfig(device="cuda", embed_backend="torch", batch_size=512))

@@ -53,7 +53,7 @@ def _data(tmp_path):
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
 def test_cuda_training_lowers_the_loss(tiny_base, tmp_path, precision):
-    from ragkit.sft.train import TrainConfig, train
+    from ragkit.train.train import TrainConfig, train
 
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")
@@ -68,8 +68,8 @@ def test_cuda_training_lowers_the_loss(tiny_base, tmp_path, precision):
 
 @pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes")
 def test_qlora_4bit_trains_and_exports(tiny_base, tmp_path):
-    from ragkit.sft.export import export_gguf_adapter
-    from ragkit.sft.train import TrainConfig, train
+    from ragkit.train.export import export_gguf_adapter
+    from ragkit.train.train import TrainConfig, train
 
     s = train(TrainConfig(data=str(_data(tmp_path)), base=str(tiny_base), out=str(tmp_path / "out"), epochs=8,
                           batch_size=4, grad_accum=1, lr=1e-2, dropout=0.0, load_in_4bit=True, max_len=256,

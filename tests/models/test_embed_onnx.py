@@ -13,8 +13,7 @@ from ragkit.cli import main
 from ragkit.embed import SentenceTransformerEmbedder, load_embedder
 from ragkit.embed.onnx import OnnxEmbedder, model_key, read_st_config
 from ragkit.errors import IndexIncompatible, OnnxUnsupported
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index
+from ragkit.index import Index, IngestConfig, ingest
 from ragkit.models import bundled_path
 
 pytestmark = pytest.mark.models

@@ -29,8 +29,8 @@ def base_gguf():
 
 @pytest.fixture(scope="module")
 def adapter(base_gguf, tmp_path_factory):
-    from ragkit.sft.export import export_gguf_adapter
-    from ragkit.sft.train import TrainConfig, train
+    from ragkit.train.export import export_gguf_adapter
+    from ragkit.train.train import TrainConfig, train
 
     tmp = tmp_path_factory.mktemp("smol-lora")
     data = tmp / "facts.jsonl"
@@ -71,7 +71,7 @@ def test_gguf_adapter_loads_in_llamacpp_and_changes_its_answer(adapter, base_ggu
 
 
 def test_verify_agrees_between_hf_peft_and_llamacpp_adapter(adapter):
-    from ragkit.sft.export import verify
+    from ragkit.train.export import verify
 
     lora_dir, gguf_file, _, _ = adapter
     v = verify(lora_dir, gguf_file, max_tokens=16)
@@ -88,7 +88,7 @@ def test_train_prompt_is_the_ask_prompt_token_for_token(base_gguf, question, lan
     the template inside the GGUF. Both must give the same text and the same token ids."""
     from ragkit.generate.llamacpp import LlamaCppGenerator
     from ragkit.generate.prompts import format_prompt
-    from ragkit.sft.data import encode_prompt, load_tokenizer, prompt_format, resolve_base
+    from ragkit.train.data import encode_prompt, load_tokenizer, prompt_format, resolve_base
 
     tok = load_tokenizer(resolve_base("smollm2-135m"))
     train_prompt = prompt_format("chat", tok).prompt(question, lang)
@@ -100,7 +100,7 @@ def test_train_prompt_is_the_ask_prompt_token_for_token(base_gguf, question, lan
 
 def test_merged_model_answers_through_the_hf_backend(adapter, tmp_path):
     from ragkit.generate import clear_cache, load_generator
-    from ragkit.sft.export import merge
+    from ragkit.train.export import merge
 
     merge(adapter[0], tmp_path / "merged", dtype="float32")
     gen = load_generator(str(tmp_path / "merged"), "hf")

@@ -28,7 +28,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, ragkit_cache):
-    from ragkit.index.build import IngestConfig, ingest
+    from ragkit.index import IngestConfig, ingest
 
     root = tmp_path_factory.mktemp("serve-corpus")
     (root / "warranty.md").write_text(

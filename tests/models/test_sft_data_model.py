@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.sft import filters as F
-from ragkit.sft.qa import SFTDataConfig, build_sft_data
+from ragkit.index import IngestConfig, ingest
+from ragkit.sftdata import filters as F
+from ragkit.sftdata.qa import SFTDataConfig, build_sft_data
 
 pytestmark = pytest.mark.models
 

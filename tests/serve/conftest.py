@@ -104,7 +104,7 @@ class LiveServer:
 @pytest.fixture
 def serve_index(mini_corpus, tmp_path, fake_embedder):
     """The mini corpus plus a document whose text is HTML (untrusted), indexed with the fake embedder."""
-    from ragkit.index.build import IngestConfig, ingest
+    from ragkit.index import IngestConfig, ingest
 
     (mini_corpus / "notes.txt").write_text(
         'Service note: <img src=x onerror="window.__pwned=1"><b>bold</b> claims go to Brightwater.\n',
@@ -121,7 +121,7 @@ def fake_gen():
 @pytest.fixture
 def serve(serve_index, fake_gen):
     """serve(**served_options) -> LiveServer over {'docs': the index} and the fake generator."""
-    from ragkit.index.store import Index
+    from ragkit.index import Index
     from ragkit.serve.app import Served, create_app
 
     started: list[LiveServer] = []

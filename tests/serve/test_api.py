@@ -214,7 +214,7 @@ def test_page_is_one_offline_file_that_renders_text_as_text(serve):
 
 
 def test_served_answer_is_pipeline_answer_and_stream_adds_up_to_json(serve, fake_gen, serve_index):
-    from ragkit.index.store import Index
+    from ragkit.index import Index
     from ragkit.pipeline import Pipeline
 
     fake_gen.reply = lambda prompt: "Claims go to Brightwater" if "claims" in prompt.split("Question")[-1] else "24 months"

@@ -39,7 +39,7 @@ class CountingEmbedder:
 
 
 def config():
-    from ragkit.index.build import IngestConfig
+    from ragkit.index import IngestConfig
     from ragkit.ingest.chunking import ChunkingConfig
 
     return IngestConfig(embed_model="counting-embedder", chunking=ChunkingConfig(chunk_size=20, chunk_overlap=4),
@@ -47,7 +47,7 @@ def config():
 
 
 if __name__ == "__main__":
-    from ragkit.index.build import ingest
+    from ragkit.index import ingest
 
     corpus, index, log, kill_after = sys.argv[1:5]
     ingest([corpus], index, config(), embedder=CountingEmbedder(log, int(kill_after)))

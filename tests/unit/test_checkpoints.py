@@ -6,7 +6,7 @@ import random
 import pytest
 
 from ragkit.errors import DataFormatError
-from ragkit.sft.checkpoints import load_checkpoint, load_trainer_state
+from ragkit.train.checkpoints import load_checkpoint, load_trainer_state
 
 
 class _Evil:

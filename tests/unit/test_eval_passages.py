@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from ragkit.eval.answering import item_key
 from ragkit.eval.bench import check_record, load_bench, validate_bench
 from ragkit.eval.passages import context_hits, oracle_passages
-from ragkit.eval.runner import item_key
 from ragkit.pipeline import Pipeline
 from ragkit.types import BenchItem, Chunk, Completion, Hit
 
@@ -44,6 +44,7 @@ def test_bench_validate_and_load_keep_the_context(tmp_path):
 
 class PromptRecorder:
     backend, prompt_style, context_length, model = "fake", "fewshot", 4096, "fake"
+    max_passages = None
 
     def __init__(self, reply="Mary"):
         self.prompts: list[str] = []

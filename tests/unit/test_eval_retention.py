@@ -101,7 +101,7 @@ def test_oracle_arm_reads_the_gold_chunks_and_is_paired_with_rag(setup):  # noqa
 
 
 def test_context_items_are_answered_from_their_passages_without_retrieval(setup):  # noqa: F811
-    from ragkit.index.store import Index
+    from ragkit.index import Index
 
     bench, idx, out = setup
     item = dict(GENERAL[-1], id="ctx1")
@@ -195,7 +195,7 @@ def test_a_missing_general_bench_is_one_sentence(setup):  # noqa: F811
 def test_arms_that_send_the_same_prompt_answer_once_with_the_same_rows(setup, tmp_path, general):  # noqa: F811
     """Equivalence: the shared-prompt path (rag = closed_book on a context item, oracle =
     closed_book without gold chunks) gives the rows that answering every arm on its own gives."""
-    from ragkit.eval import runner
+    from ragkit.eval import answering
 
     shared_loader = GenLoader()
     shared = run_eval(all_arms(setup, tmp_path, general_bench=str(general)), load_generator=shared_loader)
@@ -207,13 +207,13 @@ def test_arms_that_send_the_same_prompt_answer_once_with_the_same_rows(setup, tm
 
     plain_out = tmp_path / "plain"
     plain_loader = GenLoader()
-    orig = runner.prompt_signature
-    runner.prompt_signature = lambda *a, **k: None
+    orig = answering.prompt_signature
+    answering.prompt_signature = lambda *a, **k: None
     try:
         plain = run_eval(all_arms(setup, tmp_path, general_bench=str(general), out=str(plain_out)),
                          load_generator=plain_loader)
     finally:
-        runner.prompt_signature = orig
+        answering.prompt_signature = orig
     assert shared_loader.n_calls() < plain_loader.n_calls()
     assert shared["retention"] == plain["retention"] and shared["forgetting"] == plain["forgetting"]
     assert {k: v["accuracy"] for k, v in shared["arms"].items()} == {k: v["accuracy"] for k, v in plain["arms"].items()}

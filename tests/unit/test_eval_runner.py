@@ -31,6 +31,7 @@ class FakeGenerator:
 
     backend = "fake"
     prompt_style = "fewshot"
+    max_passages = None
     context_length = 4096
 
     def __init__(self, model, adapter=None, replies=None):
@@ -97,7 +98,7 @@ def no_charts(request, monkeypatch):
 
 @pytest.fixture
 def setup(tmp_path, mini_corpus, fake_embedder):
-    from ragkit.index.build import IngestConfig, ingest
+    from ragkit.index import IngestConfig, ingest
 
     idx = tmp_path / "idx"
     ingest([mini_corpus], idx, IngestConfig(embed_model="fake-embedder"))
@@ -268,7 +269,7 @@ def gguf_adapter(path, base):
 
 def test_adapter_base_and_backend_resolution(tmp_path):
     from ragkit.errors import UsageError
-    from ragkit.eval.config import resolve_adapter
+    from ragkit.eval.arms import resolve_adapter
 
     lora = peft_adapter(tmp_path, "smollm2-135m")
     # The adapter's own base wins over the eval's base model; a PEFT directory needs hf.

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ragkit.index.bm25 import BM25Index
-from ragkit.index.hybrid import FusionWeights, fuse, top_k
+from ragkit.index.fusion import FusionWeights, fuse, top_k
 from ragkit.lang import detect_language, tokenize_for_search
 
 

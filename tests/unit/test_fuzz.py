@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from ragkit.embed import load_embedder
 from ragkit.errors import RagkitError
 from ragkit.eval.bench import load_bench, validate_bench
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index, read_current
+from ragkit.index import Index, IngestConfig, ingest
+from ragkit.index.manifest import read_current
 from ragkit.ingest.loaders import SUPPORTED, load_file_noted
 
 EXAMPLES = int(os.environ.get("RAGKIT_FUZZ_EXAMPLES", "40"))

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from ragkit.errors import IndexIncompatible, IndexLocked, IndexMissing, UsageError
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index, read_current
+from ragkit.index import Index, IngestConfig, ingest
+from ragkit.index.manifest import read_current
 
 FAKE = IngestConfig(embed_model="fake-embedder")
 
@@ -183,7 +183,7 @@ def test_killed_ingest_leaves_the_old_index_usable(mini_corpus, tmp_path, fake_e
 
 
 def test_interrupt_while_writing_removes_the_partial_version(mini_corpus, tmp_path, fake_embedder, monkeypatch):
-    import ragkit.index.build as build
+    import ragkit.index.versions as versions
 
     idx = tmp_path / "idx"
     ingest([mini_corpus], idx, FAKE)
@@ -192,7 +192,7 @@ def test_interrupt_while_writing_removes_the_partial_version(mini_corpus, tmp_pa
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build, "_swap", boom)
+    monkeypatch.setattr(versions, "swap", boom)
     (mini_corpus / "added.txt").write_text("rotors", encoding="utf-8")
     with pytest.raises(KeyboardInterrupt):
         ingest([mini_corpus], idx, FAKE)
@@ -234,7 +234,7 @@ def test_a_single_query_searches_faiss_on_one_thread_and_puts_the_setting_back(m
 @pytest.mark.parametrize("store", ["faiss", "milvus"])
 def test_an_unchanged_file_is_known_by_its_size_and_mtime_and_not_read(mini_corpus, tmp_path, fake_embedder,
                                                                        monkeypatch, store):
-    from ragkit.index import stream
+    from ragkit.index import reading
 
     an_hour_ago = time.time() - 3600
     for f in mini_corpus.rglob("*"):
@@ -249,8 +249,8 @@ def test_an_unchanged_file_is_known_by_its_size_and_mtime_and_not_read(mini_corp
         del info["mtime_ns"]
     manifest.write_text(json.dumps(m, ensure_ascii=False), encoding="utf-8")
     hashed = []
-    file_hash = stream.file_hash
-    monkeypatch.setattr(stream, "file_hash", lambda path: hashed.append(path.name) or file_hash(path))
+    file_hash = reading.file_hash
+    monkeypatch.setattr(reading, "file_hash", lambda path: hashed.append(path.name) or file_hash(path))
     (mini_corpus / "specs.txt").write_text("Falcon X2 flight time is now 41 minutes.", encoding="utf-8")
     assert ingest([mini_corpus], idx, FAKE).files_changed == 1 and len(hashed) == 4  # no mtimes: all hashed
     files = json.loads((read_current(idx) / "manifest.json").read_text(encoding="utf-8"))["files"]

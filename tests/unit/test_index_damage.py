@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from ragkit.errors import IndexDamaged, IndexIncompatible, RagkitError
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index, read_current
+from ragkit.index import Index, IngestConfig, ingest
+from ragkit.index.manifest import read_current
 
 FAKE = IngestConfig(embed_model="fake-embedder")
 

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 
 from ragkit.errors import IndexDamaged, IndexIncompatible
-from ragkit.index import versions
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index, read_current
+from ragkit.index import Index, IngestConfig, ingest, versions
+from ragkit.index.manifest import read_current
 from ragkit.ingest.chunking import ChunkingConfig
 
 SMALL = ChunkingConfig(chunk_size=24, chunk_overlap=4)
@@ -188,7 +187,6 @@ def test_compaction_by_flag_and_by_size(corpus, tmp_path, fake_embedder):
 
 def test_a_reader_keeps_its_version_and_a_failed_delta_leaves_the_old_one(corpus, tmp_path, fake_embedder,
                                                                          monkeypatch):
-    import ragkit.index.build as build
 
     monkeypatch.setattr(versions, "REAP_GRACE_S", 0.0)
     idx = tmp_path / "idx"
@@ -199,7 +197,7 @@ def test_a_reader_keeps_its_version_and_a_failed_delta_leaves_the_old_one(corpus
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build, "_swap", boom)
+    monkeypatch.setattr(versions, "swap", boom)
     with pytest.raises(KeyboardInterrupt):
         ingest([corpus], idx, DELTA)
     assert read_current(idx).name == old.version and len(list(idx.glob("v-*"))) == 1

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ragkit.errors import RagkitError
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index, read_current
+from ragkit.index import Index, IngestConfig, ingest
+from ragkit.index.manifest import read_current
 
 FAKE = IngestConfig(embed_model="fake-embedder")
 
@@ -87,7 +87,7 @@ def test_single_root_keeps_bench_style_names(tmp_path, fake_embedder):
 
 
 def test_a_constraint_error_leaves_the_index_usable(ab, tmp_path, fake_embedder, monkeypatch):
-    import ragkit.index.stream as build  # chunking happens in the stream
+    import ragkit.index.reading as build  # chunking happens as a file is read
 
     a, _ = ab
     idx = tmp_path / "I"

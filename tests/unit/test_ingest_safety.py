@@ -7,8 +7,7 @@ import warnings
 
 import pytest
 
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index
+from ragkit.index import Index, IngestConfig, ingest
 from ragkit.ingest.loaders import decode_text, load_file_noted
 
 FAKE = IngestConfig(embed_model="fake-embedder")

@@ -1,5 +1,8 @@
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.langchain import RagkitRetriever
+import pytest
+
+from ragkit.errors import SettingsError
+from ragkit.index import IngestConfig, ingest
+from ragkit.integrations.langchain import RagkitRetriever
 
 
 def test_langchain_retriever_returns_ragkit_hits_as_documents(mini_corpus, tmp_path, fake_embedder):
@@ -11,3 +14,11 @@ def test_langchain_retriever_returns_ragkit_hits_as_documents(mini_corpus, tmp_p
     assert docs[0].metadata["source"] == "warranty.md" and docs[0].metadata["rank"] == 1
     assert docs[0].page_content.startswith("# Warranty")
     assert docs[0].id == docs[0].metadata["chunk_id"]
+
+
+@pytest.mark.parametrize("bad, match", [({"mode": "nonsense"}, "mode"), ({"k": 0}, "k"), ({"k": "five"}, "k")])
+def test_a_bad_setting_is_refused_when_the_retriever_is_made(mini_corpus, tmp_path, fake_embedder, bad, match):
+    idx = tmp_path / "idx"
+    ingest([mini_corpus], idx, IngestConfig(embed_model="fake-embedder"))
+    with pytest.raises(SettingsError, match=match):
+        RagkitRetriever.from_dir(str(idx), **bad)

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from ragkit.errors import LoadError
-from ragkit.ingest.loaders import decode_text, discover, load_file
+from ragkit.ingest.discover import discover
+from ragkit.ingest.loaders import decode_text, load_file
 
 ZH = "隼鸟割草机器人的最大坡度为百分之四十。保修期为两年，电池保修十八个月。"
 

@@ -1,11 +1,11 @@
-"""Row keys of the Milvus store (milvus_keys.py): they name exactly the live rows, so deletes go by key."""
+"""Row keys of the Milvus store (index/milvus/keys.py): they name exactly the live rows, so deletes go by key."""
 
 import pytest
 
-from ragkit.index import milvus_build
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.milvus_keys import KEYS, SOURCES, RowKeys
-from ragkit.index.store import Index, read_current
+from ragkit.index import Index, IngestConfig, ingest
+from ragkit.index.manifest import read_current
+from ragkit.index.milvus import build as milvus_build
+from ragkit.index.milvus.keys import KEYS, SOURCES, RowKeys
 
 MILVUS = IngestConfig(embed_model="fake-embedder", store="milvus")
 
@@ -95,11 +95,9 @@ def test_an_ingest_stopped_after_its_swap_is_finished_by_the_next(mini_corpus, t
 
 def test_the_milvus_ingest_inserts_as_it_reads(mini_corpus, tmp_path, fake_embedder, monkeypatch):
     """Rows go to Milvus a batch at a time while files are still being read: the corpus is never held."""
-    from ragkit.index import stream
-
     read, at_insert = [], []
-    read_one = stream.read_one
-    monkeypatch.setattr(stream, "read_one", lambda f, *a, **k: read.append(f) or read_one(f, *a, **k))
+    read_one = milvus_build.read_one
+    monkeypatch.setattr(milvus_build, "read_one", lambda f, *a, **k: read.append(f) or read_one(f, *a, **k))
     connect = milvus_build.connect
 
     def spying(*args, **kwargs):

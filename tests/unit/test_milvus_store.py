@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ragkit.errors import IndexIncompatible, IndexLocked, UsageError
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index, read_current
+from ragkit.index import Index, IngestConfig, ingest
+from ragkit.index.manifest import read_current
 
 FAISS = IngestConfig(embed_model="fake-embedder", store="faiss")
 MILVUS = IngestConfig(embed_model="fake-embedder", store="milvus")
@@ -96,14 +96,14 @@ CHILD = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     import conftest  # registers the fake embedder
-    import ragkit.index.build as build
-    from ragkit.index.build import IngestConfig, ingest
+    import ragkit.index.versions as versions
+    from ragkit.index import IngestConfig, ingest
 
     def stall(directory, version):  # rows of the new version are inserted and flushed: die before the swap
         open({flag!r}, "w").close()
         time.sleep(60)
 
-    build._swap = stall
+    versions.swap = stall
     ingest([{corpus!r}], {idx!r}, IngestConfig(embed_model="fake-embedder"))
 """)
 

@@ -19,6 +19,7 @@ from ragkit.types import Completion, Hit
 class FakeGenerator:
     backend = "fake"
     model = "fake-model"
+    max_passages = None
 
     def __init__(self, reply="", prompt_style="fewshot", context_length=4096):
         self.reply = reply  # a string, or a function prompt -> string
@@ -186,8 +187,7 @@ def test_bad_input():
 
 
 def test_pipeline_over_a_real_index(mini_corpus, tmp_path, fake_embedder):
-    from ragkit.index.build import IngestConfig, ingest
-    from ragkit.index.store import Index
+    from ragkit.index import Index, IngestConfig, ingest
 
     ingest([mini_corpus], tmp_path / "idx", IngestConfig(embed_model="fake-embedder"))
     gen = FakeGenerator(lambda prompt: "24 months")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from ragkit.errors import UsageError
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import read_current
+from ragkit.index import IngestConfig, ingest
+from ragkit.index.manifest import read_current
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ragkit[ray]')")
 # A local Ray's own servers (GCS, raylet, object store) listen on every interface whatever
@@ -62,7 +62,7 @@ def test_a_path_after_ray_is_refused_in_one_sentence(mini_corpus, tmp_path, fake
 def test_the_cli_ray_option_takes_an_optional_address(mini_corpus, tmp_path, monkeypatch, args, want):
     from click.testing import CliRunner
 
-    import ragkit.index.build as build
+    import ragkit.index as build
     from ragkit.cli import main
 
     seen = {}

@@ -160,6 +160,7 @@ def test_judge_prompts_per_style_and_spec():
 
     class Gen:
         backend, model = "fake", "m"
+        max_passages = None
 
         def __init__(self, style, reply):
             self.prompt_style, self.reply, self.seen = style, reply, []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ragkit.eval.bench import REQUIRED, validate_bench
-from ragkit.sft.filters import BenchGuard
+from ragkit.sftdata.filters import BenchGuard
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERAL = ROOT / "data" / "general"

@@ -19,8 +19,8 @@ from ragkit.cli import main
 from ragkit.errors import SettingsError
 from ragkit.eval.config import EvalConfig
 from ragkit.experiment.config import ExperimentConfig, load_experiment
-from ragkit.sft.qa import SFTDataConfig
-from ragkit.sft.train import TrainConfig
+from ragkit.sftdata.qa import SFTDataConfig
+from ragkit.train.train import TrainConfig
 
 
 def mini(tmp_path: Path) -> Path:

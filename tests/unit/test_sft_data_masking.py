@@ -11,7 +11,7 @@ from sft_helpers import tiny_tokenizer, write_jsonl
 
 from ragkit.errors import DataFormatError
 from ragkit.generate.prompts import format_prompt, format_target
-from ragkit.sft import data as D
+from ragkit.train import data as D
 
 PAIRS = [("How long is the M3 warranty?", "24 months"), ("隼鸟 M3 的电池容量是多少？", "5.2 Ah")]
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ragkit.errors import UsageError
-from ragkit.sft import filters as F
+from ragkit.sftdata import filters as F
 
 CHUNK_EN = "The Falcon X2 has a flight time of 38 minutes. Its battery is 5,200 mAh and costs USD 1,299 / CNY 8,999."
 CHUNK_ZH = "猎鹰 X2 的续航时间为 38 分钟，电池保修 12 个月。"

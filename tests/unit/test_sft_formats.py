@@ -8,8 +8,8 @@ import json
 import pytest
 
 from ragkit.errors import DataFormatError
-from ragkit.sft.formats import FORMATS, build_rows, mix_rows, read_general, write_outputs
-from ragkit.sft.qa import Summary
+from ragkit.sftdata.formats import FORMATS, build_rows, mix_rows, read_general, write_outputs
+from ragkit.sftdata.qa import Summary
 
 
 def _records():

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from ragkit.index.build import IngestConfig, ingest
+from ragkit.index import IngestConfig, ingest
 from ragkit.ingest.chunking import ChunkingConfig
-from ragkit.sft.qa import SFTDataConfig, build_sft_data, read_work
+from ragkit.sftdata.qa import SFTDataConfig, build_sft_data, read_work
 from ragkit.types import Completion
 
 MANUAL = """# Falcon X2 Drone Manual
@@ -59,6 +59,7 @@ class FakeGen:
     prompts with a reworded copy of the question; counts its calls."""
 
     prompt_style = "fewshot"
+    max_passages = None
 
     def __init__(self, lang, question=None):
         self.lang = lang
@@ -199,8 +200,8 @@ def test_config_rejects_bad_settings(kwargs):
 
 # ---------------------------------------------------------------- spans and rule-written questions
 def _questions(text, lang, headers=None):
-    from ragkit.sft.paraphrase import template_question
-    from ragkit.sft.spans import pick_spans
+    from ragkit.sftdata.paraphrase import template_question
+    from ragkit.sftdata.spans import pick_spans
 
     spans = pick_spans(text, lang, per_chunk=10, headers=headers)
     return {s.answer: template_question(s) for s in spans if s.kind != "list"}

@@ -18,9 +18,8 @@ import signal
 import threading
 import time
 
-from ragkit.index import versions
-from ragkit.index.build import IngestConfig, ingest
-from ragkit.index.store import Index, read_current
+from ragkit.index import Index, IngestConfig, ingest, versions
+from ragkit.index.manifest import read_current
 
 FAKE = IngestConfig(embed_model="fake-embedder")
 N_WRITES = 10

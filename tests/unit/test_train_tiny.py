@@ -18,11 +18,11 @@ from ragkit.cli import main
 from ragkit.errors import DataFormatError, ModelNotFound, OutOfMemory, UsageError
 from ragkit.hashing import file_hash
 from ragkit.progress import NullProgress
-from ragkit.sft import data as sft_data
-from ragkit.sft import export as E
-from ragkit.sft import lora as L
-from ragkit.sft import train as T
-from ragkit.sft.recipe import LoRARecipe
+from ragkit.train import data as sft_data
+from ragkit.train import export as E
+from ragkit.train import lora as L
+from ragkit.train import train as T
+from ragkit.train.recipe import LoRARecipe
 
 PAIR = {"instruction": "What is the Kestrel hotline?", "input": "", "output": "400-820-1616"}
 
@@ -290,7 +290,7 @@ def test_guard_rails_give_one_clear_sentence(tiny_base, tmp_path, monkeypatch):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory")
 
     real = L.loss_sum
-    monkeypatch.setattr("ragkit.sft.recipe.loss_sum",
+    monkeypatch.setattr("ragkit.train.recipe.loss_sum",
                         lambda m, b, split=None, prefix=0: oom() if m.training else real(m, b, split, prefix))
     with pytest.raises(OutOfMemory, match="ran out of memory on cpu at batch 4"):
         T.train(cfg(tmp_path, tiny_base, data, name="o"))
