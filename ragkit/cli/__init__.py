@@ -78,3 +78,4 @@ def stderr_is_tty() -> bool:
 
 # Command modules register themselves on `main` when imported.
 from . import ask_cmds, eval_cmds, index_cmds, run_cmds, serve_cmds, sft_data_cmds, train_cmds  # noqa: E402,F401
+from . import bench_cmds  # noqa: E402,F401  (after index_cmds: it adds to the `bench` group)

@@ -161,7 +161,7 @@ def run_eval(
 
     `load_generator` (default ragkit.generate.load_generator) and `index` may be injected (tests).
     """
-    from .bench import load_bench
+    from .bench import load_bench, reviewed_items
     from .charts import write_charts
     from .report import build_report, write_report
 
@@ -171,7 +171,9 @@ def run_eval(
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; eval writes a folder of results there: choose a new or existing folder")
     out.mkdir(parents=True, exist_ok=True)
-    all_items = load_bench(config.bench)
+    all_items, review_note = reviewed_items(load_bench(config.bench))
+    if review_note:
+        log(review_note)
     items = select_items(all_items, config.limit)
     arms = [] if retrieval_only else list(config.arms)
     if index is None and config.index:
@@ -191,6 +193,8 @@ def run_eval(
 
     langs = {it.id: detect_language(it.question) for it in items}
     plan, skipped, notes = plan_arms(config, arms, langs)
+    if review_note:
+        notes.insert(0, review_note)
     items_path = out / "items.jsonl"
     oracle = oracle_chooser(index, items, config.mode) if "oracle" in plan and index is not None else None
     rows_by_arm, reused = answer_arms(config, plan, items, langs, index, load_generator, progress, items_path, oracle)
