@@ -17,12 +17,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from ..errors import UsageError
 from ..eval.bench import STATUSES
 from ..sft.filters import plain_text, strip_anchor
 from .records import read_records, write_records
 
 _LOCK = threading.Lock()  # one decision at a time within a process
+
+
+class Decision(BaseModel):
+    """The page's request: a status, and for an edit the new question or answers."""
+
+    status: str
+    question: str | None = None
+    answers: list[str] | None = None
 
 
 def update_item(path: str | Path, item_id: str, status: str, question: str | None = None,
@@ -55,7 +65,7 @@ def evidence_marks(text: str, strings: list[str]) -> list[list[int]]:
     spaces and thousands separators may differ ("1,500 m²" finds "1500 m²")."""
     spans = []
     for s in {s for s in strings if s and s.strip()}:
-        body = re.escape(s.strip()).replace(r"\ ", r"\s*").replace(",", ",?")
+        body = re.sub(r"(?<=\d)(?=\d)", ",?", re.escape(s.strip().replace(",", ""))).replace(r"\ ", r"\s*")
         spans += [[m.start(), m.end()] for m in re.finditer(body, text)]
     spans.sort()
     merged: list[list[int]] = []
@@ -97,12 +107,6 @@ def create_review_app(path: str | Path, passages: dict[str, list[dict]], on_requ
     """The review page's FastAPI app: GET / (the page), GET /api/items, POST /api/items/{id}."""
     from fastapi import FastAPI, HTTPException
     from fastapi.responses import HTMLResponse
-    from pydantic import BaseModel
-
-    class Decision(BaseModel):
-        status: str
-        question: str | None = None
-        answers: list[str] | None = None
 
     app = FastAPI(title="ragkit bench review", docs_url=None, redoc_url=None, openapi_url=None)
     page = (Path(__file__).parent / "review.html").read_text(encoding="utf-8")
