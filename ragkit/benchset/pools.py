@@ -168,9 +168,17 @@ def build_pools(facts: list[Fact], chunks_by_source: dict[str, list], texts: dic
     return pools
 
 
-_CHANGE = {
-    "en": re.compile(r"\bfrom\b[^.;]{0,40}?\bto\b", re.IGNORECASE),
-    "zh": re.compile(r"[从由][^。；]{0,30}?(?:到|至|为)"),
+# "raised from 35% to 40%", "由 75 分钟缩短至约 65 分钟": the old value right after from/从/由, the new
+# one right after to/至/到/为, and a verb of change in the sentence ("set from 20 mm to 60 mm" is a
+# range, not a change)
+_FROM = {"en": re.compile(r"\bfrom\s+(?:about\s+|approximately\s+)?$", re.IGNORECASE),
+         "zh": re.compile(r"(?:^|[^路])[从由](?:原来的)?\s*约?\s*$")}
+_TO = {"en": re.compile(r"\s*to\s+(?:about\s+|approximately\s+)?", re.IGNORECASE),
+       "zh": re.compile(r"\s*[^，。；,;]{0,6}?(?:到|至|为)\s*约?\s*")}
+_CHANGE_VERB = {
+    "en": re.compile(r"\b(?:rais|increas|reduc|decreas|extend|shorten|lower|drop|fall|fell|rise|rose|chang|"
+                     r"improv|grow|grew|upgrad|adjust)\w*|\bcuts?\b", re.IGNORECASE),
+    "zh": re.compile(r"提升|提高|增加|延长|缩短|降低|下调|上调|调整|减少|改为|增至|降至|变为"),
 }
 
 
@@ -187,9 +195,11 @@ def stated_changes(facts: list[Fact], answer_docs: dict) -> list[Candidate]:
         fs = sorted(fs, key=lambda f: sentence.find(f.answer))
         for old, new in zip(fs, fs[1:]):
             i, j = sentence.find(old.answer), sentence.find(new.answer)
-            between = sentence[max(0, i - 12): j]
+            lang = old.lang
             if old.unit != new.unit or old.number == new.number or i < 0 or j <= i \
-                    or not _CHANGE[old.lang].search(between):
+                    or not _FROM[lang].search(sentence[max(0, i - 12): i]) \
+                    or not _TO[lang].fullmatch(sentence[i + len(old.answer): j]) \
+                    or not _CHANGE_VERB[lang].search(sentence):
                 continue
             dec = max(old.decimals, new.decimals)
             diff = abs(new.number - old.number)

@@ -70,6 +70,11 @@ def rule_question(c: Candidate) -> str | None:
         else:
             q = f"By how much does the {col[0].lower() + col[1:] if col[1:].islower() else col} of {row_a} exceed that of {row_b}?"
         return anchor(q, f.title, c.lang)
+    if c.cell == "logic/simple" and c.compute and c.compute.get("change"):
+        # the sentence states both values; the question asks for the size of the change
+        if c.lang == "zh":
+            return anchor(f"{f.context.rstrip('。；;')}，变化了多少？", f.title, c.lang)
+        return anchor(f"{f.context.rstrip('.;')}: by how much did it change?", f.title, c.lang)
     if c.cell == "logic/complex" and c.compute and c.compute.get("compare"):
         return comparison_question(c)
     if c.cell == "logic/complex" and f.question:
