@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -99,6 +100,14 @@ class AskingGen:
         inner = m.group(1) if self.leak else wh
         q = (text[: m.start()] + inner + text[m.end():]).rstrip("。.") + ("?" if self.lang == "en" else "？")
         return Completion(text=q + "\nrun-on text")
+
+
+class Answerer(AskingGen):
+    def __init__(self):
+        super().__init__("en")
+
+    def generate(self, prompt, decoding, on_token=None):
+        return Completion(text="I do not know.")
 
 
 def factory(made, **kw):
@@ -199,3 +208,39 @@ def test_the_rules_writer_needs_no_model(index, tmp_path):
     s = draft_bench(index, out, DraftConfig(n=8, writer="rules"),
                     generator_factory=lambda lang: pytest.fail("the rules writer must not load a model"))
     assert s.items > 0 and s.by_writer == {"rules": s.items} and s.model_calls == 0
+
+
+def test_an_experiment_drafts_its_bench_after_ingest_and_evaluates_on_it(index, tmp_path, monkeypatch):
+    import functools
+
+    import yaml
+
+    from ragkit.experiment import load_experiment, run_experiment, steps
+    from ragkit.eval.runner import run_eval
+
+    corpus = tmp_path / "corpus"
+    exp = tmp_path / "mine.yaml"
+    exp.write_text(yaml.safe_dump({
+        "name": "mine", "corpus": str(corpus), "bench": [],
+        "index": {"embed_model": "fake-embedder", "chunk_size": 120, "chunk_overlap": 0},
+        "bench_draft": {"enabled": True, "options": {"n": 6, "writer": "rules"}},
+        "sft_data": {"enabled": False}, "train": {"enabled": False},
+        "eval": {"arms": ["closed_book"], "models": {"*": "fake"}, "mode": "bm25", "max_tokens": 8},
+    }))
+    (tmp_path / "x.jsonl").write_text("")
+    with pytest.raises(SettingsError, match="keep one"):
+        load_experiment(exp, [f"bench={tmp_path / 'x.jsonl'}"])
+    with pytest.raises(SettingsError, match="bench_draft.enabled: true"):
+        load_experiment(exp, ["bench_draft.enabled=false"])
+    monkeypatch.setattr(steps, "run_eval", functools.partial(run_eval, load_generator=lambda *a, **k: Answerer()))
+    result = run_experiment(load_experiment(exp), tmp_path / "runs")
+    run_dir = Path(result["run_dir"])
+    drafted = lines(run_dir / "bench.jsonl")
+    assert result["steps"]["bench_draft"] == "done" and len(drafted) == 6
+    assert result["report"]["config"]["n_items"] == 6
+    # reviewed in place, the next run keeps the draft and evaluates the accepted items only
+    from ragkit.benchset.review import update_item
+
+    update_item(run_dir / "bench.jsonl", drafted[0]["id"], "accepted")
+    again = run_experiment(load_experiment(exp), tmp_path / "runs")
+    assert again["steps"]["bench_draft"] == "up to date" and again["report"]["config"]["n_items"] == 1
