@@ -48,9 +48,15 @@ def bench_draft(index_dir, out, n, mix, writer, model, backend, base_url, n_ctx,
     the items with `ragkit bench review OUT`.
     """
     from ..benchset.draft import DraftConfig, draft_bench
+    from ..errors import SettingsError
 
-    config = DraftConfig(n=n, mix=mix, writer=writer, model=model, backend=backend, base_url=base_url, n_ctx=n_ctx,
-                         closed_book_check=closed_book_check, seed=seed)
+    try:
+        config = DraftConfig(n=n, mix=mix, writer=writer, model=model, backend=backend, base_url=base_url,
+                             n_ctx=n_ctx, closed_book_check=closed_book_check, seed=seed)
+    except SettingsError as e:  # name the option, not the field: "--mix: ..."
+        path, text = e.path, str(e)
+        raise SettingsError(f"--{path.replace('_', '-')}{text[len(path):]}" if path and text.startswith(path) else text,
+                            path) from None
     s = draft_bench(index_dir, out, config, progress=TerminalProgress(), fresh=fresh)
     if as_json:
         echo_json(s.to_dict())
