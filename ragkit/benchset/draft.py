@@ -347,11 +347,16 @@ def _pass_on_deficit(slots: list[_Slot], weights: dict[str, float], s: DraftSumm
     takers = [sl for sl in slots if sl.pos < len(sl.pool)]
     if not short or not takers:
         return False
+    extra = 0
     for sl in short:
         deficit = sl.quota - sl.kept
         s.notes.append(f"{sl.cell} ({sl.lang}): {sl.kept} of {sl.quota} items; {deficit} passed to other cells")
         sl.quota = sl.kept
-        order = [t for t in takers if t.cell == sl.cell] or sorted(takers, key=lambda t: -weights.get(t.cell, 0))
-        for i in range(deficit):
-            order[i % len(order)].quota += 1
+        same = [t for t in takers if t.cell == sl.cell]
+        for i in range(deficit if same else 0):
+            same[i % len(same)].quota += 1
+        extra += 0 if same else deficit
+    order = sorted(takers, key=lambda t: -weights.get(t.cell, 0))  # one turn each, in order of weight
+    for i in range(extra):
+        order[i % len(order)].quota += 1
     return True

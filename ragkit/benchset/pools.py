@@ -133,8 +133,9 @@ def build_pools(facts: list[Fact], chunks_by_source: dict[str, list], texts: dic
     for f in facts:
         if f.kind == "cell":
             columns.setdefault((f.chunk_id, f.unit_index), set()).add(f.meta.get("col", ""))
+    ambiguous = repeated_keys(facts)
     for i, f in enumerate(facts):
-        if i in in_conflict:
+        if i in in_conflict or i in ambiguous:
             continue
         once = len(answer_docs[(f.lang, answer_key(f.answer))]) == 1
         if f.kind == "cell" and f.split_header:
@@ -161,9 +162,11 @@ def build_pools(facts: list[Fact], chunks_by_source: dict[str, list], texts: dic
                               f"stated in {len(group)} documents: " + ", ".join(g.source for g in group)))
     for c in within_chunk_differences(facts, in_conflict):
         add(c)
-    for c in stated_changes(facts, answer_docs):
+    changes = stated_changes(facts, answer_docs)
+    for c in changes:
         add(c)
-    for c in cross_document_comparisons(facts, stmts, in_conflict):
+    superseded = set(in_conflict) | superseded_by_changes(facts, changes)
+    for c in cross_document_comparisons(facts, stmts, superseded):
         add(c)
     return pools
 
@@ -217,9 +220,17 @@ def stated_changes(facts: list[Fact], answer_docs: dict) -> list[Candidate]:
     return out
 
 
+def superseded_by_changes(facts: list[Fact], changes: list[Candidate]) -> set[int]:
+    """Facts that state a value a document changes ("from 75 to 65 minutes"): the old value, in
+    the same language, about the same product. A comparison across documents must not use them."""
+    old = {(c.lang, answer_key(c.facts[1].answer), subject_codes(c.facts[0])) for c in changes if c.cell == "logic/simple"}
+    return {i for i, f in enumerate(facts) if (f.lang, answer_key(f.answer), subject_codes(f)) in old}
+
+
 def cross_document_comparisons(facts: list[Fact], stmts: StatementIndex, skip: set[int]) -> list[Candidate]:
     """logic/complex: the same statement about two different things in two documents ("the M3
-    mows for about 90 minutes" / "the M5 mows for about 120 minutes"), and their difference."""
+    mows for about 90 minutes" / "the M5 mows for about 120 minutes"), and their difference. Facts
+    in `skip` (outvoted by a newer document, or changed by one) are no operands."""
     out, used = [], set()
     for i, a in enumerate(facts):
         if i in skip or a.number is None or i in used or not subject_codes(a):
@@ -246,6 +257,16 @@ def cross_document_comparisons(facts: list[Fact], stmts: StatementIndex, skip: s
 
 def strip_codes(text: str) -> str:
     return _CODE.sub(" ", text)
+
+
+def repeated_keys(facts: list[Fact]) -> set[int]:
+    """Key-value facts whose key recurs in the same document with other values ("Address: ..." under
+    each of six service centres): "What is the address?" has no single answer."""
+    values: dict[tuple[str, str], set[str]] = {}
+    for f in facts:
+        if f.kind == "value":
+            values.setdefault((f.source, f.meta.get("key", "")), set()).add(answer_key(f.answer))
+    return {i for i, f in enumerate(facts) if f.kind == "value" and len(values[(f.source, f.meta.get("key", ""))]) > 1}
 
 
 def conflict_groups(facts: list[Fact], stmts: StatementIndex, orders: dict) -> list[list[int]]:
