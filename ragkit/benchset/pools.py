@@ -260,13 +260,21 @@ def strip_codes(text: str) -> str:
 
 
 def repeated_keys(facts: list[Fact]) -> set[int]:
-    """Key-value facts whose key recurs in the same document with other values ("Address: ..." under
-    each of six service centres): "What is the address?" has no single answer."""
-    values: dict[tuple[str, str], set[str]] = {}
-    for f in facts:
+    """Key-value facts whose key, and table cells whose row and column, recur in the same document
+    with other values ("Address: ..." under each of six service centres; a "Kestrel Care+ | Price"
+    row per product): "What is the address?" has no single answer."""
+    def key(f: Fact):
         if f.kind == "value":
-            values.setdefault((f.source, f.meta.get("key", "")), set()).add(answer_key(f.answer))
-    return {i for i, f in enumerate(facts) if f.kind == "value" and len(values[(f.source, f.meta.get("key", ""))]) > 1}
+            return f.source, f.meta.get("key", "")
+        if f.kind == "cell":
+            return f.source, f.meta.get("row", ""), f.meta.get("col", "")
+        return None
+
+    values: dict[tuple, set[str]] = {}
+    for f in facts:
+        if (k := key(f)) is not None:
+            values.setdefault(k, set()).add(answer_key(f.answer))
+    return {i for i, f in enumerate(facts) if (k := key(f)) is not None and len(values[k]) > 1}
 
 
 def conflict_groups(facts: list[Fact], stmts: StatementIndex, orders: dict) -> list[list[int]]:
