@@ -244,3 +244,24 @@ def test_an_experiment_drafts_its_bench_after_ingest_and_evaluates_on_it(index, 
     update_item(run_dir / "bench.jsonl", drafted[0]["id"], "accepted")
     again = run_experiment(load_experiment(exp), tmp_path / "runs")
     assert again["steps"]["bench_draft"] == "up to date" and again["report"]["config"]["n_items"] == 1
+
+
+class KnowItAll(AskingGen):
+    """Writes questions like AskingGen; asked a question without documents, it replies with the
+    whole corpus, so it "knows" every answer closed-book."""
+
+    def generate(self, prompt, decoding, on_token=None):
+        if "[" in prompt or "【" in prompt:
+            return super().generate(prompt, decoding, on_token)
+        self.calls += 1
+        return Completion(text=" ".join((MANUAL, FIRMWARE, WARRANTY_ZH)).replace("\n", " "))
+
+
+def test_the_closed_book_check_drops_what_the_model_already_knows(index, tmp_path):
+    made: dict = {}
+    s = draft_bench(index, tmp_path / "b.jsonl", DraftConfig(n=4, closed_book_check=True),
+                    generator_factory=lambda lang: made.setdefault(lang, KnowItAll(lang)))
+    kept = lines(tmp_path / "b.jsonl")
+    assert s.closed_book_calls > 0 and s.dropped["closed_book"] == s.closed_book_calls - len(kept)
+    # what it could not recite is a computed value, found in no document
+    assert s.dropped["closed_book"] > 0 and all(it["category"] == "logic" for it in kept)
