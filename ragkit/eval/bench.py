@@ -2,8 +2,8 @@
 
 Fields: id, question, answers (acceptable answer strings; any one counts), sources (paths relative
 to the ingested root that hold the answer), category (knowledge, logic, common, ...), difficulty
-(easy, medium, hard, simple, complex), optional notes, optional context; and, from `ragkit bench
-draft` and `ragkit bench review`, optional status (draft, accepted, rejected), chunk_ids (the chunks
+(easy, medium, hard, simple, complex), optional notes, optional context; and, from the bench draft
+and review commands (ragkit.benchset), optional status (draft, accepted, rejected), chunk_ids (the chunks
 the item was drafted from), evidence (the strings in those chunks its gold rests on: the answer, or
 a computation's operands; the review page highlights them) and fingerprints (the normalised forms of every question written for the
 item, held out of SFT data by `build-sft-data --exclude-bench`).
