@@ -261,7 +261,6 @@ def run_experiment(
         bench = run_dir / "bench.jsonl"  # reviewed in place: a review changes h_bench, not h_draft
     else:
         bench = merge_bench(cfg.bench, run_dir / "bench.jsonl")
-    status.setdefault("bench_draft", "off")
     h_bench = settings_hash(_files_fingerprint([str(bench)]))
     adapters: dict[str, str] = {}
     h_train = None
