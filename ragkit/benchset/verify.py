@@ -8,7 +8,9 @@
     needs_context    the question points at a passage the reader does not have ("this table")
     length           question or answer too short or too long (ragkit.sft.filters.LIMITS)
     inconsistent     a model question asking for another kind of thing than the answer, or about
-                     words none of the cited chunks use
+                     words none of the cited chunks use; a logic item's question that asks for no
+                     difference or change ("What is the maximum slope?" for the 5% between two
+                     slopes), or another item's question that does
     duplicate, near_duplicate   the same question as, or ≥ 0.8 alike to, one already in the bench
     closed_book      the base model answers it without the documents (only with the check on)
 
@@ -17,6 +19,8 @@ to the same rules.
 """
 
 from __future__ import annotations
+
+import re
 
 from ..sft import filters
 from .pools import Candidate, recompute
@@ -49,8 +53,24 @@ def check(question: str, c: Candidate, writer: str, seen: filters.NearDupIndex) 
     kind = c.facts[0].kind if not c.compute else "quantity"
     if writer == "model" and filters.inconsistent(question, kind, text, c.lang, c.answer):
         return "inconsistent"
+    if bool(c.compute) != asks_computation(question, c.lang):
+        return "inconsistent"
     hit = seen.match(filters.strip_anchor(question))
     return hit[0] if hit else None
+
+
+_COMPUTATION = {
+    "en": re.compile(r"\bby how (?:much|many)\b|\bhow (?:much|many) (?:more|less|fewer|longer|shorter|higher|lower|"
+                     r"greater|larger|smaller|bigger|heavier|lighter|faster|slower|cheaper|dearer)\b|\bdifference\b|"
+                     r"\bexceed|\bhow (?:much|many) [^?]{0,60}\bchange", re.IGNORECASE),
+    "zh": re.compile(r"[多少]多少|相差|差多少|差距|差值|变化|增加了多少|减少了多少|提高了多少|降低了多少|缩短了多少|"
+                     r"延长了多少|高出|贵多少|便宜多少|长多少|短多少|大多少|小多少|重多少|轻多少"),
+}
+
+
+def asks_computation(question: str, lang: str) -> bool:
+    """The question asks for a difference or a change ("by how much", "多多少", "相差")."""
+    return bool(_COMPUTATION[lang].search(filters.strip_anchor(question)))
 
 
 def known_closed_book(question: str, answers: list[str], pipeline) -> bool:
