@@ -156,6 +156,9 @@ def test_an_answer_not_in_its_chunk_is_dropped():
     assert check("How much longer does Normal mode last than Sport mode?", calc, "rules", seen) == "unsupported"
     calc.compute["result"], calc.answer = 13.0, "13 minutes"
     assert check("How much longer does Normal mode last than Sport mode?", calc, "rules", seen) is None
+    # a computed answer needs a question that asks for the computation, and only it may ask for one
+    assert check("How long does Normal mode last on the Falcon X2?", calc, "model", seen) == "inconsistent"
+    assert check("By how much does the Falcon X2 flight time exceed 30 minutes?", ok, "model", seen) == "inconsistent"
 
 
 def test_a_question_containing_its_answer_is_dropped(index, tmp_path):
