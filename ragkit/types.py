@@ -123,10 +123,14 @@ class BenchItem:
     difficulty: str
     notes: str | None = None
     context: list[str] | None = None  # the item's own passages: every arm reads these instead of retrieving
+    status: str | None = None  # review: draft, accepted, rejected (ragkit.eval.bench.reviewed_items)
+    chunk_ids: list[str] | None = None  # a drafted item's chunks (ragkit.benchset)
+    evidence: list[str] | None = None  # the strings in those chunks its gold rests on
+    fingerprints: list[str] | None = None  # a drafted item's question forms, held out of SFT data
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for f in ("notes", "context"):
+        for f in ("notes", "context", "status", "chunk_ids", "evidence", "fingerprints"):
             if d[f] is None:
                 d.pop(f)
         return d

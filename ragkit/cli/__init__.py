@@ -5,6 +5,7 @@ that pull numpy, pydantic or a model backend inside the command body, so `ragkit
 """
 
 from . import ask_cmds, eval_cmds, index_cmds, run_cmds, serve_cmds, sft_data_cmds, train_cmds  # noqa: F401
+from . import bench_cmds  # noqa: F401  (after index_cmds: it adds to the `bench` group)
 from .group import echo_json, main, stderr_is_tty
 
 __all__ = ["echo_json", "main", "stderr_is_tty"]

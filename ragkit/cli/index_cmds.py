@@ -1,4 +1,4 @@
-"""`ragkit ingest`, `ragkit search`, `ragkit bench validate`."""
+"""`ragkit ingest`, `ragkit search`, `ragkit bench validate` (the other `bench` commands: bench_cmds.py)."""
 
 from __future__ import annotations
 
@@ -163,17 +163,23 @@ def bench():
 
 @bench.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--general", is_flag=True,
+              help="A general bench (closed-book questions about the world): items may have empty sources.")
 @click.option("--json", "as_json", is_flag=True, help="Print the count and the problems as JSON.")
-def bench_validate(file, as_json):
-    """Check a bench file and report malformed lines with their numbers."""
-    from ..eval.bench import validate_bench
+def bench_validate(file, general, as_json):
+    """Check a bench file and report malformed lines with their numbers, and count items by review
+    status (draft, accepted, rejected)."""
+    from ..eval.bench import status_counts, validate_bench
 
-    valid, errors = validate_bench(file)
+    valid, errors = validate_bench(file, general)
+    statuses = status_counts(file)
     if as_json:
-        echo_json({"file": file, "items": valid, "errors": [{"line": n, "problem": p} for n, p in errors]})
+        echo_json({"file": file, "items": valid, "statuses": statuses,
+                   "errors": [{"line": n, "problem": p} for n, p in errors]})
     else:
         for n, p in errors:
             click.echo(f"{file}:{n}: {p}", err=True)
-        click.echo(f"{valid} valid items, {len(errors)} problems")
+        by_status = ", ".join(f"{k} {v}" for k, v in statuses.items())
+        click.echo(f"{valid} valid items, {len(errors)} problems" + (f" (by status: {by_status})" if by_status else ""))
     if errors:
         raise SystemExit(1)

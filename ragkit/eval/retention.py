@@ -44,7 +44,7 @@ def run_retention(config: EvalConfig, arms: list[str], index, load_generator: Ca
 
     # `limit` bounds the domain bench only: a retention set is small (data/general: 100 items) and a
     # slice of it would widen the forgetting CI that is the point of running it
-    items = load_bench(config.general_bench)
+    items = load_bench(config.general_bench, general=True)  # general items may have no sources
     langs = {it.id: detect_language(it.question) for it in items}
     plan, skipped, plan_notes = plan_arms(config, arms, langs)
     notes += [f"retention: {n}" for n in plan_notes if n not in notes]  # not the domain run's again

@@ -32,7 +32,7 @@ from ..types import BenchItem
 from . import metrics
 from .answering import answer_arms, index_version, judge_rows, oracle_chooser, write_items
 from .arms import ARMS, plan_arms
-from .bench import load_bench
+from .bench import load_bench, reviewed_items
 from .charts import write_charts
 from .config import EvalConfig, config_dict, select_items
 from .report import build_report, retrieval_breakdown, write_report
@@ -75,7 +75,9 @@ def run_eval(
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; eval writes a folder of results there: choose a new or existing folder")
     out.mkdir(parents=True, exist_ok=True)
-    all_items = load_bench(config.bench)
+    all_items, review_note = reviewed_items(load_bench(config.bench))
+    if review_note:
+        log(review_note)
     items = select_items(all_items, config.limit)
     arms = [] if retrieval_only else list(config.arms)
     if index is None and config.index:
@@ -91,6 +93,8 @@ def run_eval(
 
     langs = {it.id: detect_language(it.question) for it in items}
     plan, skipped, notes = plan_arms(config, arms, langs)
+    if review_note:
+        notes.insert(0, review_note)
     items_path = out / "items.jsonl"
     gold = any(ARMS[a].passages == "gold" for a in plan)
     oracle = oracle_chooser(index, items, config.mode) if gold and index is not None else None

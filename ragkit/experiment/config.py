@@ -6,7 +6,7 @@ generate) that ask, eval and serve share; an experiment is a run of ingest → b
 name, pipelines/, and the command its name, `ragkit run`.
 
 An experiment file names the corpus, the index settings, the SFT data and training settings, and
-the eval (arms, bench). Each section is a typed model (ragkit.settings): the eval section is the
+the eval (arms, bench); or, instead of a bench, `bench_draft` to draft one from the corpus. Each section is a typed model (ragkit.settings): the eval section is the
 same `EvalSettings` that `ragkit eval` reads its defaults from, `sft_data.options` is
 `SFTDataConfig` and `train.options` is `TrainOptions`, so one default serves the CLI, the files and
 the API. A wrong value is one sentence naming its path (`eval.k: expected an integer, got 'five'`).
@@ -32,6 +32,7 @@ from ..eval.arms import ARMS
 from ..eval.config import EvalConfig, EvalSettings
 from ..index import IngestConfig
 from ..ingest.chunking import ChunkingConfig
+from ..benchset.draft import DraftConfig
 from ..models import default_llm
 from ..settings import Settings, dataclass_default, split_commas
 from ..sftdata.qa import SFTDataConfig
@@ -114,14 +115,25 @@ class TrainSettings(Settings):
         return TrainConfig(**self.options.model_dump(), data=data, base=base, out=out)
 
 
+class BenchDraftSettings(Settings):
+    """A bench drafted from the corpus after ingest (ragkit.benchset.draft), for an experiment on
+    the user's own documents: `options` are DraftConfig fields (n, mix, writer, model, ...). The
+    draft lands in the run directory as bench.jsonl; review it there (`ragkit bench review`) and run
+    again: eval then answers the accepted items only, and the draft is not redone."""
+
+    enabled: bool = False
+    options: DraftConfig = Field(default_factory=DraftConfig)
+
+
 class ExperimentConfig(Settings):
     """One experiment file, resolved: every section with its defaults filled in."""
 
     name: str
     corpus: PathList
-    bench: PathList
+    bench: PathList = Field(default_factory=list)  # empty with bench_draft.enabled: the bench is drafted
     description: str = ""
     index: IndexSettings = Field(default_factory=IndexSettings)
+    bench_draft: BenchDraftSettings = Field(default_factory=BenchDraftSettings)
     sft_data: SFTDataSettings = Field(default_factory=SFTDataSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
@@ -135,13 +147,22 @@ class ExperimentConfig(Settings):
 
     @field_validator("corpus", "bench")
     @classmethod
-    def _paths_exist(cls, value: list[str]) -> list[str]:
-        if not value or not all(value):
+    def _paths_exist(cls, value: list[str], info) -> list[str]:
+        if (not value and info.field_name == "corpus") or not all(value):
             raise ValueError("expected a path or a list of paths")
         missing = [v for v in value if not Path(v).exists()]
         if missing:
             raise ValueError(f"{', '.join(missing)} does not exist")
         return value
+
+    @model_validator(mode="after")
+    def _one_bench(self) -> ExperimentConfig:
+        if not self.bench and not self.bench_draft.enabled:
+            raise ValueError("bench: expected a path or a list of paths (or bench_draft.enabled: true to draft "
+                             "one from the corpus)")
+        if self.bench and self.bench_draft.enabled:
+            raise ValueError("bench is set and bench_draft is enabled: keep one (bench: [] to use the draft)")
+        return self
 
     @model_validator(mode="after")
     def _tuned_arms_need_training(self) -> ExperimentConfig:

@@ -1,6 +1,7 @@
 """`ragkit run`: carry out an experiment (ragkit.experiment.config.ExperimentConfig) step by step in a run directory.
 
-    ingest → sft_data → train (one LoRA adapter per language) → eval → report
+    ingest → bench_draft (when the bench is drafted from the corpus) → sft_data → train (one LoRA
+    adapter per language) → eval → report
 
 Layout of runs/<name>-<timestamp>/:
 
@@ -37,7 +38,7 @@ from ..train import train as training
 from ..train.data import detect_format, read_records, record_pairs
 from .config import ExperimentConfig
 
-STEPS = ("ingest", "sft_data", "train", "eval", "report")
+STEPS = ("ingest", "bench_draft", "sft_data", "train", "eval", "report")
 
 
 def _files_fingerprint(paths: list[str]) -> list[tuple[str, int, int]]:
@@ -133,6 +134,18 @@ def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
         raise RagkitError(f"ingest skipped {len(s.skipped)} file(s) ({s.skipped[0][0]}: {s.skipped[0][1]}); "
                           "fix or remove them so every arm sees the whole corpus")
     return {"chunks": s.chunks, "files": s.files_seen}
+
+
+def step_bench_draft(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
+    from ..benchset.draft import draft_bench
+
+    out = run_dir / "bench.jsonl"
+    s = draft_bench(run_dir / "index", out, cfg.bench_draft.options, progress=progress)
+    for note in s.notes:
+        log(f"bench_draft: {note}")
+    log(f"bench_draft: {s.items} items in {out}, none reviewed yet: read them with `ragkit bench review {out}` "
+        "and run again to evaluate on the accepted ones")
+    return {"file": str(out), "items": s.items, "by_cell": s.by_cell, "by_lang": s.by_lang}
 
 
 def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -> dict:
@@ -238,7 +251,12 @@ def run_experiment(
     h_ingest = settings_hash([cfg.index.model_dump(mode="json"), _files_fingerprint(cfg.corpus)])
     step("ingest", h_ingest, lambda: step_ingest(cfg, run_dir, progress))
 
-    bench = merge_bench(cfg.bench, run_dir / "bench.jsonl")
+    if cfg.bench_draft.enabled:
+        h_draft = settings_hash([h_ingest, cfg.bench_draft.model_dump(mode="json")])
+        step("bench_draft", h_draft, lambda: step_bench_draft(cfg, run_dir, log, progress))
+        bench = run_dir / "bench.jsonl"  # reviewed in place: a review changes h_bench, not h_draft
+    else:
+        bench = merge_bench(cfg.bench, run_dir / "bench.jsonl")
     h_bench = settings_hash(_files_fingerprint([str(bench)]))
     adapters: dict[str, str] = {}
     h_train = None

@@ -13,8 +13,11 @@ Each filter is a plain function that answers "drop this pair?" for one reason, s
 - near_duplicate   character n-gram Jaccard ≥ NEAR_DUP (0.8) with a question kept earlier
 - bench_leak       near-duplicate of a bench question: Jaccard ≥ LEAK_JACCARD (0.5), or ≥ 80% of the
                    bench question's n-grams inside a generated one at most twice as long
-                   (LEAK_CONTAINMENT); checked with and without the document anchor. Deliberately
-                   loose: "割草高度" vs "割草宽度" counts as a leak, and losing such a pair costs little
+                   (LEAK_CONTAINMENT); checked with and without the document anchor, against the
+                   bench question and every form in its `fingerprints` (a drafted bench records
+                   each question written for an item, so an edited item still guards its first
+                   wording). Deliberately loose: "割草高度" vs "割草宽度" counts as a leak, and
+                   losing such a pair costs little
 
 N-grams are character 3-grams for English and 2-grams for Chinese (a Chinese character carries
 about as much as three Latin letters), over the normalised text with spaces and punctuation out.
@@ -253,6 +256,9 @@ class BenchGuard:
             q = rec.get("question") or rec.get("instruction") if isinstance(rec, dict) else None
             if isinstance(q, str) and q.strip():
                 questions.append(q.strip())
+            forms = rec.get("fingerprints") if isinstance(rec, dict) else None
+            if isinstance(forms, list):
+                questions.extend(f for f in forms if isinstance(f, str) and f.strip())
         if not questions:
             raise UsageError(f"{path} holds no questions (expected a 'question' field per line)")
         return cls(questions)
@@ -263,12 +269,19 @@ class BenchGuard:
         for text in dict.fromkeys([question, strip_anchor(question)]):
             g = char_ngrams(text)
             for bq, bg in zip(self.questions, self.grams):
-                inter = len(g & bg)
-                if not inter:
-                    continue
-                if inter / (len(g) + len(bg) - inter) >= self.jaccard_min:
-                    return bq
-                # Most of the bench question inside a not much longer one: "<bench question> (E07)?"
-                if inter / len(bg) >= self.containment_min and len(g) <= 2 * len(bg):
+                if self.is_leak(*leak_scores(g, bg)):
                     return bq
         return None
+
+    def is_leak(self, jaccard_score: float, containment: float, longer: bool) -> bool:
+        # Most of the bench question inside a not much longer one: "<bench question> (E07)?"
+        return jaccard_score >= self.jaccard_min or (containment >= self.containment_min and not longer)
+
+
+def leak_scores(g: set[str], bench: set[str]) -> tuple[float, float, bool]:
+    """(Jaccard, share of the bench question's n-grams inside the other, whether the other is
+    more than twice as long) of two n-gram sets: what BenchGuard and `bench check-leakage` judge."""
+    inter = len(g & bench)
+    if not inter:
+        return 0.0, 0.0, len(g) > 2 * len(bench)
+    return inter / (len(g) + len(bench) - inter), inter / len(bench), len(g) > 2 * len(bench)

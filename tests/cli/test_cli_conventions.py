@@ -80,7 +80,7 @@ def test_with_json_errors_are_json_on_stdout_with_the_same_exit_code(tmp_path):
     p.write_text("name: x\n")
     r = run("run", p, "--check", "--json")
     assert r.exit_code == 2
-    assert json.loads(r.stdout) == {"error": {"message": f"{p}: corpus: required, but not given (and 1 more problem(s))",
+    assert json.loads(r.stdout) == {"error": {"message": f"{p}: corpus: required, but not given",
                                               "type": "SettingsError", "exit_code": 2}}
 
 

@@ -54,7 +54,8 @@ def test_bench_validate(tmp_path):
     assert r.exit_code == 1 and ":2: invalid JSON" in r.output
     p.write_text(json.dumps(good) + "\n", encoding="utf-8")
     r = run("bench", "validate", p, "--json")
-    assert r.exit_code == 0 and json.loads(r.output) == {"file": str(p), "items": 1, "errors": []}
+    assert r.exit_code == 0 and json.loads(r.output) == {"file": str(p), "items": 1, "statuses": {"draft": 1},
+                                                       "errors": []}
 
 
 def test_eval_retrieval_only_writes_report(mini_corpus, tmp_path, fake_embedder):

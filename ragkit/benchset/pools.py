@@ -1,0 +1,363 @@
+"""Candidate bench items per category, from the corpus's facts (facts.py), before any question is
+written. Each kind follows the definition in the bench format's docs (docs/bench.md):
+
+    knowledge/easy     a fact stated in one document, with no condition in its sentence
+    knowledge/medium   a fact that needs a condition or detail: a table cell (row and column), or a
+                       sentence with "if/when/after/only/每/时/后..." around the answer
+    knowledge/hard     documents disagree and the newer one wins (near-identical statements about the
+                       same thing, different values, documents ordered by date or version); or a table
+                       cell whose column header sits in an earlier chunk of the document (two chunks)
+    logic/simple       one computation over facts of one chunk: the difference of two values of one
+                       table column (or two quantities with one unit in one chunk); recorded in notes
+    logic/complex      facts from two documents combined: how much a value changed between an older
+                       and a newer document
+    common             a fact stated alike in two or more documents (FAQ-like)
+
+A fact that takes part in a conflict is never an easy, medium or common item: its gold would
+depend on which document the reader trusts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .facts import (QUALIFIER, Fact, StatementIndex, answer_key, doc_order, newer, parse_quantity, same_subject,
+                    subject_codes, word_jaccard)
+
+CELLS = ("knowledge/easy", "knowledge/medium", "knowledge/hard", "logic/simple", "logic/complex", "common")
+# knowledge/hard: conflicts between documents first; a cell whose header is in another chunk is a
+# weaker kind of hard (it needs two chunks, nothing disagrees), so it is the fallback.
+CONFLICT_SIM = 0.5  # masked statements this alike (character n-gram Jaccard) say the same thing,
+CONFLICT_WORDS = 0.6  # ... when their content words are this alike too (short statements share n-grams)
+PARALLEL_WORDS = 0.5  # two statements in one chunk this alike in content words are parallel
+RECUR_SIM = 0.35  # ... and these are alike enough to be the same fact restated in another document
+# A bench answer is a short fact: a reply is scored by whether it contains one of the answers, which
+# a long procedure never matches. The sample bench's longest answers are 26 (en) and 28 (zh)
+# characters (data/bench/sample.jsonl); these caps are about twice that.
+BENCH_ANSWER_MAX = {"en": 60, "zh": 30}
+_NUM = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\d])")
+
+
+@dataclass
+class Candidate:
+    """One would-be item: its facts (the first is what the question is written from), gold
+    answers, and the computation or conflict behind it."""
+
+    cell: str
+    lang: str
+    facts: list[Fact]
+    answer: str
+    notes: str = ""
+    compute: dict | None = None  # {"op", "operands", "result"} for logic items
+    extra_chunks: list[str] = field(default_factory=list)  # chunks used beyond the facts' own
+    fallback: bool = False  # tried after the cell's other candidates (a weaker instance of the kind)
+
+    @property
+    def key(self) -> str:
+        return f"{self.cell}|" + "|".join(f.key for f in self.facts)
+
+    @property
+    def category(self) -> str:
+        return self.cell.split("/")[0]
+
+    @property
+    def difficulty(self) -> str:
+        if self.cell == "common":
+            return "medium" if self.facts[0].conditional or self.facts[0].kind == "cell" else "easy"
+        return self.cell.split("/")[1]
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(f.source for f in self.facts))
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return list(dict.fromkeys([*self.extra_chunks, *(f.chunk_id for f in self.facts)]))
+
+    @property
+    def answers(self) -> list[str]:
+        return answer_forms(self.answer)
+
+
+def answer_forms(answer: str) -> list[str]:
+    """The answer and the forms a correct reply may take: without thousands separators, without
+    the space between number and unit, the bare number of a computed quantity."""
+    forms = [answer, re.sub(r"(?<=\d),(?=\d{3})", "", answer), re.sub(r"(?<=\d) (?=[^\W\d])", "", answer)]
+    return [f for f in dict.fromkeys(forms) if f.strip()]
+
+
+def format_number(value: float, decimals: int) -> str:
+    return f"{value:,.{decimals}f}" if decimals else f"{round(value):,}"
+
+
+def computed_answer(template: Fact, value: float, decimals: int) -> str:
+    """`template`'s answer with its number replaced by `value` and its qualifier dropped ("USD
+    24.99" → "USD 5.00", "about 90 minutes" → "15 minutes")."""
+    return _NUM.sub(format_number(value, decimals), QUALIFIER.sub("", template.answer), count=1)
+
+
+def build_pools(facts: list[Fact], chunks_by_source: dict[str, list], texts: dict[str, str]) -> dict[str, dict[str, list[Candidate]]]:
+    """Candidates per cell per language, in corpus order (draft.py shuffles them with its seed)."""
+    pools: dict[str, dict[str, list[Candidate]]] = {c: {} for c in CELLS}
+
+    def add(c: Candidate) -> None:
+        if len(c.answer) <= BENCH_ANSWER_MAX[c.lang]:
+            pools[c.cell].setdefault(c.lang, []).append(c)
+
+    stmts = StatementIndex(facts)
+    orders = {s: doc_order(s, texts.get(s, ""), next((f.title for f in facts if f.source == s), None))
+              for s in {f.source for f in facts}}
+    in_conflict: set[int] = set()
+    for group in conflict_groups(facts, stmts, orders):
+        in_conflict.update(group)
+        winner, *older = [facts[i] for i in group]
+        history = "; ".join(f'"{f.title or f.source}" says {f.answer}' for f in older)
+        add(Candidate("knowledge/hard", winner.lang, [winner, *older], winner.answer,
+                      f'documents disagree: {history}; the newer "{winner.title or winner.source}" says '
+                      f"{winner.answer}, which wins"))
+        old = older[0]
+        diff = abs(winner.number - old.number)
+        dec = max(winner.decimals, old.decimals)
+        op = f"{format_number(winner.number, dec)} - {format_number(old.number, dec)}" if winner.number > old.number \
+            else f"{format_number(old.number, dec)} - {format_number(winner.number, dec)}"
+        add(Candidate("logic/complex", winner.lang, [winner, old], computed_answer(winner, diff, dec),
+                      f'"{old.title or old.source}" says {old.answer}, the newer "{winner.title or winner.source}" '
+                      f"says {winner.answer}; {op} = {format_number(diff, dec)}",
+                      {"op": "difference", "operands": [winner.answer, old.answer], "result": diff}))
+    answer_docs: dict[tuple[str, str], set[str]] = {}
+    for f in facts:
+        answer_docs.setdefault((f.lang, answer_key(f.answer)), set()).add(f.source)
+    seen_recurring: set[frozenset] = set()
+    columns: dict[tuple[str, int], set[str]] = {}
+    for f in facts:
+        if f.kind == "cell":
+            columns.setdefault((f.chunk_id, f.unit_index), set()).add(f.meta.get("col", ""))
+    ambiguous = repeated_keys(facts)
+    for i, f in enumerate(facts):
+        if i in in_conflict or i in ambiguous:
+            continue
+        once = len(answer_docs[(f.lang, answer_key(f.answer))]) == 1
+        if f.kind == "cell" and f.split_header:
+            head = next((c for c in chunks_by_source.get(f.source, []) if f.meta.get("col", "\0") in c.text), None)
+            if head is not None and once:
+                add(Candidate("knowledge/hard", f.lang, [f], f.answer,
+                              f"needs two chunks: the value is in one, the column \"{f.meta['col']}\" in an earlier one",
+                              extra_chunks=[head.chunk_id], fallback=True))
+            continue
+        matrix = f.kind == "cell" and len(columns[(f.chunk_id, f.unit_index)]) >= 2  # needs row and column
+        if once and (matrix or f.conditional):
+            add(Candidate("knowledge/medium", f.lang, [f], f.answer))
+        elif once:
+            add(Candidate("knowledge/easy", f.lang, [f], f.answer))
+        else:
+            same = [facts[j] for j, _ in stmts.similar(i, RECUR_SIM)
+                    if j not in in_conflict and facts[j].source != f.source and facts[j].lang == f.lang
+                    and answer_key(facts[j].answer) == answer_key(f.answer) and same_subject(f, facts[j])]
+            group = [f, *{g.source: g for g in same}.values()]
+            key = frozenset(g.key for g in group)
+            if len(group) >= 2 and key not in seen_recurring:
+                seen_recurring.add(key)
+                add(Candidate("common", f.lang, group, f.answer,
+                              f"stated in {len(group)} documents: " + ", ".join(g.source for g in group)))
+    for c in within_chunk_differences(facts, in_conflict):
+        add(c)
+    changes = stated_changes(facts, answer_docs)
+    for c in changes:
+        add(c)
+    superseded = set(in_conflict) | superseded_by_changes(facts, changes)
+    for c in cross_document_comparisons(facts, stmts, superseded):
+        add(c)
+    return pools
+
+
+# "raised from 35% to 40%", "由 75 分钟缩短至约 65 分钟": the old value right after from/从/由, the new
+# one right after to/至/到/为, and a verb of change in the sentence ("set from 20 mm to 60 mm" is a
+# range, not a change)
+_FROM = {"en": re.compile(r"\bfrom\s+(?:about\s+|approximately\s+)?$", re.IGNORECASE),
+         "zh": re.compile(r"(?:^|[^路])[从由](?:原来的)?\s*约?\s*$")}
+_TO = {"en": re.compile(r"\s*to\s+(?:about\s+|approximately\s+)?", re.IGNORECASE),
+       "zh": re.compile(r"\s*[^，。；,;]{0,6}?(?:到|至|为)\s*约?\s*")}
+_CHANGE_VERB = {
+    "en": re.compile(r"\b(?:rais|increas|reduc|decreas|extend|shorten|lower|drop|fall|fell|rise|rose|chang|"
+                     r"improv|grow|grew|upgrad|adjust)\w*|\bcuts?\b", re.IGNORECASE),
+    "zh": re.compile(r"提升|提高|增加|延长|缩短|降低|下调|上调|调整|减少|改为|增至|降至|变为"),
+}
+
+
+def stated_changes(facts: list[Fact], answer_docs: dict) -> list[Candidate]:
+    """A sentence that changes a value ("raised from 35% to 40%", "从 75 分钟缩短到 65 分钟"):
+    logic/simple, the size of the change; and knowledge/hard, the new value, when another document
+    still states the old one (the documents disagree, the one announcing the change wins)."""
+    out = []
+    by_sentence: dict[tuple[str, str], list[Fact]] = {}
+    for f in facts:
+        if f.number is not None and f.kind not in ("value", "cell"):
+            by_sentence.setdefault((f.chunk_id, f.context), []).append(f)
+    for (_, sentence), fs in by_sentence.items():
+        fs = sorted(fs, key=lambda f: sentence.find(f.answer))
+        for old, new in zip(fs, fs[1:]):
+            i, j = sentence.find(old.answer), sentence.find(new.answer)
+            lang = old.lang
+            if old.unit != new.unit or old.number == new.number or i < 0 or j <= i \
+                    or not _FROM[lang].search(sentence[max(0, i - 12): i]) \
+                    or not _TO[lang].fullmatch(sentence[i + len(old.answer): j]) \
+                    or not _CHANGE_VERB[lang].search(sentence):
+                continue
+            dec = max(old.decimals, new.decimals)
+            diff = abs(new.number - old.number)
+            op = f"{format_number(max(old.number, new.number), dec)} - {format_number(min(old.number, new.number), dec)}"
+            out.append(Candidate("logic/simple", new.lang, [new, old], computed_answer(new, diff, dec),
+                                 f"changed from {old.answer} to {new.answer}; {op} = {format_number(diff, dec)}",
+                                 {"op": "difference", "operands": [new.answer, old.answer], "result": diff,
+                                  "change": True}))
+            elsewhere = answer_docs.get((old.lang, answer_key(old.answer)), set()) - {new.source}
+            if elsewhere:
+                out.append(Candidate("knowledge/hard", new.lang, [new], new.answer,
+                                     f"documents disagree: {', '.join(sorted(elsewhere))} state(s) {old.answer}; "
+                                     f"{new.source} changes it from {old.answer} to {new.answer}, which wins"))
+            break
+    return out
+
+
+def superseded_by_changes(facts: list[Fact], changes: list[Candidate]) -> set[int]:
+    """Facts that state a value a document changes ("from 75 to 65 minutes"): the old value, in
+    the same language, about the same product. A comparison across documents must not use them."""
+    old = {(c.lang, answer_key(c.facts[1].answer), subject_codes(c.facts[0])) for c in changes if c.cell == "logic/simple"}
+    return {i for i, f in enumerate(facts) if (f.lang, answer_key(f.answer), subject_codes(f)) in old}
+
+
+def cross_document_comparisons(facts: list[Fact], stmts: StatementIndex, skip: set[int]) -> list[Candidate]:
+    """logic/complex: the same statement about two different things in two documents ("the M3
+    mows for about 90 minutes" / "the M5 mows for about 120 minutes"), and their difference. Facts
+    in `skip` (outvoted by a newer document, or changed by one) are no operands."""
+    out, used = [], set()
+    for i, a in enumerate(facts):
+        if i in skip or a.number is None or i in used or not subject_codes(a):
+            continue
+        for j, _ in stmts.similar(i, CONFLICT_SIM):
+            b = facts[j]
+            if j in skip or j in used or b.number is None or b.source == a.source or b.lang != a.lang \
+                    or b.unit != a.unit or b.number == a.number or not subject_codes(b) \
+                    or subject_codes(a) == subject_codes(b) or word_jaccard(strip_codes(a.statement), strip_codes(b.statement)) < CONFLICT_WORDS:
+                continue
+            hi, lo = (a, b) if a.number > b.number else (b, a)
+            dec = max(a.decimals, b.decimals)
+            diff = hi.number - lo.number
+            out.append(Candidate("logic/complex", a.lang, [hi, lo], computed_answer(hi, diff, dec),
+                                 f'"{hi.title or hi.source}" states {hi.answer}, "{lo.title or lo.source}" states '
+                                 f"{lo.answer}; {format_number(hi.number, dec)} - {format_number(lo.number, dec)} = "
+                                 f"{format_number(diff, dec)}",
+                                 {"op": "difference", "operands": [hi.answer, lo.answer], "result": diff,
+                                  "compare": True}))
+            used.update((i, j))
+            break
+    return out
+
+
+def strip_codes(text: str) -> str:
+    return _CODE.sub(" ", text)
+
+
+def repeated_keys(facts: list[Fact]) -> set[int]:
+    """Key-value facts whose key, and table cells whose row and column, recur in the same document
+    with other values ("Address: ..." under each of six service centres; a "Kestrel Care+ | Price"
+    row per product): "What is the address?" has no single answer."""
+    def key(f: Fact):
+        if f.kind == "value":
+            return f.source, f.meta.get("key", "")
+        if f.kind == "cell":
+            return f.source, f.meta.get("row", ""), f.meta.get("col", "")
+        return None
+
+    values: dict[tuple, set[str]] = {}
+    for f in facts:
+        if (k := key(f)) is not None:
+            values.setdefault(k, set()).add(answer_key(f.answer))
+    return {i for i, f in enumerate(facts) if (k := key(f)) is not None and len(values[k]) > 1}
+
+
+def conflict_groups(facts: list[Fact], stmts: StatementIndex, orders: dict) -> list[list[int]]:
+    """Groups of facts (newest first) that state the same thing about the same subject in
+    different documents of one language with different values, the newest document strictly newer
+    than every document with another value."""
+    groups, taken = [], set()
+    for i, f in enumerate(facts):
+        if i in taken or f.number is None:
+            continue
+        rivals = [j for j, _ in stmts.similar(i, CONFLICT_SIM)
+                  if facts[j].number is not None and facts[j].lang == f.lang and facts[j].source != f.source
+                  and facts[j].unit == f.unit and same_subject(f, facts[j])
+                  and word_jaccard(f.statement, facts[j].statement) >= CONFLICT_WORDS
+                  and f.answer not in facts[j].context and facts[j].answer not in f.context]  # one sentence, two values
+        members = [i, *[j for j in rivals if j not in taken]]
+        if len({facts[m].number for m in members}) < 2:
+            continue
+        newest = max(members, key=lambda m: sum(newer(orders[facts[m].source], orders[facts[o].source]) for o in members))
+        if not all(newer(orders[facts[newest].source], orders[facts[o].source]) == 1
+                   for o in members if facts[o].number != facts[newest].number):
+            continue  # the documents' order cannot say which value wins
+        older = sorted((o for o in members if facts[o].number != facts[newest].number),
+                       key=lambda o: orders[facts[o].source][0] or (0,), reverse=True)
+        taken.update(members)
+        groups.append([newest, *dict.fromkeys(older)])
+    return groups
+
+
+def within_chunk_differences(facts: list[Fact], skip: set[int]) -> list[Candidate]:
+    """logic/simple: two values of one table column, or two quantities with one unit in one
+    chunk, and their difference."""
+    out, by_chunk = [], {}
+    for i, f in enumerate(facts):
+        if i not in skip and f.number is not None:
+            by_chunk.setdefault(f.chunk_id, []).append(f)
+    for chunk_facts in by_chunk.values():
+        used: set[str] = set()
+        for a in chunk_facts:
+            for b in chunk_facts:
+                if a is b or a.key in used or b.key in used or a.unit != b.unit or a.number <= b.number:
+                    continue
+                table = a.kind == b.kind == "cell" and a.meta.get("col") == b.meta.get("col") \
+                    and a.meta.get("row") != b.meta.get("row") and rows_are_things(a)
+                # two parallel statements ("M3 mows for 90 minutes ... M5 mows for 120 minutes")
+                prose = a.kind == b.kind and a.kind in ("duration", "quantity", "money", "percent", "temperature") \
+                    and a.context != b.context and word_jaccard(a.statement, b.statement) >= PARALLEL_WORDS
+                if not (table or prose):
+                    continue
+                dec = max(a.decimals, b.decimals)
+                diff = a.number - b.number
+                what = f"column \"{a.meta['col']}\": {a.meta['row']} {a.answer}, {b.meta['row']} {b.answer}" if table \
+                    else f"{a.answer} and {b.answer}"
+                out.append(Candidate("logic/simple", a.lang, [a, b], computed_answer(a, diff, dec),
+                                     f"{what}; {format_number(a.number, dec)} - {format_number(b.number, dec)} = "
+                                     f"{format_number(diff, dec)}",
+                                     {"op": "difference", "operands": [a.answer, b.answer], "result": diff,
+                                      "table": table}))
+                used.update((a.key, b.key))
+                break
+    return out
+
+
+_ATTRIBUTE_FIRST = {"", "item", "items", "specification", "specifications", "spec", "feature", "parameter", "property",
+                    "attribute", "setting", "项目", "参数", "规格", "指标", "属性", "设置"}
+
+
+def rows_are_things(f: Fact) -> bool:
+    """A table whose rows are things and whose columns are attributes ("| Item | Price |"): two
+    rows of one column compare. Not when the rows are attributes of the thing a column names
+    ("| Spec | Kestrel M5 |": mowing time minus recharge time means nothing)."""
+    return not _CODE.search(f.meta.get("col", "")) and f.meta.get("first", "").strip().lower() not in _ATTRIBUTE_FIRST
+
+
+_CODE = re.compile(r"[A-Za-z]+\d[\w.-]*|\d+[A-Za-z][\w-]*")
+
+
+
+def recompute(c: Candidate) -> bool:
+    """The recorded computation holds for the operands as they stand in the cited facts."""
+    if not c.compute:
+        return True
+    nums = [parse_quantity(a) for a in c.compute["operands"]]
+    if any(n is None for n in nums) or len({n[1] for n in nums}) != 1:
+        return False
+    return abs(abs(nums[0][0] - nums[1][0]) - c.compute["result"]) < 1e-9

@@ -1,0 +1,82 @@
+"""The filters a drafted item passes before it enters the bench, each a named reason to drop it
+(counted in the draft's summary, in the order they run):
+
+    no_question      the model's text held no question (and the rules had none)
+    unsupported      a gold answer (or a computation's operand) is not in its cited chunk, or the
+                     recorded computation does not give the answer
+    contains_answer  the question gives its answer away (for a conflict: any document's value)
+    needs_context    the question points at a passage the reader does not have ("this table")
+    length           question or answer too short or too long (ragkit.sftdata.filters.LIMITS)
+    inconsistent     a model question asking for another kind of thing than the answer, or about
+                     words none of the cited chunks use; a logic item's question that asks for no
+                     difference or change ("What is the maximum slope?" for the 5% between two
+                     slopes), or another item's question that does
+    duplicate, near_duplicate   the same question as, or ≥ 0.8 alike to, one already in the bench
+    closed_book      the base model answers it without the documents (only with the check on)
+
+The SFT data filters (ragkit.sftdata.filters) are reused, so a bench item and a training pair are held
+to the same rules.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..sftdata import filters
+from .pools import Candidate, recompute
+
+REASONS = ("no_question", "unsupported", "contains_answer", "needs_context", "length", "inconsistent",
+           "duplicate", "near_duplicate", "closed_book")
+
+
+def supported(c: Candidate) -> bool:
+    """Every fact's answer stands in its chunk, and a computation gives the candidate's answer."""
+    if not all(filters.supported(f.answer, f.chunk_text) for f in c.facts):
+        return False
+    return recompute(c) if c.compute else filters.supported(c.answer, c.facts[0].chunk_text)
+
+
+def check(question: str, c: Candidate, writer: str, seen: filters.NearDupIndex) -> str | None:
+    """The first reason to drop `question` for candidate `c`, or None when it passes."""
+    if not question.strip():
+        return "no_question"
+    if not supported(c):
+        return "unsupported"
+    given = [c.answer] + ([f.answer for f in c.facts[1:]] if c.cell == "knowledge/hard" else [])
+    if any(filters.contains_answer(question, a) for a in given):
+        return "contains_answer"
+    if filters.needs_context(question, c.lang):
+        return "needs_context"
+    if not filters.length_ok(question, c.answer, c.lang):
+        return "length"
+    text = "\n".join(dict.fromkeys(f.chunk_text for f in c.facts))
+    kind = c.facts[0].kind if not c.compute else "quantity"
+    if writer == "model" and filters.inconsistent(question, kind, text, c.lang, c.answer):
+        return "inconsistent"
+    if bool(c.compute) != asks_computation(question, c.lang):
+        return "inconsistent"
+    hit = seen.match(filters.strip_anchor(question))
+    return hit[0] if hit else None
+
+
+_COMPUTATION = {
+    "en": re.compile(r"\bby how (?:much|many)\b|\bhow (?:much|many) (?:more|less|fewer|longer|shorter|higher|lower|"
+                     r"greater|larger|smaller|bigger|heavier|lighter|faster|slower|cheaper|dearer)\b|\bdifference\b|"
+                     r"\bexceed|\bhow (?:much|many) [^?]{0,60}\bchange", re.IGNORECASE),
+    "zh": re.compile(r"[多少]多少|相差|差多少|差距|差值|变化|增加了多少|减少了多少|提高了多少|降低了多少|缩短了多少|"
+                     r"延长了多少|高出|贵多少|便宜多少|长多少|短多少|大多少|小多少|重多少|轻多少"),
+}
+
+
+def asks_computation(question: str, lang: str) -> bool:
+    """The question asks for a difference or a change ("by how much", "多多少", "相差")."""
+    return bool(_COMPUTATION[lang].search(filters.strip_anchor(question)))
+
+
+def known_closed_book(question: str, answers: list[str], pipeline) -> bool:
+    """The base model answers the question right without any document (ragkit.Pipeline, closed
+    book): such an item measures nothing the corpus adds. Costs one generation per item."""
+    from ..eval.metrics import contains_answer
+
+    reply = pipeline.answer(question, closed_book=True)
+    return bool(contains_answer(reply.answer, answers))

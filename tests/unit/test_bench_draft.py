@@ -1,0 +1,270 @@
+"""`ragkit bench draft` on a tiny corpus built to hold every kind of item (a conflict between two
+dated documents, a stated change, a table to compute over, a fact two documents repeat), with a
+fake question writer: the verification filters, the mix and languages, and resuming a killed run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ragkit.benchset.draft import DraftConfig, allocate, draft_bench, parse_mix, read_work
+from ragkit.benchset.facts import Fact
+from ragkit.benchset.pools import Candidate
+from ragkit.benchset.verify import check
+from ragkit.errors import SettingsError
+from ragkit.eval.bench import validate_bench
+from ragkit.index.build import IngestConfig, ingest
+from ragkit.ingest.chunking import ChunkingConfig
+from ragkit.sftdata.filters import NearDupIndex
+from ragkit.types import Completion
+
+MANUAL = """# Falcon X2 Drone Manual
+
+Edition 1, released March 2024.
+
+| Specification | Falcon X2 |
+|---|---|
+| Weight | 895 g |
+| Maximum speed | 60 km/h |
+| Camera | 4K at 60 fps |
+
+| Mode | Flight time |
+|---|---|
+| Normal mode | 38 minutes |
+| Sport mode | 25 minutes |
+
+The Falcon X2 stops its propellers within 2 seconds when it lands.
+Service hotline: 400-123-4567.
+"""
+FIRMWARE = """# Falcon X2 Firmware 2.0 Release Notes
+
+Released: June 2025.
+
+| Specification | Falcon X2 |
+|---|---|
+| Maximum speed | 68 km/h |
+
+The maximum speed of the Falcon X2 is raised from 60 km/h to 68 km/h.
+If the battery is below 20%, the drone returns home after 10 seconds.
+Service hotline: 400-123-4567.
+"""
+WARRANTY_ZH = """# 猎鹰 X2 保修政策
+
+发布日期：2025 年 1 月 1 日
+
+猎鹰 X2 整机保修 24 个月。电池保修 12 个月。维修一般在 7 个工作日内完成。客服热线：400-123-4567。
+"""
+
+
+@pytest.fixture
+def index(tmp_path, fake_embedder):
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "falcon-x2-manual.md").write_text(MANUAL, encoding="utf-8")
+    (root / "falcon-x2-firmware-2.0.md").write_text(FIRMWARE, encoding="utf-8")
+    (root / "保修.md").write_text(WARRANTY_ZH, encoding="utf-8")
+    idx = tmp_path / "idx"
+    ingest([root], idx, IngestConfig(embed_model="fake-embedder", chunking=ChunkingConfig(chunk_size=120, chunk_overlap=0)))
+    return idx
+
+
+class AskingGen:
+    """Turns the marked answer into a question word: "flies for [38 minutes]" → "flies for what?";
+    with `leak` it keeps the answer in the question (which the filters must drop). Counts calls;
+    `fail_after` raises KeyboardInterrupt on that call (a killed run)."""
+
+    prompt_style = "fewshot"
+    context_length = 4096
+    backend, model = "fake", "fake"
+
+    def __init__(self, lang, leak=False, fail_after=None):
+        self.lang, self.leak, self.fail_after, self.calls = lang, leak, fail_after, 0
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def generate(self, prompt, decoding, on_token=None):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt
+        line = prompt.rstrip().splitlines()[-2]  # "Sentence: ... [answer] ..." before the label
+        text = line.split(":", 1)[1].strip()
+        o, c = ("[", "]") if self.lang == "en" else ("【", "】")
+        m = re.search(re.escape(o) + "(.+?)" + re.escape(c), text)
+        if not m:
+            return Completion(text="no question here")
+        wh = "what" if self.lang == "en" else "多少"
+        inner = m.group(1) if self.leak else wh
+        q = (text[: m.start()] + inner + text[m.end():]).rstrip("。.") + ("?" if self.lang == "en" else "？")
+        return Completion(text=q + "\nrun-on text")
+
+
+class Answerer(AskingGen):
+    def __init__(self):
+        super().__init__("en")
+
+    def generate(self, prompt, decoding, on_token=None):
+        return Completion(text="I do not know.")
+
+
+def factory(made, **kw):
+    def make(lang):
+        made[lang] = made.get(lang) or AskingGen(lang, **kw)
+        return made[lang]
+    return make
+
+
+def lines(path):
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def test_a_draft_is_a_valid_bench_of_every_kind_with_sources_chunks_and_fingerprints(index, tmp_path):
+    out = tmp_path / "bench.jsonl"
+    s = draft_bench(index, out, DraftConfig(n=12), generator_factory=factory({}))
+    items = lines(out)
+    assert validate_bench(out) == (len(items), []) and s.items == len(items) >= 8
+    assert all(it["status"] == "draft" and it["sources"] and it["chunk_ids"] and it["fingerprints"] for it in items)
+    kinds = {(it["category"], it["difficulty"]) for it in items}
+    assert ("knowledge", "hard") in kinds and any(c == "logic" for c, _ in kinds)
+    hard = [it for it in items if it["difficulty"] == "hard" and "disagree" in (it.get("notes") or "")]
+    assert hard and all("68 km/h" in it["answers"] for it in hard)  # the newer document wins
+    logic = [it for it in items if it["category"] == "logic"]
+    assert logic and all(re.search(r"\d - \d.* = \d", it["notes"]) for it in logic)  # the computation recorded
+    assert {"en", "zh"} <= {it["id"].split("-")[1] for it in items}
+    summary = json.loads(out.with_name("bench.jsonl.draft.json").read_text(encoding="utf-8"))
+    assert summary["items"] == len(items) and summary["index"] == str(index)
+
+
+def fact(answer, chunk_text, context=None, kind="quantity"):
+    return Fact(answer, kind, "en", "doc.md", "c1", "Falcon X2 Manual", context or chunk_text, "", None, chunk_text)
+
+
+def test_an_answer_not_in_its_chunk_is_dropped():
+    text = "The Falcon X2 flies for 38 minutes per charge."
+    seen = NearDupIndex()
+    ok = Candidate("knowledge/easy", "en", [fact("38 minutes", text)], "38 minutes")
+    assert check("How long does the Falcon X2 fly per charge?", ok, "model", seen) is None
+    wrong = Candidate("knowledge/easy", "en", [fact("45 minutes", text)], "45 minutes")
+    assert check("How long does the Falcon X2 fly per charge?", wrong, "model", seen) == "unsupported"
+    # a computation whose recorded result does not follow from its operands is unsupported too
+    t2 = "Normal mode lasts 38 minutes. Sport mode lasts 25 minutes."
+    calc = Candidate("logic/simple", "en", [fact("38 minutes", t2), fact("25 minutes", t2)], "11 minutes",
+                     compute={"op": "difference", "operands": ["38 minutes", "25 minutes"], "result": 11.0})
+    assert check("How much longer does Normal mode last than Sport mode?", calc, "rules", seen) == "unsupported"
+    calc.compute["result"], calc.answer = 13.0, "13 minutes"
+    assert check("How much longer does Normal mode last than Sport mode?", calc, "rules", seen) is None
+    # a computed answer needs a question that asks for the computation, and only it may ask for one
+    assert check("How long does Normal mode last on the Falcon X2?", calc, "model", seen) == "inconsistent"
+    assert check("By how much does the Falcon X2 flight time exceed 30 minutes?", ok, "model", seen) == "inconsistent"
+
+
+def test_a_question_containing_its_answer_is_dropped(index, tmp_path):
+    text = "The Falcon X2 flies for 38 minutes per charge."
+    c = Candidate("knowledge/easy", "en", [fact("38 minutes", text)], "38 minutes")
+    assert check("Does the Falcon X2 fly for 38 minutes per charge?", c, "model", NearDupIndex()) == "contains_answer"
+    # end to end: a writer that leaves the answer in; those questions are dropped (the rules' kept)
+    out = tmp_path / "leaky.jsonl"
+    s = draft_bench(index, out, DraftConfig(n=10), generator_factory=factory({}, leak=True))
+    from ragkit.sftdata.filters import contains_answer
+
+    items = lines(out)
+    assert s.dropped["contains_answer"] > 0 and items
+    assert not [it for it in items if contains_answer(it["question"], it["answers"][0])]
+
+
+def test_a_killed_draft_resumes_without_asking_again(index, tmp_path):
+    out = tmp_path / "bench.jsonl"
+    full_gens: dict = {}
+    full = draft_bench(index, tmp_path / "full.jsonl", DraftConfig(n=12), generator_factory=factory(full_gens))
+    killed: dict = {}
+    with pytest.raises(KeyboardInterrupt):
+        draft_bench(index, out, DraftConfig(n=12), generator_factory=factory(killed, fail_after=5))
+    partial = lines(out)  # written atomically after each item: a valid bench even now
+    assert 0 < len(partial) < full.items and validate_bench(out)[1] == []
+    work = next(tmp_path.glob(".bench.jsonl.*.work.jsonl"))
+    assert read_work(work)
+    again: dict = {}
+    s = draft_bench(index, out, DraftConfig(n=12), generator_factory=factory(again))
+    assert s.resumed > 0 and s.items == full.items
+    assert [it["question"] for it in lines(out)] == [it["question"] for it in lines(tmp_path / "full.jsonl")]
+    asked_again = sum(g.calls for g in again.values())
+    assert asked_again == sum(g.calls for g in full_gens.values()) - sum(min(g.calls, 5) for g in killed.values())
+
+
+def test_quotas_follow_the_mix_and_the_languages():
+    q = allocate(150, parse_mix("knowledge/easy=20,knowledge/medium=20,knowledge/hard=15,logic/simple=15,"
+                                "logic/complex=10,common=20"), {"en": 0.5, "zh": 0.5})
+    assert sum(q.values()) == 150
+    assert q[("knowledge/easy", "en")] + q[("knowledge/easy", "zh")] == 30
+    assert abs(sum(v for (c, lang), v in q.items() if lang == "en") - 75) <= 1
+    with pytest.raises(SettingsError, match="CELL=WEIGHT"):
+        DraftConfig(mix="easy=3")
+    with pytest.raises(SettingsError, match="positive"):
+        DraftConfig(mix="common=0")
+
+
+def test_the_rules_writer_needs_no_model(index, tmp_path):
+    out = tmp_path / "rules.jsonl"
+    s = draft_bench(index, out, DraftConfig(n=8, writer="rules"),
+                    generator_factory=lambda lang: pytest.fail("the rules writer must not load a model"))
+    assert s.items > 0 and s.by_writer == {"rules": s.items} and s.model_calls == 0
+
+
+def test_an_experiment_drafts_its_bench_after_ingest_and_evaluates_on_it(index, tmp_path, monkeypatch):
+    import functools
+
+    import yaml
+
+    from ragkit.experiment import load_experiment, run_experiment, steps
+    from ragkit.eval.runner import run_eval
+
+    corpus = tmp_path / "corpus"
+    exp = tmp_path / "mine.yaml"
+    exp.write_text(yaml.safe_dump({
+        "name": "mine", "corpus": str(corpus), "bench": [],
+        "index": {"embed_model": "fake-embedder", "chunk_size": 120, "chunk_overlap": 0},
+        "bench_draft": {"enabled": True, "options": {"n": 6, "writer": "rules"}},
+        "sft_data": {"enabled": False}, "train": {"enabled": False},
+        "eval": {"arms": ["closed_book"], "models": {"*": "fake"}, "mode": "bm25", "max_tokens": 8},
+    }))
+    (tmp_path / "x.jsonl").write_text("")
+    with pytest.raises(SettingsError, match="keep one"):
+        load_experiment(exp, [f"bench={tmp_path / 'x.jsonl'}"])
+    with pytest.raises(SettingsError, match="bench_draft.enabled: true"):
+        load_experiment(exp, ["bench_draft.enabled=false"])
+    monkeypatch.setattr(steps, "run_eval", functools.partial(run_eval, load_generator=lambda *a, **k: Answerer()))
+    result = run_experiment(load_experiment(exp), tmp_path / "runs")
+    run_dir = Path(result["run_dir"])
+    drafted = lines(run_dir / "bench.jsonl")
+    assert result["steps"]["bench_draft"] == "done" and len(drafted) == 6
+    assert result["report"]["config"]["n_items"] == 6
+    # reviewed in place, the next run keeps the draft and evaluates the accepted items only
+    from ragkit.benchset.review import update_item
+
+    update_item(run_dir / "bench.jsonl", drafted[0]["id"], "accepted")
+    again = run_experiment(load_experiment(exp), tmp_path / "runs")
+    assert again["steps"]["bench_draft"] == "up to date" and again["report"]["config"]["n_items"] == 1
+
+
+class KnowItAll(AskingGen):
+    """Writes questions like AskingGen; asked a question without documents, it replies with the
+    whole corpus, so it "knows" every answer closed-book."""
+
+    def generate(self, prompt, decoding, on_token=None):
+        if "[" in prompt or "【" in prompt:
+            return super().generate(prompt, decoding, on_token)
+        self.calls += 1
+        return Completion(text=" ".join((MANUAL, FIRMWARE, WARRANTY_ZH)).replace("\n", " "))
+
+
+def test_the_closed_book_check_drops_what_the_model_already_knows(index, tmp_path):
+    made: dict = {}
+    s = draft_bench(index, tmp_path / "b.jsonl", DraftConfig(n=4, closed_book_check=True),
+                    generator_factory=lambda lang: made.setdefault(lang, KnowItAll(lang)))
+    kept = lines(tmp_path / "b.jsonl")
+    assert s.closed_book_calls > 0 and s.dropped["closed_book"] == s.closed_book_calls - len(kept)
+    # what it could not recite is a computed value, found in no document
+    assert s.dropped["closed_book"] > 0 and all(it["category"] == "logic" for it in kept)
