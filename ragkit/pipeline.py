@@ -42,12 +42,12 @@ from .generate.citations import (
 from .generate.prompts import (
     DEFAULT_EXAMPLES,
     RAG_EXAMPLES,
+    REASON_LABELS,
     HeaderGuard,
     PromptPlan,
     answer_stop,
     build_prompt,
     cut_header_fragment,
-    REASON_LABELS,
     fixed_prefix,
     header_stops,
 )

@@ -21,7 +21,7 @@ def main(bench: str, index: str, out: str, item: str | None = None) -> None:
 
     from ragkit.benchset.records import read_records
     from ragkit.benchset.review import create_review_app, load_passages
-    from ragkit.index.store import Index
+    from ragkit.index import Index
 
     records = read_records(bench)
     app = create_review_app(bench, load_passages(records, Index.open(index)))

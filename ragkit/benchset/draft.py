@@ -30,11 +30,17 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ..errors import UsageError
+from ..generate import load_generator
+from ..generate.base import Decoding
 from ..hashing import settings_hash
+from ..index import Index
 from ..lang import detect_language
+from ..pipeline import Pipeline
 from ..progress import NullProgress, Progress
 from ..settings import Settings
 from ..sftdata import filters
+from ..sftdata.paraphrase import ModelWriter
+from ..sftdata.qa import doc_titles
 from .facts import extract_facts
 from .pools import CELLS, Candidate, build_pools
 from .records import write_atomic, write_records
@@ -167,7 +173,6 @@ class _Drafter:
             if self.factory is not None:
                 self.gens[lang] = self.factory(lang)
             else:
-                from ..generate import load_generator
 
                 c = self.config
                 self.gens[lang] = load_generator(c.model, c.backend, base_url=c.base_url, lang=lang, n_ctx=c.n_ctx)
@@ -177,15 +182,12 @@ class _Drafter:
         if self.config.writer != "model":
             return None
         if lang not in self.writers:
-            from ..sftdata.paraphrase import ModelWriter
 
             self.writers[lang] = ModelWriter(self.generator(lang))
         return self.writers[lang]
 
     def pipeline(self, lang: str):
         if lang not in self.pipes:
-            from ..generate.base import Decoding
-            from ..pipeline import Pipeline
 
             self.pipes[lang] = Pipeline(None, self.generator(lang), decoding=Decoding(max_tokens=32))
         return self.pipes[lang]
@@ -252,8 +254,6 @@ def draft_bench(
 ) -> DraftSummary:
     """Draft a bench from an index into `out` (JSONL, every item "status": "draft"); returns the
     summary, also written to OUT.draft.json. `generator_factory(lang)` gives a generator (tests)."""
-    from ..index.store import Index
-    from ..sftdata.qa import doc_titles
 
     config = config or DraftConfig()
     progress = progress or NullProgress()

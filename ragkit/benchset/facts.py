@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..lang import detect_language
+from ..lang import detect_language, tokenize_for_search
 from ..sftdata.filters import char_ngrams, plain_text
 from ..sftdata.paraphrase import template_question
 from ..sftdata.patterns import MONTHS
@@ -197,7 +197,6 @@ def same_subject(a: Fact, b: Fact) -> bool:
 
 def content_words(text: str) -> set[str]:
     """The words of a statement that say what it is about (numbers and one-letter words out)."""
-    from ..lang import tokenize_for_search
 
     return {w for w in tokenize_for_search(text) if not re.fullmatch(r"[\d.,]+", w) and (len(w) > 1 or not w.isascii())}
 

@@ -18,12 +18,13 @@ from collections import Counter
 from pathlib import Path
 
 from ..eval.bench import load_bench
+from ..eval.metrics import contains_answer
 from ..sftdata.filters import BenchGuard, char_ngrams, leak_scores, strip_anchor
+from ..train.data import detect_format, read_records, record_pairs
 
 
 def training_pairs(path: str | Path) -> list[tuple[str, str]]:
     """Every (user turn, reply) of an SFT data file."""
-    from ..train.data import detect_format, read_records, record_pairs
 
     out = []
     for _, rec in read_records(Path(path)):
@@ -36,7 +37,6 @@ def check_leakage(bench: str | Path, sft_data: str | Path) -> dict:
     """{bench, sft_data, training_questions, leaks, items: [{id, question, nearest, jaccard,
     containment, leak}]}: per bench item the closest training question and whether it leaks
     (alike by the guard's measures, and answered with one of the item's answers)."""
-    from ..eval.metrics import contains_answer
 
     items = load_bench(bench)
     pairs = training_pairs(sft_data)

@@ -22,8 +22,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .facts import (QUALIFIER, Fact, StatementIndex, answer_key, doc_order, newer, parse_quantity, same_subject,
-                    subject_codes, word_jaccard)
+from .facts import (
+    QUALIFIER,
+    Fact,
+    StatementIndex,
+    answer_key,
+    doc_order,
+    newer,
+    parse_quantity,
+    same_subject,
+    subject_codes,
+    word_jaccard,
+)
 
 CELLS = ("knowledge/easy", "knowledge/medium", "knowledge/hard", "logic/simple", "logic/complex", "common")
 # knowledge/hard: conflicts between documents first; a cell whose header is in another chunk is a

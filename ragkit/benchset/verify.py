@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 
+from ..eval.metrics import contains_answer
 from ..sftdata import filters
 from .pools import Candidate, recompute
 
@@ -76,7 +77,6 @@ def asks_computation(question: str, lang: str) -> bool:
 def known_closed_book(question: str, answers: list[str], pipeline) -> bool:
     """The base model answers the question right without any document (ragkit.Pipeline, closed
     book): such an item measures nothing the corpus adds. Costs one generation per item."""
-    from ..eval.metrics import contains_answer
 
     reply = pipeline.answer(question, closed_book=True)
     return bool(contains_answer(reply.answer, answers))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from . import echo_json
+from ..errors import SettingsError
+from .group import echo_json
 from .index_cmds import bench
 from .options import setting
 from .progress import TerminalProgress
@@ -48,7 +49,6 @@ def bench_draft(index_dir, out, n, mix, writer, model, backend, base_url, n_ctx,
     the items with `ragkit bench review OUT`.
     """
     from ..benchset.draft import DraftConfig, draft_bench
-    from ..errors import SettingsError
 
     try:
         config = DraftConfig(n=n, mix=mix, writer=writer, model=model, backend=backend, base_url=base_url,
@@ -94,7 +94,7 @@ def bench_review(file, index_dir, tui, all_items, port, idle_minutes):
     index_dir = index_dir or _drafted_from(file)
     index = None
     if index_dir:
-        from ..index.store import Index
+        from ..index import Index
 
         index = Index.open(index_dir)
     else:

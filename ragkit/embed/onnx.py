@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import OnnxUnsupported
 from ..models import ragkit_home, resolve_embedder
 from ..settings import EMBED
+from .tokenizer import load_tokenizer  # not transformers' AutoTokenizer: it imports torch
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,6 @@ class OnnxEmbedder:
         except ImportError:
             raise OnnxUnsupported("onnxruntime is not installed (pip install onnxruntime)") from None
         self._tdir, self.pooling, max_len = read_st_config(self.path)
-        from .tokenizer import load_tokenizer  # not transformers' AutoTokenizer: it imports torch
 
         self._tokenizer = load_tokenizer(self._tdir, max_len)
         config = _read_json(self._tdir / "config.json")

@@ -27,12 +27,12 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from ..benchset.draft import DraftConfig
 from ..errors import UsageError
 from ..eval.arms import ARMS
 from ..eval.config import EvalConfig, EvalSettings
 from ..index import IngestConfig
 from ..ingest.chunking import ChunkingConfig
-from ..benchset.draft import DraftConfig
 from ..models import default_llm
 from ..settings import Settings, dataclass_default, split_commas
 from ..sftdata.qa import SFTDataConfig

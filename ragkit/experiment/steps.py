@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..benchset.draft import draft_bench
 from ..errors import RagkitError, UsageError
 from ..eval.report import load_report, render_markdown
 from ..eval.runner import run_eval
@@ -137,7 +138,6 @@ def step_ingest(cfg: ExperimentConfig, run_dir: Path, progress) -> dict:
 
 
 def step_bench_draft(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
-    from ..benchset.draft import draft_bench
 
     out = run_dir / "bench.jsonl"
     s = draft_bench(run_dir / "index", out, cfg.bench_draft.options, progress=progress)

@@ -35,7 +35,15 @@ from pathlib import Path
 
 from ..errors import BackendError, ModelNotFound
 from ..types import Completion
-from .base import DEFAULT_N_CTX, Decoding, GenerationCancelled, StopScanner, answer_room, check_prompt_style, ms_since
+from .base import (
+    DEFAULT_N_CTX,
+    Decoding,
+    GenerationCancelled,
+    StopScanner,
+    answer_room,
+    check_prompt_style,
+    ms_since,
+)
 
 # Prompt tokens read between two checks of a cancel flag: about a second of a 1.5B model's prompt
 # reading on two cores, and large enough to keep llama.cpp's batched matrix products efficient.

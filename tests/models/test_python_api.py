@@ -26,7 +26,7 @@ def readme_snippet() -> str:
 
 
 def test_the_readme_python_snippet_runs_and_exits_cleanly(tmp_path):
-    from ragkit.index.build import IngestConfig, ingest
+    from ragkit.index import IngestConfig, ingest
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -16,7 +16,7 @@ from ragkit.benchset.pools import Candidate
 from ragkit.benchset.verify import check
 from ragkit.errors import SettingsError
 from ragkit.eval.bench import validate_bench
-from ragkit.index.build import IngestConfig, ingest
+from ragkit.index import IngestConfig, ingest
 from ragkit.ingest.chunking import ChunkingConfig
 from ragkit.sftdata.filters import NearDupIndex
 from ragkit.types import Completion
@@ -79,6 +79,7 @@ class AskingGen:
     prompt_style = "fewshot"
     context_length = 4096
     backend, model = "fake", "fake"
+    max_passages = None
 
     def __init__(self, lang, leak=False, fail_after=None):
         self.lang, self.leak, self.fail_after, self.calls = lang, leak, fail_after, 0
@@ -218,8 +219,8 @@ def test_an_experiment_drafts_its_bench_after_ingest_and_evaluates_on_it(index, 
 
     import yaml
 
-    from ragkit.experiment import load_experiment, run_experiment, steps
     from ragkit.eval.runner import run_eval
+    from ragkit.experiment import load_experiment, run_experiment, steps
 
     corpus = tmp_path / "corpus"
     exp = tmp_path / "mine.yaml"

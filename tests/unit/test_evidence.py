@@ -3,12 +3,12 @@ the selected span of the source document."""
 
 import re
 
+from test_pipeline import FakeGenerator, FakeIndex
+
 from ragkit.evidence import score_sentences, select_evidence, split_sentences
 from ragkit.generate.prompts import format_prompt
 from ragkit.pipeline import Pipeline
 from ragkit.types import Hit
-
-from test_pipeline import FakeGenerator, FakeIndex
 
 
 def words(text):
