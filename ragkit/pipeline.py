@@ -37,6 +37,7 @@ from .generate.prompts import (
     build_prompt,
     cut_header_fragment,
     header_stops,
+    with_conversation,
 )
 from .lang import detect_language
 from .types import Answer, Hit
@@ -103,12 +104,18 @@ class Pipeline:
     def retrieve(self, question: str) -> list[Hit]:
         return list(self.index.search(question, k=self.k, mode=self.mode))
 
-    def plan(self, question: str, hits: list[Hit] | None, lang: str) -> PromptPlan:
-        """The prompt for `question`, trimmed to the context left after room for the answer."""
+    def plan(self, question: str, hits: list[Hit] | None, lang: str, history: list[dict] | None = None,
+             instructions: str | None = None) -> PromptPlan:
+        """The prompt for `question`, trimmed to the context left after room for the answer.
+        `history`/`instructions` (a conversation, chat style only) go in via with_conversation."""
         gen = self.generator
+        render = gen.render_chat
+        if history or instructions:
+            def render(messages, _render=gen.render_chat):
+                return _render(with_conversation(messages, history, instructions, lang))
         return build_prompt(
             question, hits, gen.prompt_style, lang,
-            gen.render_chat if gen.prompt_style == "chat" else None,
+            render if gen.prompt_style == "chat" else None,
             self.examples if self.examples is not None else (DEFAULT_EXAMPLES if hits is None else RAG_EXAMPLES),
             count_tokens=gen.count_tokens, max_tokens=gen.context_length - self.decoding.max_tokens,
         )
@@ -120,8 +127,13 @@ class Pipeline:
         closed_book: bool = False,
         on_token: Callable[[str], None] | None = None,
         passages: list[Hit] | None = None,
+        history: list[dict] | None = None,
+        instructions: str | None = None,
     ) -> Answer:
         """Answer one question. `on_token` receives the answer text as it is generated.
+
+        `history` (earlier {role, content} turns) and `instructions` (a system message) are a
+        conversation's (ragkit/conversation.py); `question` is then its standalone form.
 
         `passages` (non-empty) are the passages to answer from instead of retrieving: all of them go
         into the prompt (trimmed only to fit the context), whatever `closed_book` says."""
@@ -142,7 +154,7 @@ class Pipeline:
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
             shown = hits[: self.passages]
 
-        plan = self.plan(question, shown, lang)
+        plan = self.plan(question, shown, lang, history, instructions)
         stops = answer_stop(self.generator.prompt_style) + (header_stops() if plan.hits else [])
         decoding = self.decoding.with_stops(stops)
         guard = HeaderGuard(on_token) if on_token is not None and plan.hits else None
@@ -203,14 +215,15 @@ class Pipeline:
 
 def _gen_timings(c, offset_s: float, gen_ms: float) -> dict:
     """first_token_ms counts from the question (retrieval and prompt building included);
-    tokens_per_s is the decode rate after the first token, the figure users compare."""
+    tokens_per_s is the decode rate after the first token, the figure users compare; None when
+    fewer than 2 tokens came (one token has no decode time: n / gen_ms would be the prompt's rate)."""
     first = round(offset_s * 1000 + c.first_token_ms, 2) if c.first_token_ms is not None else None
     n = c.completion_tokens
     if n > 1 and c.first_token_ms is not None and gen_ms > c.first_token_ms:
-        rate = (n - 1) / ((gen_ms - c.first_token_ms) / 1000)
+        rate = round((n - 1) / ((gen_ms - c.first_token_ms) / 1000), 2)
     else:
-        rate = n / (gen_ms / 1000) if gen_ms > 0 else 0.0
-    return {"first_token_ms": first, "tokens_per_s": round(rate, 2)}
+        rate = None
+    return {"first_token_ms": first, "tokens_per_s": rate}
 
 
 def _lstrip_stream(on_token: Callable[[str], None] | None) -> Callable[[str], None] | None:
