@@ -32,17 +32,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..conversation import recent_turns, standalone_question
 from ..errors import BackendError, RagkitError
 from ..generate.base import Decoding, GenerationCancelled, Generator
 from ..lang import detect_language
-from ..conversation import recent_turns, standalone_question
 from ..pipeline import Pipeline
 from . import openai_api as oa
 from .guard import PUBLIC, Guard
 from .jobs import JobQueue
 from .keys import ApiKey
-from .limits import UploadLimits
 from .knowledge import KnowledgeBaseError, KnowledgeBases
+from .limits import UploadLimits
 from .metrics import Metrics
 from .slots import Slot, TokenStream
 from .uploads import UploadRefused
