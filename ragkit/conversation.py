@@ -7,8 +7,9 @@
   "what about", "那", "呢", "它", ...) and of at least four words is kept as it is (no model call);
 - else the model rewrites it from the last turns, in at most `REWRITE_TOKENS` tokens at
   temperature 0 (one short generation on the same model, on the same worker);
-- a rewrite that comes back empty, as a refusal, or far longer than the question falls back to
-  the previous user question followed by the follow-up, which keeps the subject's words for search.
+- a rewrite that comes back empty, as a refusal, as an answer rather than one question (no final
+  '?'), or far longer than the question falls back to the previous user question followed by the
+  follow-up, which keeps the subject's words for search.
 
 `recent_turns` keeps the latest user/assistant turns within `HISTORY_TOKENS` prompt tokens (the
 oldest go first); Pipeline.answer puts them before the question (prompts.with_conversation),
@@ -27,7 +28,7 @@ from .generate.base import Decoding, GenerationCancelled, Generator
 from .generate.citations import is_refusal, strip_citations
 from .lang import detect_language
 
-REWRITE_TOKENS = 48  # a standalone question is one short sentence
+REWRITE_TOKENS = 40  # a standalone question is one short sentence
 HISTORY_TOKENS = 384  # earlier turns kept in the prompt
 MAX_TURNS = 6
 _EN_REFERS = re.compile(
@@ -37,11 +38,21 @@ _EN_REFERS = re.compile(
 _ZH_REFERS = re.compile(r"它|他|她|这|那|其|此|该|上述|前者|后者|呢[?？]?$|^还|^那么|^另外")
 
 _REWRITE_SYSTEM = {
-    "en": "Rewrite the user's last question so that it can be understood without the conversation: "
-          "replace words like 'it' or 'they' with what they refer to. Reply with the question only.",
-    "zh": "请把用户的最后一个问题改写成不看对话也能看懂的完整问题：把“它”“这个”等词换成所指的东西。只输出改写后的问题。",
+    "en": "You rewrite the user's last question so that it can be understood without the conversation: "
+          "replace words like 'it' or 'they' with what they refer to. Do not answer it. Reply with one "
+          "question only.",
+    "zh": "把用户的最后一个问题改写成不看对话也能看懂的完整问题：把“它”“这个”等词换成所指的东西。不要回答问题，只输出改写后的问题。",
 }
 _LABEL = {"en": ("Conversation", "Last question", "Standalone question"), "zh": ("对话", "最后的问题", "完整问题")}
+# One worked example (an invented product, so it leaks no answer): small models otherwise answer
+# the question instead of rewriting it.
+_EXAMPLE = {
+    "en": ([{"role": "user", "content": "Tell me about the Heron H2 kettle."},
+            {"role": "assistant", "content": "The Heron H2 is an electric kettle."}],
+           "How much water does it hold?", "How much water does the Heron H2 kettle hold?"),
+    "zh": ([{"role": "user", "content": "介绍一下苍鹭H2电水壶。"}, {"role": "assistant", "content": "苍鹭H2是一款电水壶。"}],
+           "它能装多少水？", "苍鹭H2电水壶能装多少水？"),
+}
 
 
 @dataclass
@@ -82,15 +93,30 @@ def recent_turns(history: list[dict], count_tokens, budget: int = HISTORY_TOKENS
     return kept
 
 
-def _rewrite_prompt(gen: Generator, turns: list[dict], question: str, lang: str) -> str:
+def _rewrite_body(turns: list[dict], question: str, lang: str) -> str:
     convo = "\n".join(f"{'User' if m['role'] == 'user' else 'Assistant'}: {' '.join(m['content'].split())}"
                       for m in turns)
-    c, q, s = _LABEL[lang]
+    c, q, _ = _LABEL[lang]
     colon = "：" if lang == "zh" else ": "
-    body = f"{c}{colon}\n{convo}\n\n{q}{colon}{question}"
+    return f"{c}{colon}\n{convo}\n{q}{colon}{question}"
+
+
+def _rewrite_prompt(gen: Generator, turns: list[dict], question: str, lang: str) -> str:
+    ex_turns, ex_q, ex_a = _EXAMPLE[lang]
+    s = _LABEL[lang][2] + ("：" if lang == "zh" else ": ")
     if gen.prompt_style == "chat":
-        return gen.render_chat([{"role": "system", "content": _REWRITE_SYSTEM[lang]}, {"role": "user", "content": body}])
-    return f"{_REWRITE_SYSTEM[lang]}\n\n{body}\n{s}{colon}"
+        return gen.render_chat([{"role": "system", "content": _REWRITE_SYSTEM[lang]},
+                                {"role": "user", "content": _rewrite_body(ex_turns, ex_q, lang)},
+                                {"role": "assistant", "content": ex_a},
+                                {"role": "user", "content": _rewrite_body(turns, question, lang)}])
+    return (f"{_REWRITE_SYSTEM[lang]}\n\n{_rewrite_body(ex_turns, ex_q, lang)}\n{s}{ex_a}\n\n"
+            f"{_rewrite_body(turns, question, lang)}\n{s}")
+
+
+def looks_like_question(text: str, question: str) -> bool:
+    """A rewrite worth searching with: one question (ends with '?' or '？'), not an answer."""
+    text = text.strip()
+    return text.endswith(("?", "？")) and text.count("?") + text.count("？") == 1 and len(text) <= 4 * len(question) + 80
 
 
 def standalone_question(gen: Generator, history: list[dict], question: str, *,
@@ -114,7 +140,7 @@ def standalone_question(gen: Generator, history: list[dict], question: str, *,
     for label in _LABEL[lang][2:]:
         text = text.removeprefix(label).lstrip(":： ")
     ms = round((time.perf_counter() - t0) * 1000, 2)
-    if not text or is_refusal(text) or len(text) > 4 * len(question) + 80:
+    if not text or is_refusal(text) or not looks_like_question(text, question):
         last_user = next((m["content"] for m in reversed(turns) if m["role"] == "user"), "")
         return Rewrite(f"{' '.join(last_user.split())} {question}".strip(), "fallback", ms)
     return Rewrite(text, "model", ms)

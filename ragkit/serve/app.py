@@ -307,19 +307,21 @@ def add_knowledge_routes(app: FastAPI, served: Served, jobs: JobQueue | None) ->
 
 
 def requeue_pending(served: Served, jobs: JobQueue) -> None:
-    """Uploads whose jobs had not run when the server stopped: queued again, under their ids."""
+    """Uploads whose jobs had not run when the server stopped are queued again under their ids;
+    a knowledge base stopped mid-ingest (files with no status yet) is ingested again."""
+    from ..index.build import IngestConfig
     from .jobs import upload_work
 
+    config = served.ingest_config or IngestConfig()
     for kb in served.knowledge_bases.list():
         by_job: dict[str, list[str]] = {}
         for name, job_id in kb.pending().items():
             by_job.setdefault(job_id, []).append(name)
+        unindexed = [n for n in kb.stored_files() if n not in kb.statuses]
+        if unindexed and not by_job:
+            jobs.submit(kb.name, "upload", unindexed, upload_work(kb, config))
         for job_id, names in by_job.items():
-            from ..index.build import IngestConfig
-
-            jobs.submit(kb.name, "upload", names, upload_work(kb, served.ingest_config or IngestConfig()), job_id=job_id)
-        if not by_job and kb.stored_files() and not kb.statuses:  # stopped mid-ingest with nothing waiting
-            jobs.submit(kb.name, "upload", kb.stored_files(), upload_work(kb, served.ingest_config or IngestConfig()))
+            jobs.submit(kb.name, "upload", names, upload_work(kb, config), job_id=job_id)
 
 
 class Counted:

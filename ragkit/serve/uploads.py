@@ -73,7 +73,7 @@ def parse_multipart(content_type: str, body: bytes, max_parts: int) -> list[Part
         if not sep:
             raise UploadRefused(400, "a multipart part has no blank line after its headers")
         if len(parts) >= max_parts:
-            raise UploadRefused(400, f"more than {max_parts} parts in one upload")
+            raise UploadRefused(413, f"more than {max_parts} parts in one upload")
         headers = Message()
         for line in head.decode("utf-8", "replace").split("\r\n")[1:]:
             name, colon, value = line.partition(":")

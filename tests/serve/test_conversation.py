@@ -16,7 +16,7 @@ class ChatFake(FakeGenerator):
 
 
 def replies(prompt: str) -> str:
-    if "Rewrite the user's last question" in prompt:
+    if "rewrite the user's last question" in prompt:
         return "What is the flight time of the Falcon X2?"
     if "38 minutes" in prompt:
         return "The flight time is 38 minutes [1]."
@@ -82,3 +82,10 @@ def test_a_follow_up_is_answered_from_the_conversation(serve):
     r = httpx.post(f"{srv.url}/v1/chat/completions", timeout=20,
                    json={"messages": [{"role": "user", "content": "How long can it fly?"}]})
     assert "rewrite" not in r.json()
+
+
+def test_a_rewrite_that_answers_instead_falls_back():
+    gen = ChatFake(reply="The Falcon X2 flies for 38 minutes.")  # an answer, not a question
+    r = standalone_question(gen, HISTORY, "How long can it fly?")
+    assert r.method == "fallback" and r.question == "What is the Falcon X2? How long can it fly?"
+    assert "Heron H2" in gen.prompts[0]  # the worked example that shows a rewrite, not an answer

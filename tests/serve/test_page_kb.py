@@ -26,7 +26,7 @@ class ChatFake(FakeGenerator):
 
 
 def reply(prompt: str) -> str:
-    if "Rewrite the user's last question" in prompt:
+    if "rewrite the user's last question" in prompt:
         return "How long is the Falcon Z9 when folded?"
     if "21 cm" in prompt and "folded" in prompt.split("Question:")[-1]:
         return "Folded, the Falcon Z9 is 21 cm long [1]."
