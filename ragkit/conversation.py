@@ -19,6 +19,7 @@ The measurement: evals/conversation_followups.py, results in evals/results/serve
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 import time
@@ -134,8 +135,10 @@ def standalone_question(gen: Generator, history: list[dict], question: str, *,
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled()
 
+    takes_cancel = cancel is not None and "cancel" in inspect.signature(gen.generate).parameters
     out = gen.generate(_rewrite_prompt(gen, turns, question, lang),
-                       Decoding(max_tokens=REWRITE_TOKENS, temperature=0.0, stop=["\n"]), on_token)
+                       Decoding(max_tokens=REWRITE_TOKENS, temperature=0.0, stop=["\n"]), on_token,
+                       **({"cancel": cancel} if takes_cancel else {}))
     text = " ".join(out.text.strip().strip('"“”').split())
     for label in _LABEL[lang][2:]:
         text = text.removeprefix(label).lstrip(":： ")

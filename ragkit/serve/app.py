@@ -3,9 +3,11 @@
     from ragkit.serve.app import Served, create_app
     app = create_app(Served({"docs": Index.open(dir)}, {"en": gen, "zh": gen}))
 
-Routes (names fixed; other tools and the tests rely on them): GET /healthz, GET /v1/models,
-POST /v1/chat/completions (JSON, or SSE with `stream: true`), POST /v1/retrieve (the same hits as
-`ragkit search --json`), GET / (the page). Each request builds its own Pipeline (k, mode and
+Routes (names fixed; other tools and the tests rely on them): GET /healthz, GET /metrics, GET /v1/models,
+POST /v1/chat/completions (JSON, or SSE with `stream: true`; the messages are a conversation,
+ragkit/conversation.py), POST /v1/retrieve (the same hits as `ragkit search --json`), the
+knowledge bases in OpenAI's vector-store shape (/v1/vector_stores[/NAME[/files[/FILE]]],
+/v1/vector_stores/NAME/file_batches/JOB), GET / (the page), and /docs with --docs. Each request builds its own Pipeline (k, mode and
 decoding come per request) around the indexes and models loaded once at start-up, and the answer
 runs on its model's Slot (slots.py): one generation at a time per model, a bounded queue in front,
 a client that disconnects cancels its generation. Retrieval for /v1/retrieve runs concurrently in
