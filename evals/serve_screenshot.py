@@ -95,7 +95,8 @@ def shoot(url: str, args) -> None:
         chips = page.locator("#answer .chip")
         (chips.first if chips.count() else page.locator("#sources .chip").first).click()
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=args.out)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=args.out, full_page=True)
         print(f"latency: {page.text_content('#latency')}\nwrote {args.out}")
         browser.close()
 
