@@ -78,3 +78,8 @@ class BenchFormatError(RagkitError):
 
 class DataFormatError(RagkitError):
     pass
+
+
+class CalcRefused(RagkitError, ValueError):
+    """The calculator (ragkit.reason.calc) will not evaluate an expression; the message is the
+    reason (a name, a huge power, a malformed date). The answer path falls back to a direct answer."""

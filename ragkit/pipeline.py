@@ -11,14 +11,25 @@ chunk scores below `min_score` (hybrid scores are absolute, in [0, 1]), and afte
 model says the passages lack the answer. Both give the same canonical "I don't know" answer with
 `refused=True`. Passages given by the caller (`answer(..., passages=hits)`: a bench item's own
 context, the eval's oracle arm) replace retrieval; no score threshold applies to them.
+
+Between retrieval and the prompt, evidence selection (ragkit/evidence.py) keeps the sentences of
+the k retrieved chunks that bear on the question, within `context_tokens` prompt tokens: the prompt
+is what an answer costs on a CPU, and small models read a fact better from a few sentences. The
+settings of this path (`AnswerSettings`) are shared by `ask`, `eval` and `serve`.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Literal
+
+from pydantic import Field
 
 from .errors import ContextOverflow, UsageError
+from .evidence import select_evidence
 from .generate.base import Decoding, Generator, ms_since
 from .generate.citations import (
     drop_unknown_citations,
@@ -36,11 +47,15 @@ from .generate.prompts import (
     answer_stop,
     build_prompt,
     cut_header_fragment,
+    fixed_prefix,
     header_stops,
     with_conversation,
 )
 from .lang import detect_language
-from .types import Answer, Hit
+from .reason.parse import Solution, parse_reasoning, solve
+from .reason.route import needs_reasoning, sub_queries
+from .settings import Settings
+from .types import Answer, Completion, Hit
 
 # Calibrated by evals/refusal_calibration.py on the sample corpus (default ingest: all-MiniLM-L6-v2,
 # ONNX int8, hybrid search): the 177 bench questions against 20 off-domain ones per language. The
@@ -52,15 +67,41 @@ from .types import Answer, Hit
 # and BM25 scores live on other scales, so there the threshold is off unless one is given.
 DEFAULT_MIN_SCORE = {"en": 0.20, "zh": 0.15}
 
+# Prompt tokens of evidence shown by default, chosen by measurement (evals/context_budget.py,
+# evals/results/context-budget/): the smallest budget that kept accuracy.
+DEFAULT_CONTEXT_TOKENS = 250
+# Tokens the reasoning step may write (facts, one expression, the answer) before it is cut off.
+REASON_MAX_TOKENS = 160
+
+
+class AnswerSettings(Settings):
+    """How a question is answered: the one home of these defaults for ask, eval and serve.
+
+    `k` chunks are retrieved (candidate depth); `context_tokens` of their best sentences go into
+    the prompt (0: whole chunks, the top `passages` of them). `examples` is the number of worked
+    examples in few-shot prompts. `reason` adds a facts-and-calculation step (`ragkit/reason/`)
+    for questions that need one: `auto` decides per question.
+    """
+
+    k: int = Field(default=5, ge=1)
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    passages: int | None = Field(default=None, ge=1)
+    examples: int | None = Field(default=None, ge=0, le=3)
+    context_tokens: int = Field(default=DEFAULT_CONTEXT_TOKENS, ge=0)
+    reason: Literal["auto", "on", "off"] = "off"
+
 
 class Pipeline:
     """A retriever (an `Index`, or anything with `.search(query, k, mode)`) and a generator.
 
-    `k` chunks are retrieved (and reported as sources); the top `passages` of them go into the
-    prompt: by default the generator's `max_passages` hint (tiny models answer far better from
-    one passage than from five, see ragkit/generate/__init__.py), else all k. `examples` is the
-    number of worked examples in few-shot prompts; by default 3 with passages (measured best) and
-    2 closed-book (what the SFT trainer's prompts hold, so that they match).
+    Settings are `AnswerSettings` fields, given one by one (`k=3`) or as `settings=`; `None`
+    keeps the default. With `context_tokens=0` the top `passages` chunks go into the prompt whole:
+    by default the generator's `max_passages` hint (tiny models answer far better from one passage
+    than from five, see ragkit/generate/__init__.py), else all k. Few-shot prompts hold 3 worked
+    examples with passages (measured best) and 2 closed-book (what the SFT trainer's prompts hold).
+
+    A Pipeline owns its generator: `close()` (or `with Pipeline(...) as pipe:`) frees the model.
     """
 
     def __init__(
@@ -68,27 +109,30 @@ class Pipeline:
         index,
         generator: Generator,
         *,
-        k: int = 5,
-        mode: str = "hybrid",
+        settings: AnswerSettings | None = None,
         decoding: Decoding | None = None,
+        k: int | None = None,
+        mode: str | None = None,
         min_score: float | None = None,
         examples: int | None = None,
         passages: int | None = None,
+        context_tokens: int | None = None,
+        reason: str | None = None,
     ):
-        if k < 1:
-            raise UsageError("-k must be at least 1")
-        if passages is not None and passages < 1:
-            raise UsageError("passages (--passages) must be at least 1")
-        if min_score is not None and not 0.0 <= min_score <= 1.0:
-            raise UsageError("min_score (--min-score) must lie in [0, 1]")
+        given = dict(k=k, mode=mode, min_score=min_score, examples=examples, passages=passages,
+                     context_tokens=context_tokens, reason=reason)
+        base = settings.model_dump() if settings is not None else {}
+        self.settings = AnswerSettings(**{**base, **{f: v for f, v in given.items() if v is not None}})
+        st = self.settings
         self.index = index
         self.generator = generator
-        self.k = k
-        self.mode = mode
+        self.k = st.k
+        self.mode = st.mode
         self.decoding = decoding or Decoding()
-        self.min_score = min_score  # None: the calibrated default for the question's language
-        self.examples = examples
-        self.passages = passages or getattr(generator, "max_passages", None) or k
+        self.min_score = st.min_score  # None: the calibrated default for the question's language
+        self.examples = st.examples
+        self.context_tokens = st.context_tokens
+        self.passages = st.passages or getattr(generator, "max_passages", None) or st.k
         if generator.context_length - self.decoding.max_tokens < 16:
             raise ContextOverflow(
                 f"max_tokens {self.decoding.max_tokens} (--max-tokens) leaves no room for a prompt in the model's "
@@ -104,21 +148,43 @@ class Pipeline:
     def retrieve(self, question: str) -> list[Hit]:
         return list(self.index.search(question, k=self.k, mode=self.mode))
 
-    def plan(self, question: str, hits: list[Hit] | None, lang: str, history: list[dict] | None = None,
-             instructions: str | None = None) -> PromptPlan:
+    def evidence(self, question: str, hits: list[Hit]) -> list[Hit]:
+        """The passages shown for `question`: the best sentences of the top `passages` chunks within
+        `context_tokens`, or (context_tokens 0) those chunks whole."""
+        if not self.context_tokens:
+            return hits[: self.passages]
+        return select_evidence(question, hits[: self.passages], self.context_tokens, self.generator.count_tokens)
+
+    def plan(self, question: str, hits: list[Hit] | None, lang: str, reason: bool = False,
+             history: list[dict] | None = None, instructions: str | None = None) -> PromptPlan:
         """The prompt for `question`, trimmed to the context left after room for the answer.
         `history`/`instructions` (a conversation, chat style only) go in via with_conversation."""
         gen = self.generator
-        render = gen.render_chat
-        if history or instructions:
+        render = gen.render_chat if gen.prompt_style == "chat" else None
+        if render is not None and (history or instructions):
             def render(messages, _render=gen.render_chat):
                 return _render(with_conversation(messages, history, instructions, lang))
+        examples = self.examples if self.examples is not None else (DEFAULT_EXAMPLES if hits is None else RAG_EXAMPLES)
+        keep_prefix = getattr(gen, "keep_prefix", None)  # optional: backends that can keep a read prefix
+        if keep_prefix is not None:
+            keep_prefix(fixed_prefix(gen.prompt_style, lang, hits is not None, render, examples, reason))
+        room = max(self.decoding.max_tokens, REASON_MAX_TOKENS) if reason else self.decoding.max_tokens
         return build_prompt(
-            question, hits, gen.prompt_style, lang,
-            render if gen.prompt_style == "chat" else None,
-            self.examples if self.examples is not None else (DEFAULT_EXAMPLES if hits is None else RAG_EXAMPLES),
-            count_tokens=gen.count_tokens, max_tokens=gen.context_length - self.decoding.max_tokens,
+            question, hits, gen.prompt_style, lang, render, examples,
+            count_tokens=gen.count_tokens, max_tokens=gen.context_length - room, reason=reason,
         )
+
+    def close(self) -> None:
+        """Free the generator's model (a no-op for backends that hold none)."""
+        close = getattr(self.generator, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def answer(
         self,
@@ -127,6 +193,7 @@ class Pipeline:
         closed_book: bool = False,
         on_token: Callable[[str], None] | None = None,
         passages: list[Hit] | None = None,
+        cancel: threading.Event | None = None,
         history: list[dict] | None = None,
         instructions: str | None = None,
     ) -> Answer:
@@ -136,7 +203,9 @@ class Pipeline:
         conversation's (ragkit/conversation.py); `question` is then its standalone form.
 
         `passages` (non-empty) are the passages to answer from instead of retrieving: all of them go
-        into the prompt (trimmed only to fit the context), whatever `closed_book` says."""
+        into the prompt (trimmed only to fit the context), whatever `closed_book` says. Setting
+        `cancel` stops the answer (GenerationCancelled) while the prompt is read or at the next
+        token."""
         if not question or not question.strip():
             raise UsageError('the question is empty; ask something, e.g. ragkit ask "How long is the warranty?"')
         question = question.strip()
@@ -145,30 +214,45 @@ class Pipeline:
         hits: list[Hit] | None = None
         retrieval_ms = 0.0
         shown: list[Hit] | None = None
+        reason = False
         if passages:
             hits = shown = list(passages)
+            reason = self.wants_reasoning(question, lang)
         elif not closed_book and self.index is not None:
-            hits = self.retrieve(question)
+            reason = self.wants_reasoning(question, lang)
+            hits = self.retrieve_parts(question, lang) if reason else self.retrieve(question)
             retrieval_ms = ms_since(t0)
             if not hits or max(h.score for h in hits) < self.threshold(lang):
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
-            shown = hits[: self.passages]
+            shown = self.evidence(question, hits)
+            if self.context_tokens:
+                # The sources of the answer are the selected spans: [n] is sources[n-1], and a
+                # citation points at the sentences the model read, not the whole chunk.
+                hits = shown
 
-        plan = self.plan(question, shown, lang, history, instructions)
-        stops = answer_stop(self.generator.prompt_style) + (header_stops() if plan.hits else [])
-        decoding = self.decoding.with_stops(stops)
-        guard = HeaderGuard(on_token) if on_token is not None and plan.hits else None
         t_gen = time.perf_counter()
-        completion = self.generator.generate(plan.text, decoding, guard.feed if guard else _lstrip_stream(on_token))
+        solution = None
+        if reason and shown:
+            plan, completion, solution = self._reason(question, shown, lang, cancel, (history, instructions))
+            if solution is not None and solution.answer is not None:
+                raw = solution.answer
+                if on_token is not None:
+                    on_token(raw)
+            else:  # no usable calculation: answer directly, as with reasoning off
+                used = completion
+                plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, (history, instructions))
+                completion.prompt_tokens += used.prompt_tokens
+                completion.completion_tokens += used.completion_tokens
+        else:
+            plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, (history, instructions))
         gen_ms = ms_since(t_gen)
-        raw = cut_header_fragment(completion.text).strip() if plan.hits else completion.text.strip()
-        if guard is not None:
-            guard.finish(raw)
+        reasoning = _reasoning_record(solution, reason)
 
         if is_refusal(raw):
             ans = self._refuse(question, lang, hits, plan.text, t0, retrieval_ms, None)
             ans.prompt_tokens, ans.completion_tokens = completion.prompt_tokens, completion.completion_tokens
             ans.timings.update(_gen_timings(completion, t_gen - t0, gen_ms))
+            ans.reasoning = reasoning
             return ans
 
         citations = []
@@ -192,7 +276,59 @@ class Pipeline:
             timings={"retrieval_ms": retrieval_ms, **_gen_timings(completion, t_gen - t0, gen_ms), "total_ms": ms_since(t0)},
             backend=self.generator.backend,
             model=self.generator.model,
+            reasoning=reasoning,
         )
+
+    def _generate(self, prompt: str, decoding: Decoding, stream, cancel) -> Completion:
+        if cancel is not None:
+            return self.generator.generate(prompt, decoding, stream, cancel=cancel)
+        return self.generator.generate(prompt, decoding, stream)
+
+    def _direct(self, question, shown, lang, on_token, cancel,
+                conversation=(None, None)) -> tuple[PromptPlan, Completion, str]:
+        """The plain answer: one prompt, the answer streamed as it is generated."""
+        plan = self.plan(question, shown, lang, history=conversation[0], instructions=conversation[1])
+        stops = answer_stop(self.generator.prompt_style) + (header_stops() if plan.hits else [])
+        decoding = self.decoding.with_stops(stops)
+        guard = HeaderGuard(on_token) if on_token is not None and plan.hits else None
+        completion = self._generate(plan.text, decoding, guard.feed if guard else _lstrip_stream(on_token), cancel)
+        raw = cut_header_fragment(completion.text).strip() if plan.hits else completion.text.strip()
+        if guard is not None:
+            guard.finish(raw)
+        return plan, completion, raw
+
+    def _reason(self, question, shown, lang, cancel, conversation=(None, None)):
+        """The reasoning step: the model writes its facts, one expression and an answer; ragkit
+        computes the expression (ragkit/reason/) and puts the value into the answer."""
+        plan = self.plan(question, shown, lang, reason=True, history=conversation[0], instructions=conversation[1])
+        decoding = replace(self.decoding, max_tokens=max(self.decoding.max_tokens, REASON_MAX_TOKENS))
+        completion = self._generate(plan.text, decoding.with_stops(header_stops()), None, cancel)
+        text = cut_header_fragment(completion.text).strip()
+        if is_refusal(text):
+            return plan, completion, Solution(text, parse_reasoning(text))
+        return plan, completion, solve(text)
+
+    def wants_reasoning(self, question: str, lang: str) -> bool:
+        """Whether this question gets the reasoning step: `reason` on, or auto and the question
+        asks for a computation (ragkit.reason.route); only chat models that complete raw text
+        (a server that applies the template itself cannot continue the reasoning format)."""
+        mode = self.settings.reason
+        if mode == "off" or self.generator.prompt_style != "chat" or self.generator.backend == "openai":
+            return False
+        return mode == "on" or needs_reasoning(question, lang)
+
+    def retrieve_parts(self, question: str, lang: str) -> list[Hit]:
+        """Candidates for a question that names several things: the question's own hits, then each
+        part's (ragkit.reason.route.sub_queries), merged by chunk with its best score."""
+        best: dict[str, Hit] = {h.chunk_id: h for h in self.retrieve(question)}
+        for part in sub_queries(question, lang):
+            if part == question:
+                continue
+            for h in self.index.search(part, k=self.k, mode=self.mode):
+                if h.chunk_id not in best or h.score > best[h.chunk_id].score:
+                    best[h.chunk_id] = h
+        merged = sorted(best.values(), key=lambda h: -h.score)
+        return [replace(h, rank=i) for i, h in enumerate(merged, 1)]
 
     def _refuse(self, question, lang, hits, prompt, t0, retrieval_ms, on_token) -> Answer:
         text = refusal_text(lang)
@@ -211,6 +347,16 @@ class Pipeline:
             model=self.generator.model,
             refused=True,
         )
+
+
+def _reasoning_record(solution: Solution | None, asked: bool) -> dict | None:
+    """What `--json` shows of the reasoning step: the facts, the expression and its value, or why
+    the calculator refused it (then the answer came from a direct prompt)."""
+    if not asked:
+        return None
+    if solution is None:
+        return {"used": False}
+    return {"used": solution.answer is not None, **solution.as_dict()}
 
 
 def _gen_timings(c, offset_s: float, gen_ms: float) -> dict:

@@ -94,8 +94,10 @@ class Answer:
     backend: str
     model: str
     refused: bool = False
+    reasoning: dict | None = None  # the reasoning step's facts, expression and value (reason on/auto)
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"reasoning": self.reasoning} if self.reasoning is not None else {}
         return {
             "answer": self.answer,
             "citations": [c.to_dict() for c in self.citations],
@@ -106,6 +108,7 @@ class Answer:
             "backend": self.backend,
             "model": self.model,
             "refused": self.refused,
+            **extra,
         }
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from .options import ANSWER, setting
+
 _MODEL_OPTIONS = [
     click.option("-m", "--model", default=None,
                  help="Bundled name (see 'ragkit models'), a name from models.yaml, a .gguf file or an HF model "
@@ -26,6 +28,10 @@ _MODEL_OPTIONS = [
     click.option("--n-ctx", type=int, default=None, help="Context window in tokens. [default: 4096]"),
     click.option("--passages", type=click.IntRange(1, None), default=None,
                  help="Chunks put in the prompt. [default: all k; 1 for gemma3-270m, which answers best from one]"),
+    setting("--context-tokens", of=ANSWER, type=click.IntRange(0, None),
+            help="Prompt tokens of evidence: the best sentences of the retrieved chunks; 0 shows whole chunks."),
+    setting("--reason", of=ANSWER, type=click.Choice(["auto", "on", "off"]),
+            help="A facts-and-calculation step for questions that need arithmetic or dates; auto decides per question."),
     click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), default="hybrid", show_default=True,
                  help="Retrieval: dense vectors, BM25 keywords, or both fused."),
     click.option("--min-score", type=float, default=None,

@@ -22,8 +22,8 @@ _DECODING_HELP = "Decoding (greedy by default, so answers reproduce)"
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Most tokens in the answer.")
 @decoding_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of streaming.")
-def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_style, examples, n_ctx, k, passages, mode,
-        min_score, closed_book, temperature, top_p, top_k, repetition_penalty, no_repeat_ngram, max_tokens, seed,
+def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_style, examples, n_ctx, k, passages,
+        context_tokens, reason, mode, min_score, closed_book, temperature, top_p, top_k, repetition_penalty, no_repeat_ngram, max_tokens, seed,
         stop, as_json):
     """Answer QUESTION from the indexed documents, citing the chunks used.
 
@@ -57,7 +57,7 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
     if no_repeat_ngram and generator.backend != "hf":
         click.echo(f"Warning: --no-repeat-ngram is honoured by the hf backend only, not {generator.backend}.", err=True)
     pipe = Pipeline(index, generator, k=k, mode=mode, decoding=decoding, min_score=min_score, examples=examples,
-                    passages=passages)
+                    passages=passages, context_tokens=context_tokens, reason=reason)
 
     if as_json:
         echo_json(pipe.answer(question, closed_book=closed_book).to_dict())

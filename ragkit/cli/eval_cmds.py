@@ -32,6 +32,10 @@ from .progress import TerminalProgress
 @click.option("--base-url", default=None, help="OpenAI-compatible server URL (openai backend).")
 @click.option("--n-ctx", type=int, default=None, help="Context length to load models with.")
 @setting("-k", "k", of=EVAL, type=int, help="Chunks retrieved per question (rag arms).")
+@setting("--context-tokens", of=EVAL, type=click.IntRange(0, None),
+         help="Prompt tokens of evidence: the best sentences of the retrieved chunks; 0 shows whole chunks.")
+@setting("--reason", of=EVAL, type=click.Choice(["auto", "on", "off"]),
+         help="A facts-and-calculation step for questions that need arithmetic or dates; auto decides per question.")
 @setting("--mode", of=EVAL, type=click.Choice(["dense", "bm25", "hybrid"]), help="Retrieval: dense vectors, BM25 keywords, or both fused.")
 @click.option("--min-score", type=float, default=None, help="Refuse when the best chunk scores below this (rag arms). "
               "[default: the calibrated threshold in hybrid mode (as ragkit ask), else none]")
@@ -44,7 +48,7 @@ from .progress import TerminalProgress
          help="A second bench of general items every arm also answers: retention and forgetting in the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapters, tuned_models, backend,
-             base_url, n_ctx, k, mode, min_score, max_tokens, temperature, limit, judge, seed, general_bench,
+             base_url, n_ctx, k, context_tokens, reason, mode, min_score, max_tokens, temperature, limit, judge, seed, general_bench,
              as_json):
     """Evaluate retrieval and answers on a bench; writes OUT/report.{json,md}, items.jsonl and charts.
 
@@ -65,7 +69,7 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
         bench=bench_file, out=out_dir, index=index_dir, arms=arm_list,
         models=parse_lang_map(models, "model"), adapters=parse_lang_map(adapters, "adapter"),
         tuned_models=parse_lang_map(tuned_models, "tuned-model"), backend=backend, base_url=base_url,
-        n_ctx=n_ctx, k=k, mode=mode, min_score=min_score, max_tokens=max_tokens, temperature=temperature,
+        n_ctx=n_ctx, k=k, context_tokens=context_tokens, reason=reason, mode=mode, min_score=min_score, max_tokens=max_tokens, temperature=temperature,
         limit=limit, judge=judge, seed=seed, general_bench=general_bench,
     )
     report = run_eval(config, progress=TerminalProgress(), retrieval_only=retrieval_only,

@@ -12,6 +12,7 @@ import importlib
 
 import click
 
+ANSWER = "ragkit.pipeline:AnswerSettings"
 EVAL = "ragkit.eval.config:EvalConfig"
 TRAIN = "ragkit.sft.train:TrainOptions"
 SFT_DATA = "ragkit.sft.qa:SFTDataConfig"

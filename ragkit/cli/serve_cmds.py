@@ -50,7 +50,7 @@ from .answer_options import decoding_options, model_options
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True, help="uvicorn's log level.")
 def serve(indexes, data_dir, model, backend, adapter, base_url, backend_api_key, prompt_style, examples, n_ctx, k,
-          passages, mode, min_score, temperature, top_p, top_k, repetition_penalty, max_tokens, no_repeat_ngram, seed,
+          passages, context_tokens, reason, mode, min_score, temperature, top_p, top_k, repetition_penalty, max_tokens, no_repeat_ngram, seed,
           stop, host, port, api_key, keys_file, max_body_bytes, max_upload_bytes, max_file_bytes, max_files, docs, queue,
           max_question_chars, max_messages, max_k, cors_origin, log_level):
     """Serve indexes and knowledge bases over an OpenAI-compatible API and a web page, with uploads.
@@ -104,7 +104,7 @@ def serve(indexes, data_dir, model, backend, adapter, base_url, backend_api_key,
         from ..serve.app import Served, UploadLimits, create_app
 
         served = Served(served_indexes, generators, k=k, mode=mode, decoding=decoding, min_score=min_score,
-                        examples=examples, passages=passages,
+                        examples=examples, passages=passages, context_tokens=context_tokens, reason=reason,
                         limits=Limits(max_question_chars, max_messages, max_k, max_tokens=max(2048, max_tokens)),
                         queue=queue, api_key=api_key, keys=keys[1 if api_key else 0:], max_body_bytes=max_body_bytes,
                         cors_origin=cors_origin, knowledge_bases=kbs, ingest_config=ingest_config,

@@ -15,7 +15,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..errors import UsageError
-from ..settings import CommaList, Settings
+from ..pipeline import AnswerSettings
+from ..settings import CommaList
 from ..types import BenchItem
 
 # oracle: the base model given the gold source's chunks (ragkit.eval.passages), rag's ceiling. It is
@@ -37,18 +38,17 @@ LangMap = dict[Literal["*", "en", "zh"], str]  # lang or "*" (every language) ->
 EVAL_MAX_TOKENS = 48
 
 
-class EvalSettings(Settings):
+class EvalSettings(AnswerSettings):
     """What an experiment file's `eval:` section may set; `ragkit eval` adds the paths (EvalConfig).
 
-    The one place the eval defaults live: `ragkit eval`'s options, pipelines/*.yaml and the API."""
+    The one place the eval defaults live: `ragkit eval`'s options, pipelines/*.yaml and the API.
+    How each question is answered (k, mode, min_score, context_tokens, reason, ...) is the answer
+    path's own settings (`AnswerSettings`), the same for ask, eval and serve."""
 
     arms: CommaList = Field(default_factory=lambda: list(DEFAULT_ARMS))
     models: LangMap = Field(default_factory=dict)  # empty: the bundled default per language
     backend: Literal["llamacpp", "hf", "openai"] | None = None
     n_ctx: int | None = Field(default=None, ge=1)
-    k: int = Field(default=5, ge=1)
-    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
-    min_score: float | None = None
     max_tokens: int = Field(default=EVAL_MAX_TOKENS, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     limit: int | None = Field(default=None, ge=1)

@@ -191,7 +191,8 @@ def breakdown_table(report: dict, key: str = "by_category") -> list[str]:
 def render_markdown(report: dict, charts: Sequence[str] = ()) -> str:
     cfg = report.get("config", {})
     out = [f"# ragkit eval: {Path(str(cfg.get('bench', 'bench'))).name}", ""]
-    settings = ", ".join(f"{k}={cfg[k]}" for k in ("k", "mode", "max_tokens", "backend", "limit") if cfg.get(k) is not None)
+    settings = ", ".join(f"{k}={cfg[k]}" for k in ("k", "mode", "context_tokens", "reason", "max_tokens", "backend", "limit")
+                         if cfg.get(k) is not None)
     if settings:
         out += [f"Settings: {settings}. Accuracy = an acceptable answer appears in the output (normalised).", ""]
     models = "; ".join(f"{arm}: {', '.join(a.get('models', []))}" for arm, a in report["arms"].items())

@@ -296,11 +296,13 @@ def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, p
     this run, rows of another arm that sent the same prompt (prompt_signature); each new
     row is appended to `items_path` at once. `oracle` chooses the oracle arm's passages
     (oracle_chooser). Returns ({arm: scored rows}, rows reused)."""
-    from ..pipeline import Pipeline
+    from ..pipeline import AnswerSettings, Pipeline
 
     done = read_items(items_path)
     decoding = config.decoding()
-    settings = {"decoding": asdict(decoding), "base_url": config.base_url, "n_ctx": config.n_ctx}
+    settings = {"decoding": asdict(decoding), "base_url": config.base_url, "n_ctx": config.n_ctx,
+                "passages": config.passages, "examples": config.examples, "context_tokens": config.context_tokens,
+                "reason": config.reason}
     oracle_settings = {"k": config.k, "mode": config.mode, "index": _index_version(index)}
     arm_settings = {"oracle": oracle_settings, **{a: {**oracle_settings, "min_score": config.min_score}
                                                   for a in RETRIEVAL_ARMS}}
@@ -327,8 +329,8 @@ def answer_arms(config: EvalConfig, plan, items, langs, index, load_generator, p
                     if pk not in pipes:
                         gen = load_generator(model, backend, adapter=adapter, base_url=config.base_url,
                                              lang=lang, n_ctx=config.n_ctx)
-                        pipes[pk] = Pipeline(index, gen, k=config.k, mode=config.mode, decoding=decoding,
-                                             min_score=config.min_score)
+                        pipes[pk] = Pipeline(index, gen, settings=AnswerSettings.check(
+                            {f: getattr(config, f) for f in AnswerSettings.model_fields}), decoding=decoding)
                     passages = given_passages(arm, item, pipes[pk], config.k, oracle)
                     same = prompt_signature(arm, pk, item, passages) if decoding.temperature == 0 else None
                     if same is not None and same in answered:

@@ -50,6 +50,30 @@ _SYSTEM_RAG = {
         f"如果资料中没有答案，请直接回答：{REFUSAL['zh']}。"
     ),
 }
+# The reasoning variant (`reason` on, ragkit/reason/): the facts with their passage numbers, then one
+# expression that ragkit computes (the model only writes it), then the answer. The labels are
+# REASON_LABELS; generation stops before the answer label so that ragkit can put the computed value
+# into the text the model continues from.
+REASON_LABELS = {"en": ("Facts:", "Calculation:", "Answer:"), "zh": ("事实：", "计算：", "答案：")}
+_SYSTEM_REASON = {
+    "en": (
+        "You answer questions using only the numbered context passages. Answer in three lines:\n"
+        "Facts: the facts from the passages that the answer needs, each followed by its passage number, like [1].\n"
+        "Calculation: if the answer needs arithmetic or a date, one expression that computes it from those facts, "
+        "using only numbers, + - * / and parentheses, or a date such as 2025-01-15 plus or minus days(n), "
+        "months(n) or years(n); otherwise: none.\n"
+        "Answer: the short answer with its unit and passage numbers.\n"
+        f"If the passages do not contain the facts, reply exactly: {REFUSAL['en']}."
+    ),
+    "zh": (
+        "你只根据编号的资料回答问题。分三行作答：\n"
+        "事实：答案需要的资料中的事实，每条后注明资料编号，例如 [1]。\n"
+        "计算：如果答案需要算术或日期计算，写出一个由这些事实算出答案的算式，只用数字、+ - * / 和括号，"
+        "或写成 2025-01-15 这样的日期加减 days(n)、months(n)、years(n)；否则写：无。\n"
+        "答案：简短的答案，带单位和资料编号。\n"
+        f"如果资料中没有这些事实，请直接回答：{REFUSAL['zh']}。"
+    ),
+}
 _SYSTEM_CLOSED = {
     "en": f"Answer the question briefly. If you do not know the answer, reply exactly: {REFUSAL['en']}.",
     "zh": f"请简短回答问题。如果你不知道答案，请直接回答：{REFUSAL['zh']}。",
@@ -210,12 +234,14 @@ def format_prompt(
     lang: str,
     render_chat: Callable[[list[dict]], str] | None = None,
     examples: int = DEFAULT_EXAMPLES,
+    reason: bool = False,
 ) -> str:
     """The fully rendered prompt for `question`; `hits=None` is closed-book (no context).
 
     `style`/`lang` may be given by position or keyword. For the chat style, `render_chat`
     applies the model's chat template with the generation prompt (default: `plain_chat`).
-    `examples` (0-3) worked examples are used by the few-shot style only.
+    `examples` (0-3) worked examples are used by the few-shot style only. `reason` asks for the
+    facts, a calculation and the answer (chat style with passages only; see REASON_LABELS).
     """
     _check_style(style)
     if lang not in _LABELS:
@@ -223,19 +249,22 @@ def format_prompt(
     if not 0 <= examples <= 3:
         raise ValueError("examples must be between 0 and 3")
     question = " ".join(question.split())
+    if reason and (style != "chat" or hits is None):
+        raise ValueError("the reasoning prompt is a chat prompt with passages")
     if style == "chat":
-        return (render_chat or plain_chat)(chat_messages(question, hits, lang))
+        return (render_chat or plain_chat)(chat_messages(question, hits, lang, reason))
     return _fewshot(question, hits, lang, examples)
 
 
-def chat_messages(question: str, hits: list[Hit] | None, lang: str) -> list[dict]:
+def chat_messages(question: str, hits: list[Hit] | None, lang: str, reason: bool = False) -> list[dict]:
     L = _LABELS[lang]
     q = f"{L['question']}{L['colon']}{question}"
     if hits is None:
         return [{"role": "system", "content": _SYSTEM_CLOSED[lang]}, {"role": "user", "content": q}]
     passages = "\n\n".join(format_passage(i, h, lang) for i, h in enumerate(hits, 1))
     user = f"{L['context']}{L['colon'].rstrip()}\n{passages}\n\n{q}"
-    return [{"role": "system", "content": _SYSTEM_RAG[lang]}, {"role": "user", "content": user}]
+    system = _SYSTEM_REASON[lang] if reason else _SYSTEM_RAG[lang]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 _INSTRUCTION = {
@@ -280,6 +309,28 @@ def _fewshot(question: str, hits: list[Hit] | None, lang: str, examples: int) ->
     return "\n".join(blocks)
 
 
+_MARK = "\ue000"  # a private-use character no prompt contains
+
+
+def fixed_prefix(
+    style: str,
+    lang: str,
+    rag: bool,
+    render_chat: Callable[[list[dict]], str] | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    reason: bool = False,
+) -> str:
+    """The start every prompt of this kind shares, whatever the question and passages: the system
+    text and the chat template's opening, or the few-shot examples. A backend that can keep a
+    read prefix (llamacpp's `keep_prefix`) reads it once per loaded model.
+
+    It is the rendered prompt up to the last line break before the first variable text."""
+    hits = [Hit(1, "", _MARK, 1.0, _MARK, None, 0, 0)] if rag else None
+    text = format_prompt(_MARK, hits, style, lang, render_chat, examples, reason)
+    head = text[: text.index(_MARK)]
+    return head[: head.rfind("\n") + 1]
+
+
 def build_prompt(
     question: str,
     hits: list[Hit] | None,
@@ -290,6 +341,7 @@ def build_prompt(
     *,
     count_tokens: Callable[[str], int] | None = None,
     max_tokens: int | None = None,
+    reason: bool = False,
 ) -> PromptPlan:
     """`format_prompt`, trimmed to at most `max_tokens` prompt tokens by `count_tokens`.
 
@@ -303,7 +355,8 @@ def build_prompt(
     n_ex = examples if style == "fewshot" else 0
 
     def render(hs, ex):
-        return format_prompt(question, hs, style, lang, render_chat, ex if style == "fewshot" else examples)
+        return format_prompt(question, hs, style, lang, render_chat, ex if style == "fewshot" else examples,
+                             reason and hs is not None)
 
     if count_tokens is None or max_tokens is None:
         return PromptPlan(render(hits, n_ex), hits, n_ex)

@@ -70,6 +70,8 @@ class Served:
     min_score: float | None = None
     examples: int | None = None
     passages: int | None = None
+    context_tokens: int | None = None  # None: the AnswerSettings default
+    reason: str | None = None
     limits: oa.Limits = field(default_factory=oa.Limits)
     queue: int = 32
     api_key: str | None = None  # one admin key (--api-key); `keys` adds the --keys file's
@@ -380,7 +382,7 @@ def build_pipeline(served: Served, index, gen: Generator, req: oa.ChatRequest) -
         decoding = replace(served.decoding, **changes)
         return Pipeline(None if req.closed_book else index, gen, k=req.k or served.k, mode=req.mode or served.mode,
                         decoding=decoding, min_score=served.min_score, examples=served.examples,
-                        passages=served.passages)
+                        passages=served.passages, context_tokens=served.context_tokens, reason=served.reason)
     except (ValueError, RagkitError) as e:
         raise oa.ApiError(400, str(e), param="max_tokens" if "max-tokens" in str(e) else None) from None
 
@@ -407,7 +409,7 @@ def answer_job(pipe: Pipeline, req: oa.ChatRequest, cancel: threading.Event):
         if req.history:
             turns = recent_turns(req.history, pipe.generator.count_tokens)
         ans = pipe.answer(question, closed_book=req.closed_book, on_token=on_token, history=turns,
-                          instructions=req.instructions, **cancel_kw(cancel))
+                          instructions=req.instructions, **cancel_kw(cancel, pipe.generator))
         ans.timings["queue_ms"] = queue_ms
         if rewrite is not None:
             ans.timings["rewrite_ms"] = rewrite.ms
@@ -417,9 +419,11 @@ def answer_job(pipe: Pipeline, req: oa.ChatRequest, cancel: threading.Event):
     return run
 
 
-def cancel_kw(cancel: threading.Event) -> dict:
-    """{'cancel': event} when Pipeline.answer takes it (a Stop that also stops prompt reading)."""
-    return {"cancel": cancel} if PIPELINE_TAKES_CANCEL else {}
+def cancel_kw(cancel: threading.Event, gen: Generator) -> dict:
+    """{'cancel': event} when Pipeline.answer and the backend's generate take it (llama.cpp: Stop
+    also stops prompt reading); other backends stop at their next token through on_token."""
+    takes = "cancel" in inspect.signature(gen.generate).parameters
+    return {"cancel": cancel} if PIPELINE_TAKES_CANCEL and takes else {}
 
 
 def failure(e: BaseException) -> oa.ApiError:

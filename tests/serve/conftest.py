@@ -44,7 +44,7 @@ class FakeGenerator:
     def render_chat(self, messages):
         return plain_chat(messages)
 
-    def generate(self, prompt, decoding, on_token=None):
+    def generate(self, prompt, decoding, on_token=None, cancel=None):
         with self._lock:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
@@ -58,6 +58,8 @@ class FakeGenerator:
             for piece in re.findall(r"\s*\S+", text):
                 if self.delay:
                     time.sleep(self.delay)
+                if cancel is not None and cancel.is_set():
+                    raise GenerationCancelled()
                 n += 1
                 if scanner.feed(piece) or n >= decoding.max_tokens:
                     break

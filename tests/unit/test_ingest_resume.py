@@ -75,8 +75,13 @@ def test_a_killed_ingest_resumes_without_re_embedding_and_equals_a_clean_one(tmp
     want, want_vecs = rows(clean)
     assert [r[1:] for r in got] == [r[1:] for r in want] and len(got) == 92
     np.testing.assert_allclose(vecs, want_vecs, rtol=0, atol=1e-6)
-    assert Index.open(idx, embedder=CountingEmbedder()).manifest["files"] == \
-        Index.open(clean, embedder=CountingEmbedder()).manifest["files"]
+    # The entries agree but for the mtime stamp, which a file younger than STAMP_MARGIN_NS at
+    # hashing does not get: which files were that young depends on the machine's speed.
+    def entries(d):
+        return {k: {f: v for f, v in e.items() if f != "mtime_ns"}
+                for k, e in Index.open(d, embedder=CountingEmbedder()).manifest["files"].items()}
+
+    assert entries(idx) == entries(clean)
 
 
 def test_a_staging_of_other_files_is_started_over(tmp_path):

@@ -67,12 +67,15 @@ HITS = [
     hit(2, "The M3 main unit warranty is 2 years.", "en/warranty.pdf", page=4, score=0.66, start=120),
     hit(3, "Kestrel was founded in 2016 in Lindenport.", "en/about.html", score=0.5),
 ]
+# Tests of whole-chunk prompts (trimming, passages, citations of whole chunks) say so; evidence
+# selection (the default) has its own tests in test_evidence.py.
+WHOLE = {"context_tokens": 0}
 ZH_HITS = [hit(1, "隼鸟 M3 整机保修两年。", "zh/保修.md", score=0.6), hit(2, "公司 2016 年成立于林港市。", "zh/公司.md", score=0.5)]
 
 
 def test_cited_number_maps_to_source_page_and_span():
     gen = FakeGenerator(" 2 years [2]\nQuestion: next one")
-    ans = Pipeline(FakeIndex(HITS), gen, k=3).answer("How long is the M3 warranty?")
+    ans = Pipeline(FakeIndex(HITS), gen, k=3, **WHOLE).answer("How long is the M3 warranty?")
     assert ans.answer == "2 years [2]"  # cut at the few-shot stop, leading space dropped
     assert [(c.number, c.source, c.page, c.start, c.end) for c in ans.citations] == [
         (2, "en/warranty.pdf", 4, 120, 120 + len(HITS[1].text))]
@@ -83,7 +86,7 @@ def test_cited_number_maps_to_source_page_and_span():
 
 
 def test_uncited_answer_gets_the_passage_that_holds_it():
-    ans = Pipeline(FakeIndex(HITS), FakeGenerator("Lindenport")).answer("Where was Kestrel founded?")
+    ans = Pipeline(FakeIndex(HITS), FakeGenerator("Lindenport"), **WHOLE).answer("Where was Kestrel founded?")
     assert ans.answer == "Lindenport [3]" and [c.number for c in ans.citations] == [3]
     # An answer no passage supports gets no citation rather than a wrong one.
     ans = Pipeline(FakeIndex(HITS), FakeGenerator("Paris, France")).answer("Where was Kestrel founded?")
@@ -115,7 +118,7 @@ def test_low_retrieval_score_refuses_without_generating():
 ])
 def test_model_saying_context_lacks_answer_is_a_refusal(reply):
     q = "隼鸟 M9 多少钱？" if re.search(r"[\u4e00-\u9fff]", reply) else "How much is the M9?"
-    ans = Pipeline(FakeIndex(HITS), FakeGenerator(reply)).answer(q)
+    ans = Pipeline(FakeIndex(HITS), FakeGenerator(reply), **WHOLE).answer(q)
     assert ans.refused and ans.citations == []
     assert ans.answer in ("I don't know: the documents do not contain the answer.", "不知道：文档中没有找到答案。")
 
@@ -144,7 +147,7 @@ def test_closed_book_skips_retrieval():
 
 def test_streaming_matches_answer_and_json_schema():
     pieces = []
-    ans = Pipeline(FakeIndex(HITS), FakeGenerator("  The warranty is 2 years [2]")).answer(
+    ans = Pipeline(FakeIndex(HITS), FakeGenerator("  The warranty is 2 years [2]"), **WHOLE).answer(
         "How long is the M3 warranty?", on_token=pieces.append)
     assert "".join(pieces) == ans.answer == "The warranty is 2 years [2]"
     d = ans.to_dict()
@@ -158,17 +161,18 @@ def test_streaming_matches_answer_and_json_schema():
 def test_prompt_is_trimmed_to_leave_room_for_the_answer():
     long_hits = [hit(i, " ".join(f"word{j}" for j in range(150)), f"d{i}.md") for i in range(1, 6)]
     gen = FakeGenerator("word1 [1]", context_length=600)
-    pipe = Pipeline(FakeIndex(long_hits), gen, decoding=Decoding(max_tokens=100))
+    pipe = Pipeline(FakeIndex(long_hits), gen, decoding=Decoding(max_tokens=100), **WHOLE)
     pipe.answer("Which word?")
     assert gen.count_tokens(gen.prompts[0]) <= 600 - 100
     kept = re.findall(r"\[(\d)\] \(source: d", gen.prompts[0])
     assert kept == [str(i) for i in range(1, len(kept) + 1)] and 1 <= len(kept) < 5  # the lowest ranked went
     # ...and no more than had to: one more passage would not have fitted.
-    more = Pipeline(FakeIndex(long_hits[: len(kept) + 1]), FakeGenerator("x", context_length=10**6), examples=1)
+    more = Pipeline(FakeIndex(long_hits[: len(kept) + 1]), FakeGenerator("x", context_length=10**6), examples=1,
+                    **WHOLE)
     assert gen.prompts[0].count("Question: ") == 2  # examples went first, down to one
     assert gen.count_tokens(more.plan("Which word?", long_hits[: len(kept) + 1], "en").text) > 500
     with pytest.raises(ContextOverflow, match="max-tokens"):
-        Pipeline(FakeIndex(long_hits), gen, decoding=Decoding(max_tokens=600)).answer("Which word?")
+        Pipeline(FakeIndex(long_hits), gen, decoding=Decoding(max_tokens=600), **WHOLE).answer("Which word?")
 
 
 def test_bad_input():
@@ -201,7 +205,7 @@ def test_citation_parsing_and_stripping():
 
 def test_only_the_top_passages_go_into_the_prompt():
     gen = FakeGenerator("Lindenport")
-    ans = Pipeline(FakeIndex(HITS), gen, k=3, passages=1).answer("Where was Kestrel founded?")
+    ans = Pipeline(FakeIndex(HITS), gen, k=3, passages=1, **WHOLE).answer("Where was Kestrel founded?")
     assert "[2] (source:" not in gen.prompts[0] and ans.hits == HITS  # all k still reported as sources
     assert ans.citations == []  # the answer is in passage 3, which the model never saw: no citation
     # A generator's max_passages hint is the default (gemma3-270m answers best from one chunk).

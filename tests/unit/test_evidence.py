@@ -1,0 +1,99 @@
+"""Evidence selection: sentences with exact offsets, the budget, and citations that still map to
+the selected span of the source document."""
+
+import re
+
+from ragkit.evidence import score_sentences, select_evidence, split_sentences
+from ragkit.generate.prompts import format_prompt
+from ragkit.pipeline import Pipeline
+from ragkit.types import Hit
+
+from test_pipeline import FakeGenerator, FakeIndex
+
+
+def words(text):
+    return len(re.findall(r"[\u4e00-\u9fff]|\S+", text))
+
+
+DOC = (
+    "# Warranty\n\n"
+    "Kestrel products come with a limited warranty. The M3 main unit is covered for 2 years. "
+    "The battery is covered for 18 months if bought after 1 January 2025.\n"
+    "Wear parts such as blades are not covered. Claims need the proof of purchase."
+)
+CHUNK_START = DOC.index("Kestrel products")
+CHUNK = DOC[CHUNK_START:]
+
+
+def chunk_hit(rank=1, score=0.7, text=CHUNK, start=CHUNK_START, source="en/warranty.md"):
+    return Hit(rank, f"{source}#{rank}", source, score, text, None, start, start + len(text))
+
+
+def test_sentences_are_exact_slices_in_both_languages():
+    text = "First one. Second one!\n| a | b |\n第一句。第二句？第三句“引号。”最后"
+    spans = split_sentences(text)
+    pieces = [text[s:e] for s, e in spans]
+    assert pieces == ["First one.", "Second one!", "| a | b |", "第一句。", "第二句？", "第三句“引号。”", "最后"]
+
+
+def test_selected_passages_are_spans_of_the_document_within_the_budget():
+    hits = [chunk_hit()]
+    got = select_evidence("How long is the battery covered?", hits, budget=20, count_tokens=words)
+    assert got, "something is always kept"
+    assert sum(words(h.text) for h in got) <= 20
+    for h in got:
+        assert DOC[h.start:h.end] == h.text  # the span is the selected sentences' own span
+        assert h.source == "en/warranty.md" and h.chunk_id == hits[0].chunk_id
+    assert any("18 months" in h.text for h in got)
+    assert not any("proof of purchase" in h.text for h in got)
+
+
+def test_the_top_sentence_is_kept_even_over_the_budget():
+    got = select_evidence("battery months January", [chunk_hit()], budget=1, count_tokens=words)
+    assert len(got) == 1 and "18 months" in got[0].text
+
+
+def test_no_budget_returns_the_chunks_whole():
+    hits = [chunk_hit()]
+    assert select_evidence("battery", hits, budget=None, count_tokens=words) == hits
+
+
+def test_touching_sentences_form_one_passage_best_first():
+    other = chunk_hit(rank=2, score=0.5, text="The dock has no warranty of its own.", start=0, source="en/dock.md")
+    got = select_evidence("warranty battery unit covered", [chunk_hit(), other], budget=200, count_tokens=words)
+    # everything fits: one passage per chunk, the first chunk's sentences joined back into one span
+    assert [h.source for h in got] == ["en/warranty.md", "en/dock.md"]
+    assert got[0].text == CHUNK and [h.rank for h in got] == [1, 2]
+
+
+def test_chinese_questions_select_by_jieba_words():
+    text = "隼鸟 M3 整机保修两年。电池保修十八个月。刀片属于易损件，不在保修范围内。客服热线为 400-820-1616。"
+    hit = Hit(1, "zh#1", "zh/保修.md", 0.6, text, None, 0, len(text))
+    got = select_evidence("电池的保修期是多久？", [hit], budget=12, count_tokens=words)
+    assert any("电池保修十八个月" in h.text for h in got)
+    assert not any("客服热线" in h.text for h in got)
+
+
+def test_a_neighbour_of_a_matching_sentence_scores_above_an_unrelated_one():
+    text = "Battery care. Keep it charged above 20 percent. The app shows the firmware version."
+    scored = score_sentences("battery care", [Hit(1, "c", "a.md", 0.5, text, None, 0, len(text))])
+    assert scored[1].score > scored[2].score
+
+
+def test_citation_after_selection_maps_to_the_selected_span():
+    gen = FakeGenerator(lambda prompt: " 18 months [1]")
+    pipe = Pipeline(FakeIndex([chunk_hit()]), gen, k=1, context_tokens=20, min_score=0)
+    ans = pipe.answer("How long is the battery covered?")
+    (c,) = ans.citations
+    assert c.number == 1 and c.source == "en/warranty.md"
+    assert "18 months" in DOC[c.start:c.end] and c.end - c.start < len(CHUNK)
+    assert ans.hits[0].text == DOC[c.start:c.end]  # sources[n-1] is the cited span
+    assert "proof of purchase" not in ans.prompt
+
+
+def test_whole_chunks_reproduce_the_plain_prompt():
+    hits = [chunk_hit(), chunk_hit(rank=2, score=0.5, text="The dock has no warranty.", start=0, source="d.md")]
+    gen = FakeGenerator(" 2 years [1]", prompt_style="chat")
+    ans = Pipeline(FakeIndex(hits), gen, k=2, context_tokens=0, min_score=0).answer("How long is the warranty?")
+    assert ans.prompt == format_prompt("How long is the warranty?", hits, "chat", "en", gen.render_chat)
+    assert ans.hits == hits
