@@ -11,7 +11,10 @@ conversation.standalone_question, recent_turns, Pipeline.answer with history):
     bare         the follow-up alone, no history (what the server did before: last message only)
 
 and scores "an accepted answer appears in the reply" (case and space insensitive), with the
-time each took; `rewrite_ms` is the extra generation a follow-up costs.
+time each took; `rewrite_ms` is the extra generation a follow-up costs. Each arm's retrieval is
+scored too (a gold source of the bench item among the k hits), which is cheap; the bare arm's
+answers are generated only with --bare-answers (on the shared 2-core machine one answer took
+minutes).
 
     PYTHONPATH=. .venv/bin/python evals/conversation_followups.py --index /tmp/conv-index \
         --model qwen2.5-coder-0.5b --out evals/results/serve/conversation_0.5b.json
@@ -61,6 +64,8 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--out", default=str(ROOT / "evals" / "results" / "serve" / "conversation.json"))
+    ap.add_argument("--bare-answers", action="store_true",
+                    help="Also generate the bare arm's answers (else only its retrieval is scored).")
     args = ap.parse_args()
 
     from ragkit.conversation import recent_turns, standalone_question
@@ -85,19 +90,35 @@ def main() -> None:
         ans = pipe.answer(rw.question, history=recent_turns(history, gen.count_tokens))
         row["followup_reply"], row["followup_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
         row["rewrite"], row["rewrite_method"], row["rewrite_ms"] = rw.question, rw.method, rw.ms
-        t0 = time.perf_counter()
-        ans = pipe.answer(follow)
-        row["bare_reply"], row["bare_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
-        for arm in ("standalone", "followup", "bare"):
+        gold = {Path(s).name for s in item["sources"]}
+        for arm, query in (("standalone", item["question"]), ("followup", rw.question), ("bare", follow)):
+            row[f"{arm}_retrieved_gold"] = bool(gold & {Path(h.source).name for h in pipe.retrieve(query)})
+        if args.bare_answers:
+            t0 = time.perf_counter()
+            ans = pipe.answer(follow)
+            row["bare_reply"], row["bare_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
+        for arm in ARMS if args.bare_answers else ARMS[:2]:
             row[f"{arm}_correct"] = correct(row[f"{arm}_reply"], item["answers"])
         rows.append(row)
-        print(json.dumps({k: row[k] for k in ("id", "rewrite", "standalone_correct", "followup_correct",
-                                               "bare_correct", "rewrite_ms", "followup_ms", "standalone_ms")},
+        print(json.dumps({k: row.get(k) for k in ("id", "rewrite", "rewrite_method", "standalone_correct",
+                                                   "followup_correct", "bare_retrieved_gold", "followup_retrieved_gold",
+                                                   "rewrite_ms", "followup_ms", "standalone_ms")},
                          ensure_ascii=False), flush=True)
+        partial(args, gen, rows)
+    partial(args, gen, rows)
+
+
+ARMS = ("standalone", "followup", "bare")
+
+
+def partial(args, gen, rows) -> None:
+    """The summary of the rows so far, written after each pair (a slow run can be stopped and still report)."""
+    answered = ARMS if args.bare_answers else ARMS[:2]
     summary = {
         "model": gen.model, "pairs": len(rows), "max_tokens": args.max_tokens,
-        "correct": {arm: sum(r[f"{arm}_correct"] for r in rows) for arm in ("standalone", "followup", "bare")},
-        "median_ms": {arm: statistics.median(r[f"{arm}_ms"] for r in rows) for arm in ("standalone", "followup", "bare")},
+        "correct": {arm: sum(r[f"{arm}_correct"] for r in rows) for arm in answered},
+        "gold_source_retrieved": {arm: sum(r[f"{arm}_retrieved_gold"] for r in rows) for arm in ARMS},
+        "median_ms": {arm: statistics.median(r[f"{arm}_ms"] for r in rows) for arm in answered},
         "median_rewrite_ms": statistics.median(r["rewrite_ms"] for r in rows),
         "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "model", "fallback")},
         "note": "2-core machine shared with other engineers' runs; times are comparable within this run only",
@@ -106,7 +127,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"summary": summary, "rows": rows}, ensure_ascii=False, indent=1) + "\n",
                               encoding="utf-8")
-    print(json.dumps(summary, ensure_ascii=False, indent=1))
+    print(json.dumps(summary, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 - else the model rewrites it from the last turns, in at most `REWRITE_TOKENS` tokens at
   temperature 0 (one short generation on the same model, on the same worker);
 - a rewrite that comes back empty, as a refusal, as an answer rather than one question (no final
-  '?'), or far longer than the question falls back to the previous user question followed by the
+  '?'), far longer than the question, or still leaning on the conversation (qwen2.5-coder-0.5b
+  often returns the follow-up unchanged) falls back to the previous user question followed by the
   follow-up, which keeps the subject's words for search.
 
 `recent_turns` keeps the latest user/assistant turns within `HISTORY_TOKENS` prompt tokens (the
@@ -143,7 +144,7 @@ def standalone_question(gen: Generator, history: list[dict], question: str, *,
     for label in _LABEL[lang][2:]:
         text = text.removeprefix(label).lstrip(":： ")
     ms = round((time.perf_counter() - t0) * 1000, 2)
-    if not text or is_refusal(text) or not looks_like_question(text, question):
+    if not text or is_refusal(text) or not looks_like_question(text, question) or needs_context(text):
         last_user = next((m["content"] for m in reversed(turns) if m["role"] == "user"), "")
         return Rewrite(f"{' '.join(last_user.split())} {question}".strip(), "fallback", ms)
     return Rewrite(text, "model", ms)
