@@ -453,7 +453,7 @@ async def json_reply(request: Request, slot: Slot, pipe: Pipeline, req: oa.ChatR
         await asyncio.wait({waiting}, timeout=0.25)
         if not waiting.done() and await request.is_disconnected():
             slot.cancel(fut, cancel)
-            return Response(status_code=499)  # nobody reads it; the generation stops at its next token
+            return Response(status_code=499)  # nobody reads it; llama.cpp stops between prompt slices, others at a token
     try:
         ans = waiting.result()
     except Exception as e:
