@@ -50,6 +50,7 @@ from .generate.prompts import (
     cut_header_fragment,
     fixed_prefix,
     header_stops,
+    with_conversation,
 )
 from .lang import detect_language
 from .reason.parse import Solution, parse_reasoning, solve
@@ -155,10 +156,15 @@ class Pipeline:
             return hits[: self.passages]
         return select_evidence(question, hits[: self.passages], self.context_tokens, self.generator.count_tokens)
 
-    def plan(self, question: str, hits: list[Hit] | None, lang: str, reason: bool = False) -> PromptPlan:
-        """The prompt for `question`, trimmed to the context left after room for the answer."""
+    def plan(self, question: str, hits: list[Hit] | None, lang: str, reason: bool = False,
+             history: list[dict] | None = None, instructions: str | None = None) -> PromptPlan:
+        """The prompt for `question`, trimmed to the context left after room for the answer.
+        `history`/`instructions` (a conversation, chat style only) go in via with_conversation."""
         gen = self.generator
         render = gen.render_chat if gen.prompt_style == "chat" else None
+        if render is not None and (history or instructions):
+            def render(messages, _render=gen.render_chat):
+                return _render(with_conversation(messages, history, instructions, lang))
         examples = self.examples if self.examples is not None else (DEFAULT_EXAMPLES if hits is None else RAG_EXAMPLES)
         keep_prefix = getattr(gen, "keep_prefix", None)  # optional: backends that can keep a read prefix
         if keep_prefix is not None:
@@ -189,8 +195,13 @@ class Pipeline:
         on_token: Callable[[str], None] | None = None,
         passages: list[Hit] | None = None,
         cancel: threading.Event | None = None,
+        history: list[dict] | None = None,
+        instructions: str | None = None,
     ) -> Answer:
         """Answer one question. `on_token` receives the answer text as it is generated.
+
+        `history` (earlier {role, content} turns) and `instructions` (a system message) are a
+        conversation's (ragkit/conversation.py); `question` is then its standalone form.
 
         `passages` (non-empty) are the passages to answer from instead of retrieving: all of them go
         into the prompt (trimmed only to fit the context), whatever `closed_book` says. Setting
@@ -223,18 +234,18 @@ class Pipeline:
         t_gen = time.perf_counter()
         solution = None
         if reason and shown:
-            plan, completion, solution = self._reason(question, shown, lang, cancel)
+            plan, completion, solution = self._reason(question, shown, lang, cancel, (history, instructions))
             if solution is not None and solution.answer is not None:
                 raw = solution.answer
                 if on_token is not None:
                     on_token(raw)
             else:  # no usable calculation: answer directly, as with reasoning off
                 used = completion
-                plan, completion, raw = self._direct(question, shown, lang, on_token, cancel)
+                plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, (history, instructions))
                 completion.prompt_tokens += used.prompt_tokens
                 completion.completion_tokens += used.completion_tokens
         else:
-            plan, completion, raw = self._direct(question, shown, lang, on_token, cancel)
+            plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, (history, instructions))
         gen_ms = ms_since(t_gen)
         reasoning = _reasoning_record(solution, reason)
 
@@ -274,9 +285,10 @@ class Pipeline:
             return self.generator.generate(prompt, decoding, stream, cancel=cancel)
         return self.generator.generate(prompt, decoding, stream)
 
-    def _direct(self, question, shown, lang, on_token, cancel) -> tuple[PromptPlan, Completion, str]:
+    def _direct(self, question, shown, lang, on_token, cancel,
+                conversation=(None, None)) -> tuple[PromptPlan, Completion, str]:
         """The plain answer: one prompt, the answer streamed as it is generated."""
-        plan = self.plan(question, shown, lang)
+        plan = self.plan(question, shown, lang, history=conversation[0], instructions=conversation[1])
         stops = answer_stop(self.generator.prompt_style) + (header_stops() if plan.hits else [])
         decoding = self.decoding.with_stops(stops)
         guard = HeaderGuard(on_token) if on_token is not None and plan.hits else None
@@ -286,10 +298,10 @@ class Pipeline:
             guard.finish(raw)
         return plan, completion, raw
 
-    def _reason(self, question, shown, lang, cancel):
+    def _reason(self, question, shown, lang, cancel, conversation=(None, None)):
         """The reasoning step: the model writes its facts, one expression and an answer; ragkit
         computes the expression (ragkit/reason/) and puts the value into the answer."""
-        plan = self.plan(question, shown, lang, reason=True)
+        plan = self.plan(question, shown, lang, reason=True, history=conversation[0], instructions=conversation[1])
         decoding = replace(self.decoding, max_tokens=max(self.decoding.max_tokens, REASON_MAX_TOKENS))
         completion = self._generate(plan.text, decoding.with_stops(header_stops()), None, cancel)
         # The prompt ends with the first label ("Facts:"): the model's text continues it.
@@ -352,14 +364,15 @@ def _reasoning_record(solution: Solution | None, asked: bool) -> dict | None:
 
 def _gen_timings(c, offset_s: float, gen_ms: float) -> dict:
     """first_token_ms counts from the question (retrieval and prompt building included);
-    tokens_per_s is the decode rate after the first token, the figure users compare."""
+    tokens_per_s is the decode rate after the first token, the figure users compare; None when
+    fewer than 2 tokens came (one token has no decode time: n / gen_ms would be the prompt's rate)."""
     first = round(offset_s * 1000 + c.first_token_ms, 2) if c.first_token_ms is not None else None
     n = c.completion_tokens
     if n > 1 and c.first_token_ms is not None and gen_ms > c.first_token_ms:
-        rate = (n - 1) / ((gen_ms - c.first_token_ms) / 1000)
+        rate = round((n - 1) / ((gen_ms - c.first_token_ms) / 1000), 2)
     else:
-        rate = n / (gen_ms / 1000) if gen_ms > 0 else 0.0
-    return {"first_token_ms": first, "tokens_per_s": round(rate, 2)}
+        rate = None
+    return {"first_token_ms": first, "tokens_per_s": rate}
 
 
 def _lstrip_stream(on_token: Callable[[str], None] | None) -> Callable[[str], None] | None:

@@ -23,6 +23,13 @@ largest level). Results go to evals/results/serve/load.json.
     ragkit ingest data/corpus --index /tmp/sample-index
     .venv/bin/python evals/perf/serve_load.py --index /tmp/sample-index        # 4 questions, k=2, 16 tokens
     .venv/bin/python evals/perf/serve_load.py --index DIR --levels 1,4 --questions 8 -k 3 --budget-s 120
+
+With --mixed it measures what a team's server sees instead (mixed_load below): streamed questions
+and uploads into a knowledge base at once, at 1, 4 and 8 clients, against the plain Pipeline at
+one client; first token, total and queue time (p50/p95), errors, and the uploads' ingest jobs.
+Results go to evals/results/serve/load_mixed.json.
+
+    .venv/bin/python evals/perf/serve_load.py --mixed --index /tmp/sample-index --model qwen2.5-coder-0.5b
 """
 
 from __future__ import annotations
@@ -189,7 +196,16 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=2)
     ap.add_argument("--budget-s", type=float, default=45,
                     help="Per arm and level; requests still open then are dropped and counted as cut.")
+    ap.add_argument("--mixed", action="store_true", help="Questions and uploads mixed (see mixed_load).")
+    ap.add_argument("--model", default=None, help="--mixed: the model [default: the server's default].")
+    ap.add_argument("--upload-every", type=int, default=4, help="--mixed: every Nth request of a client is an upload.")
     args = ap.parse_args()
+    if args.mixed:
+        if args.levels == "1,4,16":
+            args.levels = "1,4,8"
+        if args.out == str(OUT):
+            args.out = str(OUT.with_name("load_mixed.json"))
+        return mixed_load(args)
     levels = [int(x) for x in args.levels.split(",")]
 
     from ragkit.generate import Decoding, load_generator
@@ -282,6 +298,189 @@ def report(results: dict, levels: list[int], out: Path) -> None:
         print(f"{k}: {v}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+
+
+# ------------------------------------------------------------------------------------ --mixed
+UPLOAD_SOURCES = sorted((ROOT / "data" / "corpus" / "en").glob("*.md"))
+
+
+def pct(values: list[float], q: float) -> float | None:
+    v = sorted(values)
+    return round(v[min(len(v) - 1, int(q * len(v)))], 3) if v else None
+
+
+async def stream_question(c: httpx.AsyncClient, url: str, question: str, model: str) -> dict:
+    """One streamed chat request: first-token and total seconds, the server's queue_ms, the status."""
+    t = time.perf_counter()
+    first, timings, status = None, {}, None
+    try:
+        async with c.stream("POST", url, json={"model": model, "stream": True,
+                                               "messages": [{"role": "user", "content": question}]}) as r:
+            status = r.status_code
+            async for line in r.aiter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                obj = json.loads(line[6:])
+                if "error" in obj:
+                    status = obj["error"].get("code") or "stream_error"
+                delta = (obj.get("choices") or [{}])[0].get("delta", {})
+                if first is None and delta.get("content"):
+                    first = time.perf_counter() - t
+                if "timings" in obj:
+                    timings = obj["timings"]
+    except httpx.HTTPError as e:
+        status = type(e).__name__
+    return {"kind": "question", "status": status, "first_s": first, "total_s": time.perf_counter() - t,
+            "queue_ms": timings.get("queue_ms"), "server_total_ms": timings.get("total_ms")}
+
+
+async def upload_one(c: httpx.AsyncClient, base: str, kb: str, name: str, data: bytes) -> dict:
+    t = time.perf_counter()
+    try:
+        r = await c.post(f"{base}/v1/vector_stores/{kb}/files", files=[("file", (name, data, "text/markdown"))])
+        status, job = r.status_code, (r.json().get("id") if r.status_code == 202 else None)
+    except httpx.HTTPError as e:
+        status, job = type(e).__name__, None
+    return {"kind": "upload", "status": status, "total_s": time.perf_counter() - t, "job": job}
+
+
+async def mixed_level(base: str, kb: str, model: str, questions: list[str], clients_n: int, n_requests: int,
+                      budget_s: float, upload_every: int, level_tag: str) -> list[dict]:
+    """`clients_n` clients share `n_requests` requests; each client's every `upload_every`-th request
+    is an upload of a small file (a distinct name each time) into the knowledge base, the others
+    streamed questions. Requests still open at `budget_s` are dropped and counted as cut."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(n_requests):
+        queue.put_nowait(i)
+    results: list[dict] = []
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=clients_n + 2)) as c:
+        async def client(ci: int):
+            sent = 0
+            while not queue.empty():
+                i = queue.get_nowait()
+                sent += 1
+                if upload_every and sent % upload_every == 0:
+                    src = UPLOAD_SOURCES[i % len(UPLOAD_SOURCES)]
+                    results.append(await upload_one(c, base, kb, f"{level_tag}-{i}-{src.name}", src.read_bytes()))
+                else:
+                    results.append(await stream_question(c, f"{base}/v1/chat/completions", questions[i % len(questions)],
+                                                         model))
+
+        tasks = [asyncio.ensure_future(client(ci)) for ci in range(clients_n)]
+        await asyncio.wait(tasks, timeout=budget_s)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    results.append({"kind": "cut", "n": n_requests - len(results)})
+    return results
+
+
+def level_summary(rows: list[dict]) -> dict:
+    qs = [r for r in rows if r["kind"] == "question"]
+    ups = [r for r in rows if r["kind"] == "upload"]
+    ok = [r for r in qs if r["status"] == 200 and r["first_s"] is not None]
+    errors: dict = {}
+    for r in qs + ups:
+        if r["status"] not in (200, 202) or (r["kind"] == "question" and r["first_s"] is None):
+            errors[str(r["status"])] = errors.get(str(r["status"]), 0) + 1
+    queue = [r["queue_ms"] / 1000 for r in ok if r["queue_ms"] is not None]
+    return {"questions": len(qs), "answered": len(ok), "uploads": len(ups),
+            "uploads_accepted": sum(r["status"] == 202 for r in ups), "errors": errors,
+            "cut": sum(r.get("n", 0) for r in rows if r["kind"] == "cut"),
+            "first_token_s": {"p50": pct([r["first_s"] for r in ok], 0.5), "p95": pct([r["first_s"] for r in ok], 0.95)},
+            "total_s": {"p50": pct([r["total_s"] for r in ok], 0.5), "p95": pct([r["total_s"] for r in ok], 0.95)},
+            "queue_s": {"p50": pct(queue, 0.5), "p95": pct(queue, 0.95)},
+            "upload_request_s": {"p50": pct([r["total_s"] for r in ups], 0.5)},
+            "load_avg": round(os.getloadavg()[0], 2)}
+
+
+def mixed_load(args) -> None:
+    """Questions and uploads against one `ragkit serve` (an --index for the questions, a knowledge
+    base under a fresh --data-dir for the uploads), and the same questions through an in-process
+    Pipeline at one client, taking turns with the server question by question."""
+    import tempfile
+
+    from ragkit.generate import Decoding, load_generator
+    from ragkit.index import Index
+    from ragkit.pipeline import Pipeline
+
+    levels = [int(x) for x in args.levels.split(",")]
+    gen = load_generator(args.model)
+    pipe = Pipeline(Index.open(args.index), gen, k=args.k, decoding=Decoding(max_tokens=args.max_tokens))
+    questions = [q for q, _ in pick_questions(pipe, max(args.questions, *levels))]
+    data = tempfile.mkdtemp(prefix="ragkit-load-")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    model_flag = ["--model", args.model] if args.model else []
+    print(f"{len(questions)} questions, k={args.k}, max_tokens={args.max_tokens}, model {gen.model}, "
+          f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    proc = start([sys.executable, "-c", "from ragkit.cli import main; main()", "serve", "--index", f"docs={args.index}",
+                  "--data-dir", data, *model_flag, "--port", str(port), "--max-tokens", str(args.max_tokens),
+                  "-k", str(args.k), "--queue", str(max(levels) + 8), "--log-level", "warning"],
+                 f"{base}/healthz", env, timeout=600)
+    results: dict = {"config": vars(args) | {"model": gen.model, "cpu": _cpu_name(), "cpus": os.cpu_count()},
+                     "pipeline_1": {}, "levels": {}}
+    try:
+        with httpx.Client(timeout=60) as c:
+            c.post(f"{base}/v1/vector_stores", json={"name": "load"}).raise_for_status()
+        pipe.answer(questions[0])  # warm-up, both sides
+        asyncio.run(mixed_level(base, "load", "ragkit/docs", questions[:1], 1, 1, 600, 0, "warm"))
+        # one client, paired: pipeline then serve, question by question (the ratio's basis)
+        pl, sv = [], []
+        t0 = time.perf_counter()
+        for i, q in enumerate(questions[: args.questions]):
+            if time.perf_counter() - t0 > args.budget_s:
+                break
+            first: list[float] = []
+            t = time.perf_counter()
+            pipe.answer(q, on_token=lambda _p, t=t, first=first: first.append(time.perf_counter() - t) if not first else None)
+            pl.append({"first_s": first[0] if first else None, "total_s": time.perf_counter() - t})
+            sv.append(asyncio.run(mixed_level(base, "load", "ragkit/docs", [q], 1, 1, args.budget_s, 0, f"p{i}"))[0])
+        results["pipeline_1"] = {"n": len(pl),
+                                 "first_token_s": {"p50": pct([r["first_s"] for r in pl if r["first_s"]], 0.5)},
+                                 "total_s": {"p50": pct([r["total_s"] for r in pl], 0.5)}}
+        results["serve_1_paired"] = level_summary(sv)
+        ratios = [s["total_s"] / p["total_s"] for s, p in zip(sv, pl) if s["status"] == 200]
+        first_ratios = [s["first_s"] / p["first_s"] for s, p in zip(sv, pl) if s.get("first_s") and p["first_s"]]
+        results["serve_over_pipeline_1_client"] = {
+            "total_median": round(statistics.median(ratios), 3) if ratios else None,
+            "first_token_median": round(statistics.median(first_ratios), 3) if first_ratios else None}
+        print("pipeline 1:", results["pipeline_1"], "\nserve 1 (paired):", results["serve_1_paired"],
+              "\nratio:", results["serve_over_pipeline_1_client"], flush=True)
+        for level in levels:
+            rows = asyncio.run(mixed_level(base, "load", "ragkit/docs", questions, level,
+                                           max(args.questions, 2 * level), args.budget_s, args.upload_every, f"c{level}"))
+            results["levels"][str(level)] = level_summary(rows)
+            print(f"serve mixed, {level} clients:", results["levels"][str(level)], flush=True)
+        deadline = time.monotonic() + args.budget_s
+        with httpx.Client(timeout=60) as c:
+            while time.monotonic() < deadline:
+                files = c.get(f"{base}/v1/vector_stores/load/files").json()["data"]
+                if not any(f["status"] == "pending" for f in files):
+                    break
+                time.sleep(1)
+            results["knowledge_base"] = {s: sum(f["status"] == s for f in files) for s in ("indexed", "skipped", "pending")}
+            metrics = c.get(f"{base}/metrics").text
+        results["ingest_jobs"] = {line.split('"')[1]: int(line.split()[-1]) for line in metrics.splitlines()
+                                  if line.startswith("ragkit_ingest_jobs{")}
+    finally:
+        stop(proc)
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results["note"] = ("2-core machine shared with other engineers' jobs (load average in each level's "
+                       "load_avg); compare figures within this run only")
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: results[k] for k in ("serve_over_pipeline_1_client", "knowledge_base", "ingest_jobs")}))
+    for level, r in results["levels"].items():
+        print(f"{level} clients: {r['answered']}/{r['questions']} answered, {r['uploads_accepted']}/{r['uploads']} uploads, "
+              f"errors {r['errors'] or 0}, cut {r['cut']}, first token p50/p95 {r['first_token_s']['p50']}/"
+              f"{r['first_token_s']['p95']} s, total {r['total_s']['p50']}/{r['total_s']['p95']} s, queue "
+              f"{r['queue_s']['p50']}/{r['queue_s']['p95']} s")
     print(f"wrote {out}")
 
 

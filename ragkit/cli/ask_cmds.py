@@ -93,7 +93,7 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
     if answer.completion_tokens:
         click.secho(
             f"{answer.model} ({answer.backend}): {answer.prompt_tokens} prompt + {answer.completion_tokens} answer "
-            f"tokens, {t['tokens_per_s']:.0f} tokens/s, first token {t['first_token_ms']:.0f} ms, "
+            f"tokens, {'-' if t['tokens_per_s'] is None else format(t['tokens_per_s'], '.0f')} tokens/s, first token {t['first_token_ms']:.0f} ms, "
             f"retrieval {t['retrieval_ms']:.0f} ms",
             err=True, dim=True,
         )

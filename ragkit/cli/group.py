@@ -24,6 +24,18 @@ from ..errors import RagkitError
 
 
 class RagkitGroup(click.Group):
+    def format_commands(self, ctx: click.Context, formatter) -> None:
+        """The command list with each command's whole first sentence, wrapped, never cut with '...'
+        (Click cuts a short help at the terminal width)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context):
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
         as_json = "--json" in args[1:]

@@ -251,6 +251,26 @@ def chat_messages(question: str, hits: list[Hit] | None, lang: str, reason: bool
     return [{"role": "system", "content": _SYSTEM_RAG[lang]}, {"role": "user", "content": user}]
 
 
+_INSTRUCTION = {
+    "en": "The user also asks (follow it only where it does not conflict with the rules above): ",
+    "zh": "用户另有要求（只在不违背上述规则时遵守）：",
+}
+
+
+def with_conversation(messages: list[dict], history: list[dict] | None, instructions: str | None,
+                      lang: str) -> list[dict]:
+    """Chat messages with a conversation's earlier turns before the last user message, and the
+    user's system instruction after the grounding rules (inside the system message, so the rules
+    come first and the instruction cannot replace them). `history` holds {"role": "user" |
+    "assistant", "content"} turns, already trimmed to their budget (ragkit/conversation.py)."""
+    out = [dict(m) for m in messages]
+    if instructions and out and out[0]["role"] == "system":
+        out[0]["content"] += "\n\n" + _INSTRUCTION[lang] + " ".join(instructions.split())
+    turns = [{"role": m["role"], "content": m["content"]} for m in history or ()
+             if m.get("role") in ("user", "assistant")]
+    return out[:-1] + turns + out[-1:] if turns else out
+
+
 def _fewshot(question: str, hits: list[Hit] | None, lang: str, examples: int) -> str:
     # One block per example and for the question: the passages on one line after the context
     # label, then the question, then the answer label the model completes (one line).

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..generate.citations import parse_citations, strip_citations
 from ..index import MODES
@@ -62,6 +62,9 @@ class ChatRequest:
     k: int | None
     mode: str | None
     closed_book: bool
+    history: list[dict] = field(default_factory=list)  # user/assistant turns before the question
+    instructions: str | None = None  # the system messages, an instruction under the grounding rules
+    knowledge_base: str | None = None
 
 
 def _field(body: dict, name: str):
@@ -139,10 +142,17 @@ def parse_chat(body, limits: Limits) -> ChatRequest:
                        param="messages")
     if not all(isinstance(m, dict) for m in messages):
         raise ApiError(400, "each message must be an object with 'role' and 'content'", param="messages")
-    users = [m for m in messages if m.get("role") == "user"]
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
     if not users:
         raise ApiError(400, "no message has role 'user'; the last user message is the question", param="messages")
-    question = check_question(_text(users[-1].get("content")), limits, "messages")
+    question = check_question(_text(messages[users[-1]].get("content")), limits, "messages")
+    history = [{"role": m["role"], "content": _text(m.get("content"))} for m in messages[: users[-1]]
+               if m.get("role") in ("user", "assistant") and m.get("content") is not None]
+    system = [_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+    instructions = " ".join(" ".join(system).split()) or None
+    if instructions and len(instructions) > limits.max_question_chars:
+        raise ApiError(400, f"the system message is {len(instructions)} characters; at most "
+                       f"{limits.max_question_chars} are accepted", param="messages")
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise ApiError(400, "'model' must be a string", param="model")
@@ -154,11 +164,25 @@ def parse_chat(body, limits: Limits) -> ChatRequest:
         temperature=_number(body, "temperature", 0.0, 2.0),
         top_p=_number(body, "top_p", 0.0, 1.0, open_lo=True),
         k=_int(body, "k", 1, limits.max_k), mode=_mode(body), closed_book=_bool(body, "closed_book"),
+        history=history, instructions=instructions, knowledge_base=_kb_name(body),
     )
 
 
-def parse_retrieve(body, limits: Limits) -> tuple[str | None, str, int | None, str | None]:
-    """(model, query, k, mode) of a /v1/retrieve body."""
+def _kb_name(body: dict) -> str | None:
+    """The knowledge base a request names: `knowledge_base`, or the first of OpenAI's `vector_store_ids`."""
+    v = _field(body, "knowledge_base")
+    if v is None:
+        ids = _field(body, "vector_store_ids")
+        if ids is not None and (not isinstance(ids, list) or len(ids) != 1):
+            raise ApiError(400, "'vector_store_ids' must be a list of one knowledge-base name", param="vector_store_ids")
+        v = ids[0] if ids else None
+    if v is not None and not isinstance(v, str):
+        raise ApiError(400, "'knowledge_base' must be a string", param="knowledge_base")
+    return v
+
+
+def parse_retrieve(body, limits: Limits) -> tuple[str | None, str, int | None, str | None, str | None]:
+    """(model, query, k, mode, knowledge_base) of a /v1/retrieve body."""
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     query = body.get("query")
@@ -167,7 +191,8 @@ def parse_retrieve(body, limits: Limits) -> tuple[str | None, str, int | None, s
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise ApiError(400, "'model' must be a string", param="model")
-    return model, check_question(query, limits, "query"), _int(body, "k", 1, limits.max_k), _mode(body)
+    return (model, check_question(query, limits, "query"), _int(body, "k", 1, limits.max_k), _mode(body),
+            _kb_name(body))
 
 
 # ------------------------------------------------------------------------------------ replies
@@ -223,8 +248,12 @@ def usage(ans: Answer) -> dict:
 
 
 def rag_fields(ans: Answer) -> dict:
-    return {"sources": sources(ans), "refused": ans.refused, "timings": ans.timings,
-            "llm": {"model": ans.model, "backend": ans.backend}}
+    """`rewrite` ({question, method}) when a follow-up was made standalone for retrieval (app.answer_job)."""
+    out = {"sources": sources(ans), "refused": ans.refused, "timings": ans.timings,
+           "llm": {"model": ans.model, "backend": ans.backend}}
+    if getattr(ans, "rewrite", None):
+        out["rewrite"] = ans.rewrite
+    return out
 
 
 def chat_completion(ans: Answer, model: str, max_tokens: int) -> dict:

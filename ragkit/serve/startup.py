@@ -9,7 +9,9 @@ not race to load them.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 import re
 from pathlib import Path
 
@@ -29,7 +31,11 @@ def index_specs(specs: list[str]) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
-        if not sep or not NAME_RE.match(name):
+        if sep and "/" not in name and os.sep not in name:  # NAME=DIR: the name must be a good one
+            if not NAME_RE.match(name):
+                raise UsageError(f"index name '{name}' may hold only letters, digits, '.', '_' and '-' (from "
+                                 f"--index '{spec}')")
+        elif not sep or not NAME_RE.match(name):
             name, path = Path(spec).resolve().name or "index", spec
         if not NAME_RE.match(name):
             raise UsageError(f"index name '{name}' may hold only letters, digits, '.', '_' and '-'; "
@@ -40,8 +46,52 @@ def index_specs(specs: list[str]) -> dict[str, Path]:
     return out
 
 
-def open_indexes(specs: list[str]) -> dict:
-    return {name: Index.open(path) for name, path in index_specs(specs).items()}
+def open_indexes(specs: dict[str, Path]) -> dict:
+    """The indexes by name; a missing one is bad input (exit 2), like any path that does not exist."""
+    for name, path in specs.items():
+        if not Path(path).exists():
+            raise UsageError(f"no index at {path} (--index {name}); build one with 'ragkit ingest PATH --index {path}'")
+    return {name: Index.open(path) for name, path in specs.items()}
+
+
+def bind_port(host: str, port: int):
+    """The listening socket, bound now so that a taken port is one sentence and exit 2 before any
+    model loads; uvicorn serves on it (its fd)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UsageError(f"cannot listen on '{host}': not an address or a known host name (--host)") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise UsageError(f"port {port} on {host} is already in use; stop what listens there or pick another "
+                             "with --port") from None
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def open_knowledge_bases(data_dir: str | Path, reserved: set[str]):
+    """(KnowledgeBases under data_dir, the IngestConfig their ingests use), with the embedder loaded
+    once and shared by every knowledge base's searches and ingests."""
+    from ..embed import default_backend, load_embedder
+    from ..index import IngestConfig
+    from .knowledge import KnowledgeBases
+
+    data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} exists and is not a folder")
+    config = IngestConfig()
+    embedder = load_embedder(config.embed_model, batch_size=config.batch_size, backend=default_backend())
+    return KnowledgeBases(data_dir, embedder=embedder, reserved=reserved), config
 
 
 def warm_up(indexes: dict) -> None:

@@ -44,7 +44,7 @@ class FakeGenerator:
     def render_chat(self, messages):
         return plain_chat(messages)
 
-    def generate(self, prompt, decoding, on_token=None):
+    def generate(self, prompt, decoding, on_token=None, cancel=None):
         with self._lock:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
@@ -58,6 +58,8 @@ class FakeGenerator:
             for piece in re.findall(r"\s*\S+", text):
                 if self.delay:
                     time.sleep(self.delay)
+                if cancel is not None and cancel.is_set():
+                    raise GenerationCancelled()
                 n += 1
                 if scanner.feed(piece) or n >= decoding.max_tokens:
                     break
@@ -131,6 +133,58 @@ def serve(serve_index, fake_gen):
         gen = generator or fake_gen
         idx = indexes or {"docs": Index.open(serve_index)}
         srv = LiveServer(create_app(Served(idx, {"en": gen, "zh": gen}, **kw)))
+        started.append(srv)
+        return srv
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+class GatedEmbedder:
+    """The fake embedder, but an ingest (the ingest worker's thread) waits for `gate` before it
+    embeds: a test can hold a knowledge base's ingest running while it sends other requests.
+    Queries (request threads) are never held."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = threading.Event()  # set while an ingest waits at the gate
+
+    def count_tokens(self, text):
+        return self.inner.count_tokens(text)
+
+    def embed(self, texts, on_batch=None):
+        if threading.current_thread().name == "ragkit-ingest" and not self.gate.is_set():
+            self.waiting.set()
+            assert self.gate.wait(30), "test gate never opened"
+            self.waiting.clear()
+        return self.inner.embed(texts, on_batch=on_batch)
+
+
+@pytest.fixture
+def gated_embedder(fake_embedder):
+    return GatedEmbedder(fake_embedder)
+
+
+@pytest.fixture
+def kb_serve(tmp_path, fake_gen, gated_embedder):
+    """kb_serve(**served_options) -> LiveServer with knowledge bases under tmp_path/data (no --index),
+    the fake generator and the gated fake embedder."""
+    from ragkit.index import IngestConfig
+    from ragkit.serve.app import Served, create_app
+    from ragkit.serve.knowledge import KnowledgeBases
+
+    started: list[LiveServer] = []
+
+    def start(generator=None, indexes=None, **kw):
+        kw.setdefault("min_score", 0.0)
+        gen = generator or fake_gen
+        kbs = KnowledgeBases(tmp_path / "data", embedder=gated_embedder, reserved=set(indexes or {}))
+        srv = LiveServer(create_app(Served(indexes or {}, {"en": gen, "zh": gen}, knowledge_bases=kbs,
+                                           ingest_config=IngestConfig(embed_model="fake-embedder"), **kw)))
+        srv.data = tmp_path / "data"
         started.append(srv)
         return srv
 

@@ -12,7 +12,7 @@ from ragkit.errors import UsageError
 from ragkit.serve.openai_api import highlight
 from ragkit.serve.startup import exposure_warning, index_specs
 
-from .conftest import FakeGenerator
+from .conftest import FakeGenerator, free_port
 
 
 @pytest.fixture
@@ -36,7 +36,11 @@ def no_listen(monkeypatch):
 
 
 def run(*args, env=None):
-    return CliRunner().invoke(main, ["serve", *map(str, args)], env=env, catch_exceptions=False)
+    port = [] if "--port" in args else ["--port", str(PORT)]
+    return CliRunner().invoke(main, ["serve", *map(str, args), *port], env=env, catch_exceptions=False)
+
+
+PORT = free_port()  # serve binds its port before anything loads: a free one, not 8000
 
 
 def test_serves_loopback_by_default_and_loads_once(no_listen, serve_index):
@@ -44,7 +48,7 @@ def test_serves_loopback_by_default_and_loads_once(no_listen, serve_index):
     assert r.exit_code == 0, r.output
     assert "Warning" not in r.output and "ragkit/docs, ragkit/idx" in r.output
     (app, kw), = no_listen
-    assert kw["host"] == "127.0.0.1" and kw["port"] == 8000
+    assert kw["host"] == "127.0.0.1" and kw["port"] == PORT and kw["fd"] > 0
     assert [m for m, *_ in no_listen.loads] == ["smollm2-135m"]
     assert list(app.state.served.indexes) == ["docs", "idx"] and app.state.served.api_key is None
 
@@ -68,14 +72,39 @@ def test_public_host_without_key_warns_and_key_comes_from_env(no_listen, serve_i
 def test_bad_input_is_one_line_and_nothing_loads(no_listen, tmp_path, serve_index):
     for args, fragment in [
         (["--index", tmp_path / "missing"], "no index at"),
+        (["--index", f"bad name={serve_index}"], "index name 'bad name' may hold only"),
+        (["--keys", tmp_path / "nokeys.json", "--index", serve_index], "no keys file"),
+        ([], "give at least one --index DIR"),
+        (["--data-dir", serve_index / "CURRENT"], "is a file"),
         (["--index", serve_index, "--index", f"idx={serve_index}"], "two indexes are named 'idx'"),
         (["--index", serve_index, "-k", "50"], "--max-k"),
         (["--index", serve_index, "--temperature", "-1"], "temperature"),
     ]:
         r = run(*args)
-        assert r.exit_code != 0 and r.output.count("\n") == 1 and r.output.startswith("Error: "), r.output
+        assert r.exit_code == 2 and r.output.count("\n") == 1 and r.output.startswith("Error: "), r.output
         assert fragment in r.output
     assert no_listen == [] and no_listen.loads == []
+
+
+def test_a_taken_port_is_exit_2_before_anything_loads(no_listen, serve_index):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        r = run("--index", serve_index, "--port", port)
+    assert r.exit_code == 2 and r.output == f"Error: port {port} on 127.0.0.1 is already in use; stop what listens " \
+        "there or pick another with --port\n"
+    assert no_listen == [] and no_listen.loads == []
+
+
+def test_top_level_help_does_not_cut_command_descriptions():
+    r = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    commands = r.output.split("Commands:")[1]
+    assert r.exit_code == 0 and "..." not in commands
+    assert "Serve indexes and knowledge bases over an OpenAI-compatible API and a web page, with" in \
+        " ".join(r.output.split())
 
 
 def test_index_specs_and_exposure():

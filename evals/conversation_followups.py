@@ -1,0 +1,134 @@
+"""Follow-up questions in a conversation: answered as well as the same question asked standalone?
+
+Eight pairs written over data/corpus (6 English, 2 Chinese), each built on a sample-bench item: a
+first turn that names the product, a fixed assistant reply, then a follow-up that leans on it
+("How much does it weigh?"); its standalone form is the bench question, with the bench's answers.
+Each follow-up is answered three ways through the server's own path (app.answer_job's steps:
+conversation.standalone_question, recent_turns, Pipeline.answer with history):
+
+    standalone   the bench question alone (the ceiling)
+    followup     the follow-up with the conversation (what `ragkit serve` does now)
+    bare         the follow-up alone, no history (what the server did before: last message only)
+
+and scores "an accepted answer appears in the reply" (case and space insensitive), with the
+time each took; `rewrite_ms` is the extra generation a follow-up costs. Each arm's retrieval is
+scored too (a gold source of the bench item among the k hits), which is cheap; the bare arm's
+answers are generated only with --bare-answers (on the shared 2-core machine one answer took
+minutes).
+
+    PYTHONPATH=. .venv/bin/python evals/conversation_followups.py --index /tmp/conv-index \
+        --model qwen2.5-coder-0.5b --out evals/results/serve/conversation_0.5b.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "data" / "bench" / "sample.jsonl"
+
+# (bench id, first user turn, assistant reply, follow-up)
+PAIRS = [
+    ("en-009", "Tell me about the Kestrel M3 robot mower.", "The Kestrel M3 is Kestrel's first robot mower.",
+     "How much does it weigh?"),
+    ("en-011", "What is the Kestrel M3?", "It is a robot lawn mower made by Kestrel Home Robotics.",
+     "How loud is it while mowing?"),
+    ("en-005", "I am looking at the Kestrel V7 robot vacuum.", "The Kestrel V7 is a robot vacuum and mop.",
+     "What is its maximum suction power?"),
+    ("en-007", "Does the Kestrel V7 have a dustbin?", "Yes, the Kestrel V7 has a dustbin.",
+     "What is its capacity?"),
+    ("en-010", "What is the Kestrel M5?", "The Kestrel M5 is a robot mower for larger lawns.",
+     "And what is its cutting width?"),
+    ("en-019", "How do I charge the Kestrel V7?", "Place the V7 on its dock to charge it.",
+     "How long does it take from empty?"),
+    ("zh-015", "隼鸟 M3 是什么产品？", "隼鸟 M3 是隼鸟推出的割草机器人。", "它整机有多重？"),
+    ("zh-008", "隼鸟 V7 能拖地吗？", "可以，隼鸟 V7 是扫拖一体机器人，带水箱。", "它的水箱容量是多少？"),
+]
+
+
+def norm(s: str) -> str:
+    return "".join(s.lower().split()).replace(",", "")
+
+
+def correct(reply: str, answers: list[str]) -> bool:
+    return any(norm(a) in norm(reply) for a in answers)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--index", required=True)
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--out", default=str(ROOT / "evals" / "results" / "serve" / "conversation.json"))
+    ap.add_argument("--bare-answers", action="store_true",
+                    help="Also generate the bare arm's answers (else only its retrieval is scored).")
+    args = ap.parse_args()
+
+    from ragkit.conversation import recent_turns, standalone_question
+    from ragkit.generate import Decoding, load_generator
+    from ragkit.index import Index
+    from ragkit.pipeline import Pipeline
+
+    bench = {d["id"]: d for d in map(json.loads, BENCH.read_text(encoding="utf-8").splitlines())}
+    gen = load_generator(args.model)
+    pipe = Pipeline(Index.open(args.index), gen, k=5, decoding=Decoding(max_tokens=args.max_tokens))
+    pipe.answer("warmup: what is the Kestrel M3?")
+    rows = []
+    for item_id, first, reply, follow in PAIRS:
+        item = bench[item_id]
+        history = [{"role": "user", "content": first}, {"role": "assistant", "content": reply}]
+        row = {"id": item_id, "followup": follow, "standalone": item["question"], "answers": item["answers"]}
+        t0 = time.perf_counter()
+        ans = pipe.answer(item["question"])
+        row["standalone_reply"], row["standalone_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        rw = standalone_question(gen, history, follow)
+        ans = pipe.answer(rw.question, history=recent_turns(history, gen.count_tokens))
+        row["followup_reply"], row["followup_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
+        row["rewrite"], row["rewrite_method"], row["rewrite_ms"] = rw.question, rw.method, rw.ms
+        gold = {Path(s).name for s in item["sources"]}
+        for arm, query in (("standalone", item["question"]), ("followup", rw.question), ("bare", follow)):
+            row[f"{arm}_retrieved_gold"] = bool(gold & {Path(h.source).name for h in pipe.retrieve(query)})
+        if args.bare_answers:
+            t0 = time.perf_counter()
+            ans = pipe.answer(follow)
+            row["bare_reply"], row["bare_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
+        for arm in ARMS if args.bare_answers else ARMS[:2]:
+            row[f"{arm}_correct"] = correct(row[f"{arm}_reply"], item["answers"])
+        rows.append(row)
+        print(json.dumps({k: row.get(k) for k in ("id", "rewrite", "rewrite_method", "standalone_correct",
+                                                   "followup_correct", "bare_retrieved_gold", "followup_retrieved_gold",
+                                                   "rewrite_ms", "followup_ms", "standalone_ms")},
+                         ensure_ascii=False), flush=True)
+        partial(args, gen, rows)
+    partial(args, gen, rows)
+
+
+ARMS = ("standalone", "followup", "bare")
+
+
+def partial(args, gen, rows) -> None:
+    """The summary of the rows so far, written after each pair (a slow run can be stopped and still report)."""
+    answered = ARMS if args.bare_answers else ARMS[:2]
+    summary = {
+        "model": gen.model, "pairs": len(rows), "max_tokens": args.max_tokens,
+        "correct": {arm: sum(r[f"{arm}_correct"] for r in rows) for arm in answered},
+        "gold_source_retrieved": {arm: sum(r[f"{arm}_retrieved_gold"] for r in rows) for arm in ARMS},
+        "median_ms": {arm: statistics.median(r[f"{arm}_ms"] for r in rows) for arm in answered},
+        "median_rewrite_ms": statistics.median(r["rewrite_ms"] for r in rows),
+        "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "model", "fallback")},
+        "note": "2-core machine shared with other engineers' runs; times are comparable within this run only",
+    }
+    summary["followup_over_standalone_time"] = round(summary["median_ms"]["followup"] / summary["median_ms"]["standalone"], 2)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"summary": summary, "rows": rows}, ensure_ascii=False, indent=1) + "\n",
+                              encoding="utf-8")
+    print(json.dumps(summary, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""A conversation's follow-up as a question retrieval can use, and the turns the prompt keeps.
+
+"How much does it weigh?" retrieves nothing useful on its own: its subject is in an earlier turn.
+`standalone_question` turns a follow-up into a question that stands alone before retrieval:
+
+- a cheap rule first: a question with no pronoun, demonstrative or ellipsis ("it", "they",
+  "what about", "那", "呢", "它", ...) and of at least four words is kept as it is (no model call);
+- else the model rewrites it from the last turns, in at most `REWRITE_TOKENS` tokens at
+  temperature 0 (one short generation on the same model, on the same worker);
+- a rewrite that comes back empty, as a refusal, as an answer rather than one question (no final
+  '?'), far longer than the question, or still leaning on the conversation (qwen2.5-coder-0.5b
+  often returns the follow-up unchanged) falls back to the previous user question followed by the
+  follow-up, which keeps the subject's words for search.
+
+`recent_turns` keeps the latest user/assistant turns within `HISTORY_TOKENS` prompt tokens (the
+oldest go first); Pipeline.answer puts them before the question (prompts.with_conversation),
+and a system message goes in as an instruction after the grounding rules, never instead of them.
+The measurement: evals/conversation_followups.py, results in evals/results/serve/.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from .generate.base import Decoding, GenerationCancelled, Generator
+from .generate.citations import is_refusal, strip_citations
+from .lang import detect_language
+
+REWRITE_TOKENS = 40  # a standalone question is one short sentence
+HISTORY_TOKENS = 384  # earlier turns kept in the prompt
+MAX_TURNS = 6
+_EN_REFERS = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|one|ones|there|"
+    r"same|other|else|former|latter|above|mentioned)\b|^(and|also|what about|how about|and what|so)\b",
+    re.I)
+_ZH_REFERS = re.compile(r"它|他|她|这|那|其|此|该|上述|前者|后者|呢[?？]?$|^还|^那么|^另外")
+
+_REWRITE_SYSTEM = {
+    "en": "You rewrite the user's last question so that it can be understood without the conversation: "
+          "replace words like 'it' or 'they' with what they refer to. Do not answer it. Reply with one "
+          "question only.",
+    "zh": "把用户的最后一个问题改写成不看对话也能看懂的完整问题：把“它”“这个”等词换成所指的东西。不要回答问题，只输出改写后的问题。",
+}
+_LABEL = {"en": ("Conversation", "Last question", "Standalone question"), "zh": ("对话", "最后的问题", "完整问题")}
+# One worked example (an invented product, so it leaks no answer): small models otherwise answer
+# the question instead of rewriting it.
+_EXAMPLE = {
+    "en": ([{"role": "user", "content": "Tell me about the Heron H2 kettle."},
+            {"role": "assistant", "content": "The Heron H2 is an electric kettle."}],
+           "How much water does it hold?", "How much water does the Heron H2 kettle hold?"),
+    "zh": ([{"role": "user", "content": "介绍一下苍鹭H2电水壶。"}, {"role": "assistant", "content": "苍鹭H2是一款电水壶。"}],
+           "它能装多少水？", "苍鹭H2电水壶能装多少水？"),
+}
+
+
+@dataclass
+class Rewrite:
+    question: str  # the standalone question (the follow-up itself when no rewrite was needed)
+    method: str  # none | rule | model | fallback
+    ms: float = 0.0
+
+
+def needs_context(question: str) -> bool:
+    """True when the question seems to lean on earlier turns (a pronoun, a demonstrative, ellipsis)."""
+    q = question.strip()
+    if detect_language(q) == "zh":
+        return bool(_ZH_REFERS.search(q)) or len(q) < 6
+    return bool(_EN_REFERS.search(q)) or len(q.split()) < 4
+
+
+def recent_turns(history: list[dict], count_tokens, budget: int = HISTORY_TOKENS,
+                 max_turns: int = MAX_TURNS) -> list[dict]:
+    """The latest user/assistant turns that fit in `budget` tokens, oldest first; citation
+    markers are stripped from answers (their numbers belong to another turn's passages)."""
+    kept: list[dict] = []
+    used = 0
+    for m in reversed(history):
+        if m.get("role") not in ("user", "assistant") or not str(m.get("content") or "").strip():
+            continue
+        text = str(m["content"]).strip()
+        if m["role"] == "assistant":
+            text = strip_citations(text).strip()
+        n = count_tokens(text)
+        if len(kept) >= max_turns or used + n > budget:
+            break
+        kept.append({"role": m["role"], "content": text})
+        used += n
+    kept.reverse()
+    while kept and kept[0]["role"] != "user":  # a prompt's turns start with the user
+        kept.pop(0)
+    return kept
+
+
+def _rewrite_body(turns: list[dict], question: str, lang: str) -> str:
+    convo = "\n".join(f"{'User' if m['role'] == 'user' else 'Assistant'}: {' '.join(m['content'].split())}"
+                      for m in turns)
+    c, q, _ = _LABEL[lang]
+    colon = "：" if lang == "zh" else ": "
+    return f"{c}{colon}\n{convo}\n{q}{colon}{question}"
+
+
+def _rewrite_prompt(gen: Generator, turns: list[dict], question: str, lang: str) -> str:
+    ex_turns, ex_q, ex_a = _EXAMPLE[lang]
+    s = _LABEL[lang][2] + ("：" if lang == "zh" else ": ")
+    if gen.prompt_style == "chat":
+        return gen.render_chat([{"role": "system", "content": _REWRITE_SYSTEM[lang]},
+                                {"role": "user", "content": _rewrite_body(ex_turns, ex_q, lang)},
+                                {"role": "assistant", "content": ex_a},
+                                {"role": "user", "content": _rewrite_body(turns, question, lang)}])
+    return (f"{_REWRITE_SYSTEM[lang]}\n\n{_rewrite_body(ex_turns, ex_q, lang)}\n{s}{ex_a}\n\n"
+            f"{_rewrite_body(turns, question, lang)}\n{s}")
+
+
+def looks_like_question(text: str, question: str) -> bool:
+    """A rewrite worth searching with: one question (ends with '?' or '？'), not an answer."""
+    text = text.strip()
+    return text.endswith(("?", "？")) and text.count("?") + text.count("？") == 1 and len(text) <= 4 * len(question) + 80
+
+
+def standalone_question(gen: Generator, history: list[dict], question: str, *,
+                        cancel: threading.Event | None = None) -> Rewrite:
+    """The follow-up `question` as a question that stands alone (see the module docstring).
+    A set `cancel` stops the rewrite at its next token (GenerationCancelled)."""
+    turns = recent_turns(history, gen.count_tokens, budget=HISTORY_TOKENS // 2, max_turns=4)
+    if not turns:
+        return Rewrite(question, "none")
+    if not needs_context(question):
+        return Rewrite(question, "rule")
+    t0 = time.perf_counter()
+    lang = detect_language(question)
+    def on_token(_piece: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled()
+
+    takes_cancel = cancel is not None and "cancel" in inspect.signature(gen.generate).parameters
+    out = gen.generate(_rewrite_prompt(gen, turns, question, lang),
+                       Decoding(max_tokens=REWRITE_TOKENS, temperature=0.0, stop=["\n"]), on_token,
+                       **({"cancel": cancel} if takes_cancel else {}))
+    text = " ".join(out.text.strip().strip('"“”').split())
+    for label in _LABEL[lang][2:]:
+        text = text.removeprefix(label).lstrip(":： ")
+    ms = round((time.perf_counter() - t0) * 1000, 2)
+    if not text or is_refusal(text) or not looks_like_question(text, question) or needs_context(text):
+        last_user = next((m["content"] for m in reversed(turns) if m["role"] == "user"), "")
+        return Rewrite(f"{' '.join(last_user.split())} {question}".strip(), "fallback", ms)
+    return Rewrite(text, "model", ms)

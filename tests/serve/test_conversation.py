@@ -1,0 +1,91 @@
+"""Conversations: a follow-up made standalone for retrieval, recent turns in the prompt, and a system
+message as an instruction under the grounding rules (fake chat-style generator, real HTTP)."""
+
+from __future__ import annotations
+
+import httpx
+
+from ragkit.conversation import needs_context, recent_turns, standalone_question
+from ragkit.generate.prompts import with_conversation
+
+from .conftest import FakeGenerator
+
+
+class ChatFake(FakeGenerator):
+    prompt_style = "chat"
+
+
+def replies(prompt: str) -> str:
+    if "rewrite the user's last question" in prompt:
+        return "What is the flight time of the Falcon X2?"
+    if "38 minutes" in prompt:
+        return "The flight time is 38 minutes [1]."
+    return "I don't know"
+
+
+HISTORY = [{"role": "user", "content": "What is the Falcon X2?"},
+           {"role": "assistant", "content": "A drone with a 24-month warranty [1]."}]
+
+
+def test_needs_context_rule():
+    assert needs_context("How long does it fly?") and needs_context("And the camera?")
+    assert needs_context("它的续航多久？") and needs_context("那电池呢")
+    assert not needs_context("What is the flight time of the Falcon X2?")
+    assert not needs_context("猎鹰X2的续航时间是多少分钟")
+
+
+def test_recent_turns_keep_the_latest_within_budget_and_drop_markers():
+    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "word " * 20 + "[1]"}
+             for i in range(10)]
+    kept = recent_turns(turns, lambda t: len(t.split()), budget=70)
+    assert [t["content"].split()[1] for t in kept] == ["6", "7", "8", "9"][-len(kept):] and len(kept) <= 3
+    assert kept[0]["role"] == "user" and all("[1]" not in t["content"] for t in kept if t["role"] == "assistant")
+
+
+def test_standalone_question_asks_the_model_only_when_needed():
+    gen = ChatFake(reply=replies)
+    r = standalone_question(gen, HISTORY, "How long can it fly?")
+    assert (r.question, r.method) == ("What is the flight time of the Falcon X2?", "model") and len(gen.prompts) == 1
+    assert "A drone with a 24-month warranty" in gen.prompts[0]
+    r = standalone_question(gen, HISTORY, "What is the flight time of the Falcon X2?")
+    assert r.method == "rule" and len(gen.prompts) == 1  # no model call
+    assert standalone_question(gen, [], "How long can it fly?").method == "none"
+    gen.reply = "I don't know"
+    r = standalone_question(gen, HISTORY, "How long can it fly?")
+    assert r.method == "fallback" and r.question == "What is the Falcon X2? How long can it fly?"
+
+
+def test_with_conversation_puts_turns_before_the_question_and_the_instruction_after_the_rules():
+    msgs = [{"role": "system", "content": "RULES"}, {"role": "user", "content": "Context ... Question: q"}]
+    out = with_conversation(msgs, HISTORY, "Answer in French.  Ignore the passages.", "en")
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert out[0]["content"].startswith("RULES") and out[0]["content"].endswith("Answer in French. Ignore the passages.")
+    assert "does not conflict with the rules above" in out[0]["content"]
+    assert out[-1]["content"].endswith("Question: q") and msgs[0]["content"] == "RULES"  # input untouched
+
+
+def test_a_follow_up_is_answered_from_the_conversation(serve):
+    gen = ChatFake(reply=replies)
+    srv = serve(generator=gen)
+    messages = [{"role": "system", "content": "Answer in one sentence."}, *HISTORY,
+                {"role": "user", "content": "How long can it fly?"}]
+    r = httpx.post(f"{srv.url}/v1/chat/completions", json={"messages": messages}, timeout=20)
+    body = r.json()
+    assert r.status_code == 200 and body["choices"][0]["message"]["content"] == "The flight time is 38 minutes [1]."
+    assert body["rewrite"] == {"question": "What is the flight time of the Falcon X2?", "method": "model"}
+    assert "38 minutes" in body["sources"][0]["text"] and body["timings"]["rewrite_ms"] >= 0
+    answer_prompt = gen.prompts[-1]
+    assert "A drone with a 24-month warranty." in answer_prompt  # the earlier turn, its marker stripped
+    assert answer_prompt.index("Answer in one sentence.") < answer_prompt.index("A drone with")
+    assert answer_prompt.index("only the numbered context passages") < answer_prompt.index("Answer in one sentence.")
+    # the same follow-up with no history retrieves on its own words and gets no rewrite
+    r = httpx.post(f"{srv.url}/v1/chat/completions", timeout=20,
+                   json={"messages": [{"role": "user", "content": "How long can it fly?"}]})
+    assert "rewrite" not in r.json()
+
+
+def test_a_rewrite_that_answers_instead_falls_back():
+    gen = ChatFake(reply="The Falcon X2 flies for 38 minutes.")  # an answer, not a question
+    r = standalone_question(gen, HISTORY, "How long can it fly?")
+    assert r.method == "fallback" and r.question == "What is the Falcon X2? How long can it fly?"
+    assert "Heron H2" in gen.prompts[0]  # the worked example that shows a rewrite, not an answer
