@@ -19,6 +19,7 @@ SFT_DATA = "ragkit.sftdata.qa:SFTDataConfig"
 INGEST = "ragkit.index.ingesting:IngestConfig"
 CHUNKING = "ragkit.ingest.chunking:ChunkingConfig"
 RETRIEVAL = "ragkit.settings:RetrievalSettings"
+UPLOADS = "ragkit.serve.limits:UploadLimits"
 EMBED = "ragkit.settings:EmbedSettings"
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import click
 
 from ..errors import UsageError
-from ..serve.limits import UploadLimits
 from .answer_options import decoding_options, model_options
 from .group import main
-from .options import RETRIEVAL, setting
+from .options import RETRIEVAL, UPLOADS, setting
 
 
 @main.command()
@@ -33,12 +32,10 @@ from .options import RETRIEVAL, setting
                    "also create, upload and delete.")
 @click.option("--max-body-bytes", default=1_048_576, show_default=True, type=click.IntRange(1, None),
               help="Larger request bodies (other than uploads) get 413 before they are parsed.")
-@click.option("--max-upload-bytes", default=UploadLimits.max_upload_bytes, show_default=True,
-              type=click.IntRange(1, None), help="Largest upload request (all its files together).")
-@click.option("--max-file-bytes", default=UploadLimits.max_file_bytes, show_default=True,
-              type=click.IntRange(1, None), help="Largest file in an upload.")
-@click.option("--max-files", default=UploadLimits.max_files, show_default=True, type=click.IntRange(1, None),
-              help="Most files in one upload.")
+@setting("--max-upload-bytes", of=UPLOADS, type=click.IntRange(1, None),
+         help="Largest upload request (all its files together).")
+@setting("--max-file-bytes", of=UPLOADS, type=click.IntRange(1, None), help="Largest file in an upload.")
+@setting("--max-files", of=UPLOADS, type=click.IntRange(1, None), help="Most files in one upload.")
 @click.option("--docs", is_flag=True, help="Serve the OpenAPI page at /docs (and /openapi.json).")
 @click.option("--queue", default=32, show_default=True, type=click.IntRange(0, None),
               help="Requests that may wait per model behind the running one; more get 503 + Retry-After.")

@@ -108,6 +108,21 @@ class GeneratorSpec:
     max_passages: int | None = None  # the model's quirk from models.py's table (None: all k chunks)
 
 
+def cancellable(on_token: Callable[[str], None] | None, cancel) -> Callable[[str], None] | None:
+    """`on_token` that first raises GenerationCancelled once `cancel` (a threading.Event) is set: how
+    a backend that streams token by token honours `generate(..., cancel=...)`."""
+    if cancel is None:
+        return on_token
+
+    def check(piece: str) -> None:
+        if cancel.is_set():
+            raise GenerationCancelled()
+        if on_token is not None:
+            on_token(piece)
+
+    return check
+
+
 class Generator(Protocol):
     backend: str  # "llamacpp", "hf", "openai"
     model: str  # display name

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import BackendError, ModelNotFound
 from ..extras import require
 from ..types import Completion
-from .base import DEFAULT_N_CTX, Decoding, StopScanner, answer_room, check_prompt_style, ms_since
+from .base import DEFAULT_N_CTX, Decoding, StopScanner, answer_room, cancellable, check_prompt_style, ms_since
 from .llamacpp import check_gguf
 
 
@@ -91,8 +91,9 @@ class HFGenerator:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(
-        self, prompt: str, decoding: Decoding, on_token: Callable[[str], None] | None = None
+        self, prompt: str, decoding: Decoding, on_token: Callable[[str], None] | None = None, *, cancel=None
     ) -> Completion:
+        on_token = cancellable(on_token, cancel)  # a set cancel flag stops at the next token
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from ..errors import BackendError, ContextOverflow, UsageError
 from ..models import model_info
 from ..types import Completion
-from .base import DEFAULT_N_CTX, ChatPrompt, Decoding, StopScanner, ms_since
+from .base import DEFAULT_N_CTX, ChatPrompt, Decoding, StopScanner, cancellable, ms_since
 
 
 def _first_line(e: Exception) -> str:
@@ -133,8 +133,9 @@ class OpenAIGenerator:
 
     # -- generation ----------------------------------------------------------------------------
     def generate(
-        self, prompt: str, decoding: Decoding, on_token: Callable[[str], None] | None = None
+        self, prompt: str, decoding: Decoding, on_token: Callable[[str], None] | None = None, *, cancel=None
     ) -> Completion:
+        on_token = cancellable(on_token, cancel)  # a set cancel flag stops at the next token
         t0 = time.perf_counter()
         messages = prompt.messages if isinstance(prompt, ChatPrompt) else None
         body: dict = {"model": self.model, "max_tokens": decoding.max_tokens, "stream": True,

@@ -37,18 +37,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..conversation import recent_turns, standalone_question
 from ..errors import BackendError, RagkitError
 from ..generate.base import Decoding, GenerationCancelled, Generator
+from ..index import IngestConfig
 from ..lang import detect_language
 from ..pipeline import Pipeline
 from ..settings import RETRIEVAL
 from . import openai_api as oa
 from .guard import PUBLIC, Guard
-from .jobs import JobQueue
+from .jobs import JobQueue, delete_work, new_job_id, upload_work
 from .keys import ApiKey
-from .knowledge import KnowledgeBaseError, KnowledgeBases
+from .knowledge import KnowledgeBaseError, KnowledgeBases, store_upload
 from .limits import UploadLimits
 from .metrics import Metrics
 from .slots import Slot, TokenStream
-from .uploads import UploadRefused
+from .uploads import UploadRefused, check_file, check_name, parse_multipart
 
 PAGE = Path(__file__).with_name("page.html")
 PIPELINE_TAKES_CANCEL = "cancel" in inspect.signature(Pipeline.answer).parameters
@@ -216,14 +217,10 @@ def knowledge_bases(served: Served) -> KnowledgeBases:
 def add_knowledge_routes(app: FastAPI, served: Served, jobs: JobQueue | None) -> None:
     """Knowledge bases in the shape of OpenAI's vector stores: /v1/vector_stores[/NAME[/files[/FILE]]]
     and /v1/vector_stores/NAME/file_batches/JOB (an upload's or a delete's ingest job)."""
-    from .jobs import delete_work, new_job_id, upload_work
-    from .knowledge import store_upload
-    from .uploads import check_file, check_name, parse_multipart
 
     def config():
         if served.ingest_config is not None:
             return served.ingest_config
-        from ..index import IngestConfig
 
         return IngestConfig()
 
@@ -314,8 +311,6 @@ def add_knowledge_routes(app: FastAPI, served: Served, jobs: JobQueue | None) ->
 def requeue_pending(served: Served, jobs: JobQueue) -> None:
     """Uploads whose jobs had not run when the server stopped are queued again under their ids;
     a knowledge base stopped mid-ingest (files with no status yet) is ingested again."""
-    from ..index import IngestConfig
-    from .jobs import upload_work
 
     config = served.ingest_config or IngestConfig()
     for kb in served.knowledge_bases.list():

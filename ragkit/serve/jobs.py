@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .knowledge import run_ingest
+
 KEEP = 200
 
 
@@ -153,7 +155,6 @@ def new_job_id() -> str:
 
 def upload_work(kb, config) -> Callable[[Job], dict]:
     """The job of an upload: move its files from incoming/JOB into files/, then ingest."""
-    from .knowledge import run_ingest
 
     def work(job: Job) -> dict:
         src = kb.incoming_dir / job.id
@@ -169,7 +170,6 @@ def upload_work(kb, config) -> Callable[[Job], dict]:
 
 def delete_work(kb, config, name: str) -> Callable[[Job], dict]:
     """The job of a file delete: remove the file, then ingest so that its chunks go."""
-    from .knowledge import run_ingest
 
     def work(job: Job) -> dict:
         (kb.files_dir / name).unlink(missing_ok=True)

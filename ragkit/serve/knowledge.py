@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 
 from ..errors import RagkitError
+from ..index import Index, ingest
+from ..index.manifest import read_current, read_manifest
 from ..types import Hit
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -74,7 +76,6 @@ class KnowledgeBase:
             self.index = self.open_index()
 
     def open_index(self):
-        from ..index import Index
 
         return Index.open(self.index_dir, embedder=self.embedder)
 
@@ -214,7 +215,6 @@ def run_ingest(kb: KnowledgeBase, config, progress, job_id: str) -> dict:
 
     Runs on the ingest worker only. Errors of the library (RagkitError) come back as the job's error;
     the files' status then says why they were not indexed, and the live version stays as it was."""
-    from ..index import ingest
 
     names = kb.stored_files()
     statuses = {n: s for n, s in kb.statuses.items() if n in names}
@@ -235,7 +235,6 @@ def run_ingest(kb: KnowledgeBase, config, progress, job_id: str) -> dict:
         error = str(e)
     indexed = {}
     if (kb.index_dir / "CURRENT").exists():
-        from ..index.manifest import read_current, read_manifest
 
         manifest = read_manifest(read_current(kb.index_dir))
         indexed = {Path(info.get("path") or src).name: info for src, info in manifest.get("files", {}).items()}

@@ -16,9 +16,11 @@ import re
 from pathlib import Path
 
 from .. import generate
+from ..embed import default_backend, load_embedder
 from ..errors import UsageError
-from ..index import Index
+from ..index import Index, IngestConfig
 from ..models import DEFAULT_LLM_PREFERENCE
+from .knowledge import KnowledgeBases
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -82,9 +84,6 @@ def bind_port(host: str, port: int):
 def open_knowledge_bases(data_dir: str | Path, reserved: set[str]):
     """(KnowledgeBases under data_dir, the IngestConfig their ingests use), with the embedder loaded
     once and shared by every knowledge base's searches and ingests."""
-    from ..embed import default_backend, load_embedder
-    from ..index import IngestConfig
-    from .knowledge import KnowledgeBases
 
     data_dir = Path(data_dir)
     if data_dir.exists() and not data_dir.is_dir():
