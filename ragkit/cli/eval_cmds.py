@@ -24,6 +24,8 @@ from .progress import TerminalProgress
                    "where installed, else smollm2-135m for en, gemma3-270m for zh]")
 @click.option("--adapter", "adapters", multiple=True,
               help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
+@click.option("--raft-adapter", "raft_adapters", multiple=True,
+              help="LoRA adapter trained on RAFT data (build-sft-data --recipe raft) for the raft_rag arm, or LANG=PATH.")
 @click.option("--tuned-model", "tuned_models", multiple=True,
               help="A merged fine-tuned model for the sft arms, or LANG=MODEL (instead of --adapter).")
 @click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
@@ -43,7 +45,7 @@ from .progress import TerminalProgress
 @setting("--general-bench", of=EVAL, type=click.Path(exists=True, dir_okay=False),
          help="A second bench of general items every arm also answers: retention and forgetting in the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
-def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapters, tuned_models, backend,
+def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapters, raft_adapters, tuned_models, backend,
              base_url, n_ctx, k, mode, min_score, max_tokens, temperature, limit, judge, seed, general_bench,
              as_json):
     """Evaluate retrieval and answers on a bench; writes OUT/report.{json,md}, items.jsonl and charts.
@@ -64,6 +66,7 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
     config = EvalConfig(  # a bad value raises SettingsError: one sentence, exit code 2
         bench=bench_file, out=out_dir, index=index_dir, arms=arm_list,
         models=parse_lang_map(models, "model"), adapters=parse_lang_map(adapters, "adapter"),
+        raft_adapters=parse_lang_map(raft_adapters, "raft-adapter"),
         tuned_models=parse_lang_map(tuned_models, "tuned-model"), backend=backend, base_url=base_url,
         n_ctx=n_ctx, k=k, mode=mode, min_score=min_score, max_tokens=max_tokens, temperature=temperature,
         limit=limit, judge=judge, seed=seed, general_bench=general_bench,

@@ -21,12 +21,15 @@ from ..types import BenchItem
 # oracle: the base model given the gold source's chunks (ragkit.eval.passages), rag's ceiling. It is
 # not run by default (it costs a pass of the base model); name it in --arms / eval.arms.
 DEFAULT_ARMS = ("closed_book", "rag", "sft", "sft_rag")
-ARMS = (*DEFAULT_ARMS, "oracle")
-TUNED_ARMS = ("sft", "sft_rag")
-RETRIEVAL_ARMS = ("rag", "sft_rag")
+# raft_rag: an adapter trained on RAFT data (`build-sft-data --recipe raft`, ragkit.sft.raft), with retrieval.
+ARMS = (*DEFAULT_ARMS, "oracle", "raft_rag")
+TUNED_ARMS = ("sft", "sft_rag", "raft_rag")
+RETRIEVAL_ARMS = ("rag", "sft_rag", "raft_rag")
 INDEX_ARMS = (*RETRIEVAL_ARMS, "oracle")  # the arms that read the index
+# The recipe of the data each tuned arm's adapter is trained on: `adapters` for qa, `raft_adapters` for raft.
+ARM_RECIPE = {"sft": "qa", "sft_rag": "qa", "raft_rag": "raft"}
 # Forgetting on the general bench: each tuned arm against the base arm that differs only in the model.
-FORGETTING_PAIRS = (("sft", "closed_book"), ("sft_rag", "rag"))
+FORGETTING_PAIRS = (("sft", "closed_book"), ("sft_rag", "rag"), ("raft_rag", "rag"))
 MODES = ("dense", "bm25", "hybrid")
 
 LangMap = dict[Literal["*", "en", "zh"], str]  # lang or "*" (every language) -> model or adapter
@@ -82,6 +85,7 @@ class EvalConfig(EvalSettings):
     out: str
     index: str | None = None
     adapters: LangMap = Field(default_factory=dict)  # lang or "*" -> adapter path
+    raft_adapters: LangMap = Field(default_factory=dict)  # lang or "*" -> adapter trained on RAFT data
     tuned_models: LangMap = Field(default_factory=dict)  # lang or "*" -> merged model
     base_url: str | None = None
     repetition_penalty: float = Field(default=1.0, gt=0.0)
@@ -106,8 +110,11 @@ class EvalConfig(EvalSettings):
         named = self.models.get(lang) or self.models.get("*")
         return named or (None if self.base_url else default_llm(lang))
 
-    def tuned_model(self, lang: str) -> tuple[str | None, str | None] | None:
-        """(model, adapter) answering the sft arms for `lang`, or None when there is no tuned model."""
+    def tuned_model(self, lang: str, arm: str = "sft") -> tuple[str | None, str | None] | None:
+        """(model, adapter) answering tuned arm `arm` for `lang`, or None when there is no tuned model."""
+        if ARM_RECIPE.get(arm) == "raft":
+            adapter = self.raft_adapters.get(lang) or self.raft_adapters.get("*")
+            return (self.base_model(lang), adapter) if adapter else None
         merged = self.tuned_models.get(lang) or self.tuned_models.get("*")
         if merged:
             return merged, None

@@ -40,6 +40,7 @@ from ..progress import NullProgress, Progress
 from ..types import BenchItem, Hit
 from . import metrics
 from .config import (
+    ARM_RECIPE,
     RETRIEVAL_ARMS,
     TUNED_ARMS,
     EvalConfig,
@@ -86,8 +87,9 @@ def read_items(path: Path) -> dict[tuple[str, str, str], dict]:
 def score_row(row: dict, item: BenchItem) -> dict:
     """(Re)compute a row's scores from its stored output."""
     from ..generate.citations import strip_citations
+    from ..sft.raft import final_answer
 
-    text = strip_citations(row.get("output") or "")
+    text = strip_citations(final_answer(row.get("output") or ""))
     row["scores"] = metrics.score_answer(text, item.answers, refused=bool(row.get("refused")))
     row["answers"] = list(item.answers)
     row["category"], row["difficulty"] = item.category, item.difficulty
@@ -210,6 +212,7 @@ def run_eval(
     write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
     cfg = config_dict(config, len(items), len(all_items))
     cfg["index_version"] = _index_version(index)
+    cfg["tuned_arms"] = tuned_arms(plan)
     report = build_report(retrieval, rows_by_arm, cfg, skipped, notes, n_boot=config.n_boot, seed=config.seed)
     if config.general_bench and rows_by_arm:
         from .retention import retention_report, run_retention
@@ -233,12 +236,12 @@ def plan_arms(config: EvalConfig, arms: list[str], langs: dict[str, str]):
         for lang in sorted(set(langs.values())):
             if arm not in TUNED_ARMS:
                 specs[lang] = (config.base_model(lang), None, config.backend)
-            elif (tuned := config.tuned_model(lang)) is not None:
+            elif (tuned := config.tuned_model(lang, arm)) is not None:
                 model, adapter = tuned
                 specs[lang] = resolve_adapter(model, adapter, config.backend) if adapter else (model, None, config.backend)
         if not specs:
-            skipped[arm] = ("no tuned model: pass --adapter DIR (or --tuned-model) to run it" if arm in TUNED_ARMS
-                            else "no model")
+            how = "--raft-adapter DIR" if ARM_RECIPE.get(arm) == "raft" else "--adapter DIR (or --tuned-model)"
+            skipped[arm] = f"no tuned model: pass {how} to run it" if arm in TUNED_ARMS else "no model"
             continue
         missing = sorted(set(langs.values()) - set(specs))
         if missing:
@@ -253,6 +256,13 @@ def plan_arms(config: EvalConfig, arms: list[str], langs: dict[str, str]):
             + "): PEFT adapters run on hf in full precision while the base GGUF runs quantised on llama.cpp; "
             "for a like-for-like comparison use --backend hf for every arm or export the adapter to GGUF")
     return plan, skipped, notes
+
+
+def tuned_arms(plan: dict) -> dict:
+    """{tuned arm: {recipe, adapters: {lang: adapter or merged model}}}: what report.md shows."""
+    return {arm: {"recipe": ARM_RECIPE[arm], "adapters": {lang: adapter or model for lang, (model, adapter, _) in
+                                                         specs.items()}}
+            for arm, specs in plan.items() if arm in ARM_RECIPE}
 
 
 def oracle_chooser(index, items: list[BenchItem], mode: str) -> Callable[[BenchItem, int], list[Hit]]:

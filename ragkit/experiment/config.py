@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -112,6 +112,18 @@ class TrainSettings(Settings):
         return TrainConfig(**self.options.model_dump(), data=data, base=base, out=out)
 
 
+class RaftSettings(Settings):
+    """A second adapter per language for the raft_rag arm, trained on RAFT data built from the same
+    QA pairs as sft_data's (ragkit.sft.raft): `options` are SFTDataConfig fields laid over
+    sft_data.options (distractors, oracle_share, negatives, without_oracle, quote_chars; the QA
+    settings are better left alone, so both recipes read the same pairs), `train` TrainOptions
+    fields laid over train.options (RAFT prompts hold passages: a larger max_len)."""
+
+    enabled: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
 class ExperimentConfig(Settings):
     """One experiment file, resolved: every section with its defaults filled in."""
 
@@ -123,6 +135,7 @@ class ExperimentConfig(Settings):
     sft_data: SFTDataSettings = Field(default_factory=SFTDataSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    raft: RaftSettings = Field(default_factory=RaftSettings)
 
     @field_validator("name")
     @classmethod
@@ -143,17 +156,36 @@ class ExperimentConfig(Settings):
 
     @model_validator(mode="after")
     def _tuned_arms_need_training(self) -> ExperimentConfig:
-        tuned = {"sft", "sft_rag"} & set(self.eval.arms)
+        tuned = {"sft", "sft_rag"} & set(self.eval.arms)  # raft_rag: checked below
         if tuned and not (self.train.enabled and self.sft_data.enabled):
             raise ValueError(f"eval.arms has {', '.join(sorted(tuned))} but training is disabled; "
                              "enable sft_data and train or drop those arms")
+        if "raft_rag" in self.eval.arms and not (self.raft.enabled and self.train.enabled and self.sft_data.enabled):
+            raise ValueError("eval.arms has raft_rag but raft training is off; set raft.enabled: true (with "
+                             "sft_data and train enabled) or drop that arm")
+        if self.raft.enabled:
+            self.raft_data_config()  # the merged settings' own checks, named raft.options / raft.train
+            self.raft_train_options()
         return self
+
+    def raft_data_config(self) -> SFTDataConfig:
+        """sft_data.options with raft.options over them, recipe raft."""
+        merged = {**self.sft_data.options.model_dump(), **self.raft.options, "recipe": "raft"}
+        return SFTDataConfig.check(merged, "raft.options")
+
+    def raft_train_options(self) -> TrainOptions:
+        """train.options with raft.train over them."""
+        merged = {**self.train.options.model_dump(exclude={"grad_accum"} if "batch_size" in self.raft.train else None),
+                  **self.raft.train}
+        return TrainOptions.check(merged, "raft.train")
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 
-    def eval_config(self, bench: str, out: str, index: str | None, adapters: dict[str, str]) -> EvalConfig:
-        return EvalConfig(**self.eval.model_dump(), bench=bench, out=out, index=index, adapters=adapters)
+    def eval_config(self, bench: str, out: str, index: str | None, adapters: dict[str, str],
+                    raft_adapters: dict[str, str] | None = None) -> EvalConfig:
+        return EvalConfig(**self.eval.model_dump(), bench=bench, out=out, index=index, adapters=adapters,
+                          raft_adapters=raft_adapters or {})
 
     def base_model(self, lang: str) -> str:
         from ..models import default_llm

@@ -48,7 +48,8 @@ from pathlib import Path
 from ..errors import RagkitError, UsageError
 from .config import ExperimentConfig, apply_override, read_experiment_file, resolve_paths
 
-STEP_OUTPUTS = {"ingest": "index", "sft_data": "sft", "train": "adapters"}  # shared steps, their folder
+STEP_OUTPUTS = {"ingest": "index", "sft_data": "sft", "train": "adapters",  # shared steps, their folder
+                "raft_data": "raft", "raft_train": "adapters-raft"}
 DONE = "done.json"
 DESIGN = "design.json"  # in the sweep directory; `ragkit report` writes sweep.{md,json,png} beside it
 BASE_ARMS = ("closed_book",)  # arms whose answers depend on the base model and eval settings only

@@ -40,6 +40,7 @@ class SFTExample:
     answer: str
     lang: str
     where: str  # "file:line" for messages about this example
+    raft: dict | None = None  # a RAFT row's parts (ragkit.sft.raft): its prompt holds passages
 
 
 # ---------------------------------------------------------------------------- reading files
@@ -129,6 +130,11 @@ def load_examples(path: str | Path) -> list[SFTExample]:
                 f"{path}:{n} is not an alpaca (instruction/output), sharegpt (conversations) or "
                 f"messages record (it has: {keys})"
             )
+        raft = rec.get("ragkit_raft")  # ragkit.sft.raft.RAFT_KEY
+        if isinstance(raft, dict) and raft.get("question") and raft.get("answer"):
+            examples.append(SFTExample(raft["question"], raft["answer"], raft.get("lang") or
+                                       detect_language(raft["question"]), f"{path.name}:{n}", raft))
+            continue
         pairs = record_pairs(rec, fmt)
         if not pairs:
             raise DataFormatError(f"{path}:{n} has no user turn followed by an assistant turn")
@@ -307,9 +313,22 @@ class Encoded:
 def encode_example(
     tokenizer, fmt: PromptFormat, ex: SFTExample, max_len: int, end: list[int] | None = None
 ) -> Encoded | None:
-    """Token ids and labels of one example; None when the prompt leaves no room for the answer."""
-    p = encode_prompt(tokenizer, fmt.prompt(ex.question, ex.lang))
-    t = list(tokenizer(fmt.target(ex.answer), add_special_tokens=False)["input_ids"])
+    """Token ids and labels of one example; None when the prompt leaves no room for the answer.
+
+    A RAFT example's prompt is the rag prompt `ask` sends for its passages, trimmed to `max_len`
+    tokens as the answer path trims to a context (ragkit.sft.raft.training_pair)."""
+    if ex.raft is not None:
+        from .raft import training_pair
+
+        pair = training_pair(ex.raft, fmt.style, fmt.render_chat, lambda s: len(encode_prompt(tokenizer, s)),
+                             max_len)
+        if pair is None:
+            return None
+        prompt, target = pair
+    else:
+        prompt, target = fmt.prompt(ex.question, ex.lang), fmt.target(ex.answer)
+    p = encode_prompt(tokenizer, prompt)
+    t = list(tokenizer(target, add_special_tokens=False)["input_ids"])
     t += end if end is not None else end_ids(tokenizer, fmt.style)
     if len(p) >= max_len:
         return None

@@ -59,6 +59,13 @@ class SFTDataConfig(Settings):
     model_paraphrases: int = Field(default=1, ge=0)  # of the `paraphrases`, at most this many are asked of the model
     limit_chunks: int | None = Field(default=None, ge=1)
     seed: int = 0
+    # recipe raft (ragkit.sft.raft): the same QA pairs, each read from its oracle chunk among distractors
+    recipe: Literal["qa", "raft"] = "qa"
+    distractors: int = Field(default=3, ge=0, le=10)  # passages besides the oracle
+    oracle_share: float = Field(default=0.8, ge=0.0, le=1.0)  # examples whose passages hold the oracle
+    negatives: Literal["hard", "random"] = "hard"  # top hits from other sources, or random chunks
+    without_oracle: Literal["answer", "refuse"] = "answer"  # the target when the oracle is left out
+    quote_chars: int = Field(default=160, ge=20)  # longest evidence quote in a target
 
     @field_validator("tasks")
     @classmethod
@@ -95,6 +102,7 @@ class Summary:
     files: dict[str, str] = field(default_factory=dict)
     work_file: str = ""
     notes: list[str] = field(default_factory=list)
+    raft: dict = field(default_factory=dict)  # recipe raft: examples, with_oracle, distractors by kind
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -335,8 +343,14 @@ def build_sft_data(
             progress.advance(1)
     progress.done()
     add_counts(summary, records)
-    write_outputs(records, out, fmt, summary, guard=guard, mix=mix, mix_ratio=mix_ratio,
-                  tasks=config.tasks, seed=config.seed)
+    if config.recipe == "raft":
+        from .raft import write_raft_outputs
+
+        write_raft_outputs(records, out, fmt, summary, index, chunks, config, guard=guard, mix=mix,
+                           mix_ratio=mix_ratio)
+    else:
+        write_outputs(records, out, fmt, summary, guard=guard, mix=mix, mix_ratio=mix_ratio,
+                      tasks=config.tasks, seed=config.seed)
     summary.seconds = round(time.perf_counter() - t0, 2)
     return summary
 
