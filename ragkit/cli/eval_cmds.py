@@ -17,7 +17,7 @@ from .progress import TerminalProgress
 @click.option("--index", "index_dir", type=click.Path(), help="Index directory (needed by rag arms and retrieval metrics).")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory (re-use it to resume).")
 @setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag, oracle (rag given "
-         "the gold chunks).")
+         "the gold chunks), raft_rag.")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
 @click.option("--model", "models", multiple=True,
               help="Base model for every language, or LANG=MODEL (repeatable). [default: qwen2.5-coder-1.5b "

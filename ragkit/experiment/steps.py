@@ -276,8 +276,6 @@ def run_experiment(
         raft_adapters = step("raft_train", h_raft, lambda: step_train(cfg, run_dir, log, progress, raft=True),
                              clear=run_dir / "adapters-raft")["adapters"]
         h_train = settings_hash([h_train, h_raft])
-    status.setdefault("raft_data", "off")
-    status.setdefault("raft_train", "off")
 
     ecfg = cfg.eval_config(str(bench), str(run_dir / "eval"), str(run_dir / "index"), adapters, raft_adapters)
     # h_train: a retrained adapter can land at the same path with the same size in the same second.
