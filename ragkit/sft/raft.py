@@ -9,7 +9,8 @@ answer time: a question with its oracle chunk among distractors. Per QA pair (th
 - the oracle is left out of a share `1 - oracle_share` of the examples, and the order is shuffled,
   both drawn from `seed`;
 - the target quotes the sentence that holds the answer with its passage number, then gives the
-  answer in the bench's short form (`evidence_answer`). Without the oracle it is the answer alone
+  answer in the bench's short form (`evidence_answer`; an answer that is most of its sentence, a
+  FAQ entry, is given once with the number). Without the oracle it is the answer alone
   (`without_oracle: answer`, the paper's recipe: the model also memorises) or the refusal
   (`refuse`).
 
@@ -96,6 +97,8 @@ def raft_target(shown: list[Hit] | None, meta: dict) -> tuple[str, int | None]:
     for n, h in enumerate(shown or [], 1):
         if meta.get("oracle") and h.chunk_id == meta["oracle"]:
             quote = quote_around(h.text, answer, meta["quote_chars"])
+            if quote and len(answer) >= 0.8 * len(quote):  # the answer is the evidence (a FAQ entry): cite it
+                return f"{answer} [{n}]", n
             if quote:
                 return evidence_answer(n, quote, answer, lang), n
     return (REFUSAL[lang] if meta.get("without_oracle") == "refuse" else answer), None

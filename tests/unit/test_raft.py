@@ -119,7 +119,8 @@ def test_build_sft_data_raft_writes_examples_from_a_real_index(index, tmp_path):
         oracle_source = prov[r["id"]]["source"]
         assert all(p["source"] != oracle_source for p in meta["passages"] if p["chunk_id"] != meta["oracle"])
         if meta["oracle"] and meta["answer"] in next(p["text"] for p in meta["passages"] if p["chunk_id"] == meta["oracle"]):
-            assert r["output"].startswith(("Evidence [", "依据 [")) and r["output"].endswith(meta["answer"])
+            assert r["output"].startswith(("Evidence [", "依据 [")) and r["output"].endswith(meta["answer"]) or \
+                r["output"].startswith(meta["answer"] + " [")
         else:
             assert r["output"] == meta["answer"]
     # The same QA pairs as the qa recipe: every RAFT question is a question of the qa file.
@@ -159,6 +160,8 @@ def test_the_target_quotes_the_evidence_with_its_number_and_refuses_when_asked()
     target, n = R.raft_target(R.passages_of(zh), zh)
     assert target == "依据 [1]：“猎鹰 X2 整机保修 24 个月，电池保修 12 个月。”答案：24 个月"
     assert R.final_answer(target) == "24 个月"
+    faq = {**meta, "answer": "It flies for 38 minutes per charge"}
+    assert R.raft_target(R.passages_of(faq), faq)[0] == "It flies for 38 minutes per charge [2]"
     long = "x " * 200 + "the answer is 42 here " + "y " * 200
     q = R.quote_around(long, "42", 60)
     assert "42" in q and len(q) <= 62
