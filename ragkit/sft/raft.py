@@ -82,12 +82,14 @@ def evidence_answer(n: int, quote: str, answer: str, lang: str) -> str:
 
 def final_answer(text: str) -> str:
     """The answer part of a reply in the evidence form ("Evidence [2]: "..." Answer: 2 years" → "2
-    years"); any other reply unchanged. The eval scores this part, so that a quoted sentence, which
-    holds the answer by construction, earns nothing by itself."""
+    years"; "" when the reply stopped before its answer); any other reply unchanged. The eval scores
+    this part, so that a quoted sentence, which holds the answer by construction, earns nothing by
+    itself."""
     stripped = text.lstrip()
     for label, _colon, ans in _EVIDENCE.values():
-        if stripped.startswith(f"{label} [") and (cut := stripped.rfind(ans.strip())) > 0:
-            return stripped[cut + len(ans.strip()):].strip()
+        if stripped.startswith(f"{label} ["):
+            cut = stripped.rfind(ans.strip())
+            return stripped[cut + len(ans.strip()):].strip() if cut > 0 else ""
     return text
 
 

@@ -152,6 +152,7 @@ def test_the_target_quotes_the_evidence_with_its_number_and_refuses_when_asked()
     assert n == 2 and target == 'Evidence [2]: "It flies for 38 minutes per charge." Answer: 38 minutes'
     assert R.final_answer(target) == "38 minutes"
     assert R.final_answer("38 minutes [2]") == "38 minutes [2]"  # other replies are left alone
+    assert R.final_answer('Evidence [2]: "It flies for 38 minutes') == ""  # cut off before its answer
     absent = {**meta, "oracle": None}
     assert R.raft_target(R.passages_of(absent), absent) == ("38 minutes", None)
     assert R.raft_target(R.passages_of(absent), {**absent, "without_oracle": "refuse"})[0] == REFUSAL["en"]
