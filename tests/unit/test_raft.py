@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -347,19 +348,30 @@ class RaftFakeSteps:
 
     def ingest(self, cfg, run_dir, progress):
         self.count("ingest")
+        (run_dir / "index").mkdir(parents=True, exist_ok=True)  # outside a sweep: no link made for it
         (run_dir / "index" / "CURRENT").write_text("1")
         return {"chunks": 1}
 
     def sft_data(self, cfg, run_dir, bench, progress, raft=False):
         self.count("raft_data" if raft else "sft_data")
         out = run_dir / ("raft/raft.jsonl" if raft else "sft/qa.jsonl")
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"share": cfg.raft_data_config().oracle_share if raft else None}) + "\n")
         return {"file": str(out)}
+
+    kill_raft_train = False
+    resumed_raft_train = False
 
     def train(self, cfg, run_dir, log, progress, raft=False):
         self.count("raft_train" if raft else "train")
         out = run_dir / ("adapters-raft" if raft else "adapters") / "en"
         out.mkdir(parents=True, exist_ok=True)
+        if raft and (out / "checkpoints").is_dir():
+            self.resumed_raft_train = True  # what the real step_train passes on as resume=True
+        if raft and self.kill_raft_train:
+            self.kill_raft_train = False
+            (out / "checkpoints").mkdir()
+            raise KeyboardInterrupt
         return {"adapters": {"en": str(out)}}
 
     def eval(self, ecfg, progress=None, log=None):
@@ -409,3 +421,21 @@ def test_sweep_cells_share_the_qa_adapter_and_report_the_raft_arm(tmp_path, monk
     assert "raft_rag % [95% CI]" in (root / "sweep.md").read_text()
     run_sweep(load_sweep(p), tmp_path / "runs")  # a second run: every step up to date
     assert fake.calls["raft_train"] == 2 and fake.calls["eval"] == 2
+
+
+def test_a_killed_raft_experiment_continues_at_its_raft_training(tmp_path, monkeypatch):
+    from ragkit.experiment.config import load_experiment
+    from ragkit.experiment.steps import run_experiment
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_experiment(root / "pipelines" / "sample-raft.yaml")
+    fake = RaftFakeSteps().install(monkeypatch)
+    fake.kill_raft_train = True
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "runs")
+    # `ragkit run pipelines/sample-raft.yaml` again: the same resolved config continues the same run
+    result = run_experiment(cfg, tmp_path / "runs")
+    assert result["resumed"] is True and fake.resumed_raft_train
+    assert result["steps"] == {"ingest": "up to date", "sft_data": "up to date", "train": "up to date",
+                               "raft_data": "up to date", "raft_train": "done", "eval": "done", "report": "done"}
+    assert fake.calls == {"ingest": 1, "sft_data": 1, "train": 1, "raft_data": 1, "raft_train": 2, "eval": 1}
