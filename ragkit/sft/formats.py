@@ -8,7 +8,7 @@ Row shapes (one JSON object per line, so `datasets.load_dataset("json", data_fil
     messages  {"id", "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
 
 The instruction is the plain question, never the chunk: the tuned model must learn to answer
-closed-book. `OUT.provenance.jsonl` maps each row id to its chunk, source, character span,
+closed-book. (The raft recipe's rows hold passages: ragkit.sft.raft; `write_rows` writes both.) `OUT.provenance.jsonl` maps each row id to its chunk, source, character span,
 language, task and writer; general rows mixed in say which file and line they came from.
 """
 

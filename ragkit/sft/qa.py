@@ -4,7 +4,9 @@ For each chunk: pick answer spans (spans.py), write a question per span with rul
 both (`method`), anchor it to its document, filter it (filters.py), rephrase each kept question
 (paraphrase.py). Every chunk's result is appended to a work file keyed by a hash of the settings,
 so an interrupted run continues where it stopped. `finish` then drops bench look-alikes, adds the
-"explain" and "list" phrasings, mixes in general data and writes the output (formats.py).
+"explain" and "list" phrasings, mixes in general data and writes the output (formats.py); with
+`recipe="raft"` the same pairs become RAFT examples instead, each read from its oracle chunk among
+distractors (raft.py, docs/raft.md).
 
     from ragkit.sft.qa import SFTDataConfig, build_sft_data
     summary = build_sft_data("idx", "out/sft.jsonl", SFTDataConfig(per_chunk=3, paraphrases=2))
