@@ -439,3 +439,20 @@ def test_a_killed_raft_experiment_continues_at_its_raft_training(tmp_path, monke
     assert result["steps"] == {"ingest": "up to date", "sft_data": "up to date", "train": "up to date",
                                "raft_data": "up to date", "raft_train": "done", "eval": "done", "report": "done"}
     assert fake.calls == {"ingest": 1, "sft_data": 1, "train": 1, "raft_data": 1, "raft_train": 2, "eval": 1}
+
+
+def test_cli_build_sft_data_recipe_raft(index, tmp_path):
+    from click.testing import CliRunner
+
+    from ragkit.cli import main
+
+    out = tmp_path / "raft.jsonl"
+    r = CliRunner().invoke(main, ["build-sft-data", "--index", str(index), "--out", str(out), "--recipe", "raft",
+                                  "--distractors", "1", "--oracle-share", "1", "--negatives", "random", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    assert s["raft"]["with_oracle"] == s["raft"]["examples"] > 0 and s["raft"]["distractors"]["hard"] == 0
+    assert all(len(row[R.RAFT_KEY]["passages"]) == 2 for row in rows_of(out))
+    bad = CliRunner().invoke(main, ["build-sft-data", "--index", str(index), "--out", str(out), "--recipe", "raft",
+                                    "--oracle-share", "1.5"])
+    assert bad.exit_code == 2 and bad.output.strip() == "Error: --oracle-share: must be at most 1.0, got 1.5"
