@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--lang", default="en")
     ap.add_argument("--steps", type=int, default=12, help="optimizer steps per recipe")
     ap.add_argument("--kill-after", type=int, default=None, help="kill the raft run after this step, then resume")
+    ap.add_argument("--recipes", default="qa,raft",
+                    help="recipes to train now; another one's figures are read from its earlier run in --work")
     ap.add_argument("--out", default=None, help="write the figures here as JSON")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -102,18 +104,21 @@ def main() -> None:
     for recipe in ("qa", "raft"):
         data = split_by_language(files[recipe], files[recipe].parent, [args.lang])[args.lang]
         out = work / f"adapter-{recipe}-{args.lang}"
-        if out.exists():
+        kill = args.kill_after if recipe == "raft" else None
+        tc = train_config(cfg, recipe, data, args.lang, out, args.steps, kill)
+        if recipe not in args.recipes.split(","):
+            wall = json.loads((out / "train_summary.json").read_text())["seconds"]  # an earlier run's
+        elif out.exists():
             import shutil
 
             shutil.rmtree(out)
-        kill = args.kill_after if recipe == "raft" else None
-        tc = train_config(cfg, recipe, data, args.lang, out, args.steps, kill)
-        t0 = time.perf_counter()
-        if kill:
-            wall = train_killed_then_resumed(tc, kill)
-        else:
-            run_train_child(tc.model_dump_json())
-            wall = time.perf_counter() - t0
+        if recipe in args.recipes.split(","):
+            t0 = time.perf_counter()
+            if kill:
+                wall = train_killed_then_resumed(tc, kill)
+            else:
+                run_train_child(tc.model_dump_json())
+                wall = time.perf_counter() - t0
         s = json.loads((out / "train_summary.json").read_text())
         d = s["data"]
         epochs = tc.epochs
