@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def prepare(cfg, work: Path) -> dict[str, Path]:
     """Index, qa and raft data (as `ragkit run` makes them), split by language."""
-    from ragkit.experiment.steps import merge_bench, split_by_language, step_ingest, step_sft_data
+    from ragkit.experiment.steps import merge_bench, step_ingest, step_sft_data
     from ragkit.progress import NullProgress
 
     if not (work / "index").is_dir():

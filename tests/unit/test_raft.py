@@ -211,7 +211,10 @@ def test_a_tight_max_len_trims_like_ask_and_the_target_follows():
             "passages": [{"chunk_id": "b", "source": "heron.md", "text": "The Heron H1 flies for 22 minutes. " * 20},
                          {"chunk_id": "a", "source": "falcon.md", "text": "The Falcon X2 flies for 38 minutes."}]}
     tok = tiny_tokenizer()
-    count = (lambda s: len(sft_data.encode_prompt(tok, s)))
+
+    def count(s):
+        return len(sft_data.encode_prompt(tok, s))
+
     full = R.training_pair(meta, "chat", sft_data.chat_renderer(tok), count, 4096)
     assert full[1].startswith("Evidence [2]")
     short = R.training_pair(meta, "chat", sft_data.chat_renderer(tok), count, 900)
