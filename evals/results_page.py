@@ -35,6 +35,14 @@ SOURCES = {
               "python evals/perf/scale.py; python evals/perf/one_file_change.py"),
     "serve": ("ragkit serve under load against the Pipeline and llama.cpp's own server",
               "python evals/perf/serve_load.py"),
+    "answer-settings": ("the answer path's settings side by side: whole chunks at k=3 against evidence selection "
+                        "(200 tokens of k=5) with reasoning on auto; accuracy, prompt tokens, first-token time",
+                        "python evals/answer_settings.py ...; python evals/perf/answer_speed.py --save; "
+                        "python evals/evidence_coverage.py ..."),
+    "bench-draft": ("a bench drafted from data/corpus, and its hand readings (README.md there)",
+                    "ragkit bench draft --index IDX --out evals/results/bench-draft/draft-rules.jsonl --writer rules"),
+    "reason": ("how often the reasoning router flags a question, against the bench's logic labels",
+               "python evals/reason_route.py"),
 }
 
 
@@ -97,6 +105,21 @@ def eval_report(d: dict) -> list[str]:
     return lines
 
 
+def settings_compared(d: dict) -> list[str]:
+    """evals/answer_settings.py: one row per answer setting, the first the baseline of the differences."""
+    head = [f"{k}: {fmt(v)}" for k, v in d.items() if k != "settings"]
+    cats = sorted({c for x in d["settings"] for c in x.get("by_category") or {}})
+    rows = []
+    for x in d["settings"]:
+        diff = x.get("vs_first") or {}
+        rows.append([", ".join(f"{k}={v}" for k, v in x["setting"].items()), x.get("n"), x.get("accuracy"),
+                     x.get("ci95"), x.get("f1"), *[(x.get("by_category") or {}).get(c) for c in cats],
+                     x.get("prompt_tokens_p50"),
+                     f"{diff['diff']:+.3f} {fmt(diff['ci95'])}" if diff else "–"])
+    return ["; ".join(head), ""] + table(["setting", "n", "accuracy", "95% CI", "F1", *cats,
+                                          "prompt tokens p50", "accuracy − first [95% CI]"], rows)
+
+
 def sweep(d: dict) -> list[str]:
     arms = sorted({a for c in d.get("cells", []) for a in (c.get("arms") or {})})
     rows = []
@@ -131,6 +154,8 @@ def section(path: Path) -> list[str]:
         lines += eval_report(d)
     elif isinstance(d, dict) and "cells" in d:
         lines += sweep(d)
+    elif isinstance(d, dict) and isinstance(d.get("settings"), list) and all("setting" in x for x in d["settings"]):
+        lines += settings_compared(d)
     elif isinstance(d, list) and all(isinstance(r, dict) for r in d):
         lines += rows_table(d)
     elif isinstance(d, dict):
