@@ -27,6 +27,7 @@ from pathlib import Path
 from ..errors import RagkitError
 from ..index import Index, ingest
 from ..index.manifest import read_current, read_manifest
+from ..settings import RETRIEVAL
 from ..types import Hit
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -83,7 +84,7 @@ class KnowledgeBase:
     def searchable(self) -> bool:
         return any(s.get("status") == "indexed" for s in self.statuses.values())
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+    def search(self, query: str, k: int = RETRIEVAL.k, mode: str = RETRIEVAL.mode) -> list[Hit]:
         with self.lock:
             index = self.index if self.searchable else None
         return list(index.search(query, k=k, mode=mode)) if index is not None else []

@@ -26,13 +26,11 @@ def readme_snippet() -> str:
 
 
 def test_the_readme_python_snippet_runs_and_exits_cleanly(tmp_path):
-    from ragkit.index import IngestConfig, ingest
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
+    # The snippet's relative paths, in a folder of its own: a two-file data/corpus.
+    corpus = tmp_path / "data" / "corpus"
+    corpus.mkdir(parents=True)
     for name in ("en/warranty-policy-2025.md", "zh/company-profile.md"):
         shutil.copy(ROOT / "data/corpus" / name, corpus / Path(name).name)
-    ingest([corpus], tmp_path / ".ragkit/demo-index", IngestConfig())
     snippet = readme_snippet().replace('load_generator("qwen2.5-coder-1.5b")', 'load_generator("smollm2-135m")')
     out = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -53,7 +53,7 @@ def reader_loop(index, stop, out: dict, mode: str) -> None:
     deadline = time.time() + DEADLINE_S
     while not stop() and time.time() < deadline:
         try:
-            ix = index if isinstance(index, Index) else Index.open(index)
+            ix = Index.open(index) if isinstance(index, (str, os.PathLike)) else index
             last = check_hits(ix.search("soak marker generation", k=3, mode=mode), last)
             if ix is not index:
                 ix.close()
