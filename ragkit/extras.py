@@ -14,7 +14,7 @@ from .errors import MissingExtra
 
 # extra -> the modules it provides (checked without importing them)
 EXTRAS = {
-    "train": ("peft", "accelerate"),
+    "train": ("peft",),  # accelerate too, but ingest needs it already (sentence-transformers imports it)
     "milvus": ("pymilvus", "milvus_lite"),
     "serve": ("fastapi", "uvicorn"),
     "ray": ("ray",),
