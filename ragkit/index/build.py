@@ -26,7 +26,7 @@ from ..ingest.discover import scan
 from ..progress import NullProgress, Progress
 from . import stream
 from .delta import DELTA_FRACTION, DeltaWriter, plan_delta
-from .manifest import DENSE_TYPES, check_artifacts, fingerprint, local_model_dir
+from .manifest import DENSE_TYPES, check_artifacts, embedder_source, fingerprint, local_model_dir
 from .sources import assign_sources
 from .store import FORMAT_VERSION, check_embedder, read_current, read_manifest
 from .versions import WriteLock, reap, swap
@@ -128,6 +128,8 @@ def _check_target(index_dir: Path, roots: list[Path]) -> None:
 def _check_old(old: dict, config: IngestConfig, embedder, index_dir: Path) -> None:
     check_embedder(old, embedder.name if embedder is not None else config.embed_model, index_dir)
     emb = old["embedding"]
+    if emb.get("weights_sha256"):  # pinned weights: the same pin, or refused (manifest.embedder_source)
+        embedder_source(old, index_dir)
     if emb.get("path") and embedder is None and fingerprint(Path(emb["path"])) != emb["fingerprint"]:
         raise IndexIncompatible(f"the local embedding model {emb['path']} changed since index {index_dir} was built; "
                                 "restore it or ingest into a new index")
@@ -167,6 +169,8 @@ def embedding_entry(embedder, config: IngestConfig, old: dict | None) -> dict:
         "languages": list(info.languages) if info else None,
         "backend": getattr(embedder, "backend", None),
     }
+    if getattr(embedder, "weights_sha256", None):  # a bundled model whose weights ragkit pins (embed/e5.py)
+        entry["weights_sha256"] = embedder.weights_sha256
     from ..embed import is_registered
 
     local = local_model_dir(config.embed_model) if not is_registered(config.embed_model) else None
@@ -222,6 +226,14 @@ def ingest(
 
 
 
+def fusion_entry(model: str) -> dict:
+    """A new index's `fusion`: empty for the defaults, else the embedder's own weights (hybrid.py)."""
+    from .hybrid import FusionWeights, default_fusion
+
+    weights = default_fusion(model)
+    return {} if weights == FusionWeights() else asdict(weights)
+
+
 def new_manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict, files: dict) -> dict:
     """The manifest of a version about to be written (either store; Milvus adds its own keys)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -233,7 +245,7 @@ def new_manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict,
         "embedding": embedding_entry(embedder, config, old),
         "chunking": {**asdict(config.chunking), "unit": f"tokens of {embedder.name}"},
         "dense_index": config.dense_index,
-        "fusion": old.get("fusion", {}) if old else {},
+        "fusion": old.get("fusion", {}) if old else fusion_entry(embedder.name),
         "n_chunks": n_chunks,
         "roots": roots,
         "files": files,

@@ -34,6 +34,17 @@ class FusionWeights:
         return self.dense_foreign
 
 
+# Per embedder, where the defaults above do not hold: chosen by the same rule with
+# evals/embedder_recall.py (evals/results/embedders/recall.json). An index records the weights it
+# was built with in its manifest (`fusion`), so changing these never changes an existing index.
+EMBEDDER_FUSION: dict[str, FusionWeights] = {}
+
+
+def default_fusion(model: str) -> FusionWeights:
+    """The fusion weights a new index embedded with `model` starts with."""
+    return EMBEDDER_FUSION.get(model.lower(), FusionWeights())
+
+
 def fuse(dense: np.ndarray, sparse: np.ndarray, dense_weight: float) -> np.ndarray:
     """Convex combination of clipped cosine and normalised BM25 for the same candidates."""
     d = np.clip(np.asarray(dense, dtype=np.float32), 0.0, 1.0)

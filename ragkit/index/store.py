@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..embed import embed_queries
 from ..errors import IndexIncompatible, IndexMissing, UsageError
 from ..lang import detect_language
 from ..types import Chunk, Hit
@@ -269,7 +270,7 @@ class Index:
 
     # -- search --------------------------------------------------------------------------------
     def _dense_query(self, query: str) -> np.ndarray:
-        q = self.embedder.embed([query])[0]
+        q = embed_queries(self.embedder, [query])[0]
         if q.shape != (self.manifest["embedding"]["dim"],):
             raise IndexIncompatible(f"index {self.directory} holds vectors of {self.manifest['embedding']['dim']} "
                                     f"dimensions, its embedding model gives {q.shape[-1]}; re-ingest it")
