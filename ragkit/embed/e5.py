@@ -316,10 +316,9 @@ class E5Embedder:
 
     def __init__(self, backend: str = "onnx-int8", batch_size: int = 64, device: str | None = None,
                  threads: int | None = None):
+        from ..models import resolve_embedder
         from . import SentenceTransformerEmbedder
         from .onnx import OnnxEmbedder
-
-        from ..models import resolve_embedder
 
         _, directory = resolve_embedder(NAME)  # verified and written once; ModelNotFound names the install
         self._chars = char_table(directory)

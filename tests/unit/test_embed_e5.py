@@ -139,3 +139,24 @@ def test_a_new_index_records_its_embedders_fusion_weights():
     assert fusion_entry("all-minilm-l6-v2") == {}  # the defaults stay implicit, as before
     e5 = default_fusion(NAME)
     assert fusion_entry(NAME) == ({} if e5 == FusionWeights() else {"dense": e5.dense, "dense_foreign": e5.dense_foreign})
+
+
+def test_the_stores_embed_a_search_query_on_the_query_side(tmp_path, mini_corpus, fake_embedder):
+    class QuerySided(_PinnedFake):
+        name = "fake-query-sided"
+
+        def __init__(self, base):
+            super().__init__(base)
+            self.queries: list[str] = []
+
+        def embed_queries(self, texts):
+            self.queries += texts
+            return self.base.embed(texts)
+
+    emb = QuerySided(fake_embedder)
+    register_embedder("fake-query-sided", lambda: emb)
+    ingest([mini_corpus], tmp_path / "idx", IngestConfig(embed_model="fake-query-sided"), embedder=emb)
+    index = Index.open(tmp_path / "idx", embedder=emb)
+    for mode in ("dense", "hybrid"):
+        index.search("warranty of the drone", k=2, mode=mode)
+    assert emb.queries == ["warranty of the drone"] * 2
