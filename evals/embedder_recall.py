@@ -118,7 +118,8 @@ def main() -> None:
             res["checks"][c["name"]] = {
                 "questions": len(c["items"]), "chunks": int(len(sources) if rows is None else len(rows)),
                 "dense": table[1.0], "bm25": table[0.0],
-                "hybrid": metrics(first_gold_ranks(sources, dense, sparse, c["golds"], weight, rows)),
+                "hybrid": table[weight] if weight in table else metrics(
+                    first_gold_ranks(sources, dense, sparse, c["golds"], weight, rows)),
                 "hybrid_weight": weight, "sweep": {str(w): m for w, m in table.items()},
                 "rule_weight": choose_weight(table),
             }
