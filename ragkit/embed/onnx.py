@@ -111,7 +111,7 @@ def _tmp(final: Path) -> Path:
 
 class OnnxEmbedder:
     def __init__(self, name_or_path: str = "all-minilm-l6-v2", quantize: bool = True,
-                 batch_size: int = EMBED.batch_size):
+                 batch_size: int = EMBED.batch_size, threads: int | None = None):
         self.name, path = resolve_embedder(name_or_path)
         self.path = Path(path)
         self.backend = "onnx-int8" if quantize else "onnx"
@@ -147,7 +147,8 @@ class OnnxEmbedder:
         self.model_file = self._model_file("int8" if quantize else "fp32", config.get("model_type"))
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        so.intra_op_num_threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                              else os.cpu_count())
         self._session = ort.InferenceSession(str(self.model_file), so, providers=["CPUExecutionProvider"])
         if not self.dim:
             self.dim = int(self._session.get_outputs()[0].shape[-1])

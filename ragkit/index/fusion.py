@@ -34,6 +34,21 @@ class FusionWeights:
         return self.dense_foreign
 
 
+# Per embedder, where the defaults above do not hold: chosen by the same rule with
+# evals/embedder_recall.py (evals/results/embedders/recall.json). An index records the weights it
+# was built with in its manifest (`fusion`), so changing these never changes an existing index.
+# multilingual-e5-small: the rule gives 0.8 for English (sample bench) and 1.0 for Chinese (CMRC),
+# where dense alone is within a point; 0.8 is the largest weight below 1 that meets it there, and it
+# keeps BM25 in the fusion (CMRC recall@1 0.986 at 0.8, 0.957 dense alone). e5 covers both
+# languages; other languages (never detected today) get the same weight, unmeasured.
+EMBEDDER_FUSION: dict[str, FusionWeights] = {"multilingual-e5-small": FusionWeights(dense=0.8, dense_foreign=0.8)}
+
+
+def default_fusion(model: str) -> FusionWeights:
+    """The fusion weights a new index embedded with `model` starts with."""
+    return EMBEDDER_FUSION.get(model.lower(), FusionWeights())
+
+
 def fuse(dense: np.ndarray, sparse: np.ndarray, dense_weight: float) -> np.ndarray:
     """Convex combination of clipped cosine and normalised BM25 for the same candidates."""
     d = np.clip(np.asarray(dense, dtype=np.float32), 0.0, 1.0)

@@ -25,7 +25,7 @@ from ..progress import NullProgress, Progress
 from ..settings import EMBED
 from .faiss.delta import DELTA_FRACTION
 from .faiss.writer import STAGING
-from .manifest import DENSE_TYPES, fingerprint, read_current, read_manifest
+from .manifest import DENSE_TYPES, embedder_source, fingerprint, read_current, read_manifest
 from .protocol import IngestJob, check_embedder
 from .registry import STORES, store_of
 from .summary import IngestSummary
@@ -107,6 +107,8 @@ def _check_target(index_dir: Path, roots: list[Path]) -> None:
 def _check_old(old: dict, config: IngestConfig, embedder, index_dir: Path) -> None:
     check_embedder(old, embedder.name if embedder is not None else config.embed_model, index_dir)
     emb = old["embedding"]
+    if emb.get("weights_sha256"):  # pinned weights: the same pin, or refused (manifest.embedder_source)
+        embedder_source(old, index_dir)
     if emb.get("path") and embedder is None and fingerprint(Path(emb["path"])) != emb["fingerprint"]:
         raise IndexIncompatible(f"the local embedding model {emb['path']} changed since index {index_dir} was built; "
                                 "restore it or ingest into a new index")

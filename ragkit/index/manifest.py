@@ -12,6 +12,8 @@ A local embedding model directory is recorded by its absolute path and a content
 (sha256 over file names, sizes and contents: 0.18-0.24 s for all-MiniLM-L6-v2's 88 MB on the
 2-core dev machine, paid when an index opens, never per query), so an index
 never loads whatever `./model` happens to exist in the current directory, nor a changed model.
+A bundled model whose weights ragkit pins by SHA-256 (multilingual-e5-small, embed/e5.py) is
+recorded with that pin as `weights_sha256`, and an index made with other weights is refused.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import __version__
-from ..embed import is_registered
+from ..embed import is_registered, pinned_weights
 from ..errors import IndexDamaged, IndexIncompatible
 from ..models import BUNDLED, model_info
+from .fusion import FusionWeights, default_fusion
 
 FORMAT_VERSION = 1
 DENSE_TYPES = ("flat", "hnsw", "ivf")
@@ -88,6 +91,8 @@ def _check_embedding(emb, d: Path) -> None:
     _expect(langs is None or (isinstance(langs, list) and all(isinstance(x, str) for x in langs)), d,
             "has invalid embedding languages")
     _expect(emb.get("backend") in EMBED_BACKENDS, d, f"names an unknown embedding backend {emb.get('backend')!r}")
+    _expect(emb.get("weights_sha256") is None or (isinstance(emb["weights_sha256"], str) and re.fullmatch(
+        r"[0-9a-f]{64}", emb["weights_sha256"]) is not None), d, "has an invalid embedding weights_sha256")
     if "path" in emb or "fingerprint" in emb:
         _expect(isinstance(emb.get("path"), str) and os.path.isabs(emb["path"]), d,
                 "records a local embedding model without an absolute path")
@@ -236,6 +241,12 @@ def embedder_source(manifest: dict, directory: Path) -> str:
                 "restore the original files or re-ingest into a new index")
         return str(p)
     name = emb["model"]
+    if emb.get("weights_sha256") and not is_registered(name):
+        pin = pinned_weights(name)
+        if pin is not None and pin != emb["weights_sha256"]:
+            raise IndexIncompatible(
+                f"index {directory} was embedded with other {name} weights (SHA-256 {emb['weights_sha256'][:12]}…) "
+                f"than this ragkit pins ({pin[:12]}…); re-ingest it into a new index")
     if is_registered(name) or name.lower() in BUNDLED:
         return name
     raise IndexIncompatible(
@@ -258,7 +269,15 @@ def embedding_entry(embedder, embed_model: str, old: dict | None) -> dict:
         entry["path"], entry["fingerprint"] = old["embedding"]["path"], old["embedding"]["fingerprint"]
     elif local is not None:
         entry["path"], entry["fingerprint"] = str(local), fingerprint(local)
+    if getattr(embedder, "weights_sha256", None):  # a bundled model whose weights ragkit pins (embed/e5.py)
+        entry["weights_sha256"] = embedder.weights_sha256
     return entry
+
+
+def fusion_entry(model: str) -> dict:
+    """A new index's `fusion`: empty for the defaults, else the embedder's own weights (fusion.py)."""
+    weights = default_fusion(model)
+    return {} if weights == FusionWeights() else asdict(weights)
 
 
 def new_manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict, files: dict) -> dict:
@@ -272,7 +291,7 @@ def new_manifest(embedder, config, old: dict | None, n_chunks: int, roots: dict,
         "embedding": embedding_entry(embedder, config.embed_model, old),
         "chunking": {**asdict(config.chunking), "unit": f"tokens of {embedder.name}"},
         "dense_index": config.dense_index,
-        "fusion": old.get("fusion", {}) if old else {},
+        "fusion": old.get("fusion", {}) if old else fusion_entry(embedder.name),
         "n_chunks": n_chunks,
         "roots": roots,
         "files": files,

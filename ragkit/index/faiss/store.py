@@ -210,7 +210,7 @@ class FaissIndex:
 
     # -- search --------------------------------------------------------------------------------
     def _dense_query(self, query: str) -> np.ndarray:
-        q = self.embedder.embed([query])[0]
+        q = embed.embed_queries(self.embedder, [query])[0]
         if q.shape != (self.manifest["embedding"]["dim"],):
             raise IndexIncompatible(f"index {self.directory} holds vectors of {self.manifest['embedding']['dim']} "
                                     f"dimensions, its embedding model gives {q.shape[-1]}; re-ingest it")

@@ -319,7 +319,7 @@ class MilvusIndex:
         if mode == "bm25":
             ranked = sorted(self._bm25(query, k).items(), key=lambda x: (-x[1], x[0]))[:k]
         elif mode == "dense":
-            q = self.embedder.embed([query])[0]
+            q = embed.embed_queries(self.embedder, [query])[0]
             ranked = sorted(self._search(q.tolist(), "dense", k).items(), key=lambda x: (-x[1], x[0]))[:k]
         else:
             ranked = self._hybrid(query, k)
@@ -340,7 +340,7 @@ class MilvusIndex:
         top k is the same as scoring every candidate exactly.
         """
         n = min(max(50, 4 * k), len(self))
-        qv = self.embedder.embed([query])[0]
+        qv = embed.embed_queries(self.embedder, [query])[0]
         weight = self.fusion.for_language(detect_language(query), self.manifest["embedding"].get("languages"))
         dense = self._search(qv.tolist(), "dense", n)
         found = self._bm25(query, n, fields=["dense"])
