@@ -41,6 +41,10 @@ SOURCES = {
                         "python evals/evidence_coverage.py ..."),
     "bench-draft": ("a bench drafted from data/corpus, and its hand readings (README.md there)",
                     "ragkit bench draft --index IDX --out evals/results/bench-draft/draft-rules.jsonl --writer rules"),
+    "embedders": ("all-MiniLM-L6-v2 against multilingual-e5-small: recall per bench and language, the two "
+                  "e5 routes, ingest speed (docs/embedders.md)",
+                  "python evals/embedder_recall.py ...; python evals/perf/e5_routes.py; python evals/perf/ingest_speed.py "
+                  "--models all-minilm-l6-v2 multilingual-e5-small"),
     "reason": ("how often the reasoning router flags a question, against the bench's logic labels",
                "python evals/reason_route.py"),
 }
