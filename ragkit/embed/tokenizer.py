@@ -64,6 +64,13 @@ class FastTokenizer:
         return {k: v[0] for k, v in out.items()} if single else out
 
 
+    def __len__(self) -> int:
+        return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
+        return [self.backend_tokenizer.id_to_token(i) for i in ids]
+
+
 def load_tokenizer(directory: Path, max_length: int | None = None):
     """A FastTokenizer where the model ships tokenizer.json, else transformers' AutoTokenizer."""
     if (directory / "tokenizer.json").is_file():

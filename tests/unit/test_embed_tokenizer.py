@@ -27,6 +27,9 @@ def test_ids_equal_transformers_tokenizer_with_truncation():
     assert len(got["input_ids"][2]) == 256 and got["input_ids"][2][-1] == theirs.sep_token_id
     assert ours("a b c", add_special_tokens=False)["input_ids"] == theirs("a b c", add_special_tokens=False)["input_ids"]
     assert ours.pad_token_id == theirs.pad_token_id
+    assert len(ours) == len(theirs)
+    ids = got["input_ids"][0]
+    assert ours.convert_ids_to_tokens(ids) == theirs.convert_ids_to_tokens(ids)
 
 
 def test_the_onnx_embedder_imports_no_torch():
