@@ -89,7 +89,8 @@ def open_knowledge_bases(data_dir: str | Path, reserved: set[str]):
     if data_dir.exists() and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} exists and is not a folder")
     config = IngestConfig()
-    embedder = load_embedder(config.embed_model, batch_size=config.batch_size, backend=default_backend())
+    backend = default_backend()
+    embedder = load_embedder(config.embed_model, batch_size=config.embed_batch(backend), backend=backend)
     return KnowledgeBases(data_dir, embedder=embedder, reserved=reserved), config
 
 

@@ -262,3 +262,20 @@ def test_an_upload_waiting_when_the_server_stops_is_indexed_at_the_next_start(kb
     srv2 = kb_serve()
     assert wait_job(srv2, "manuals", queued["id"])["state"] == "succeeded"
     assert {n: r["status"] for n, r in files_of(srv2, "manuals").items()} == {EN[0]: "indexed", ZH[0]: "indexed"}
+
+
+def test_knowledge_bases_load_their_embedder_with_a_whole_batch_size(tmp_path, monkeypatch):
+    """The ingest settings leave batch_size to the backend (None); the server's embedder must get a
+    number (it got None, and every upload's ingest failed with a TypeError, with the real embedder)."""
+    from ragkit.serve import startup
+
+    seen = {}
+
+    def fake_load(name, batch_size, backend):
+        seen["batch_size"] = batch_size
+        return object()
+
+    monkeypatch.setattr(startup, "load_embedder", fake_load)
+    monkeypatch.setattr(startup, "KnowledgeBases", lambda data_dir, embedder, reserved: ("kbs", embedder))
+    startup.open_knowledge_bases(tmp_path / "data", reserved=set())
+    assert isinstance(seen["batch_size"], int) and seen["batch_size"] >= 1
