@@ -305,11 +305,10 @@ class Pipeline:
         decoding = replace(self.decoding, max_tokens=max(self.decoding.max_tokens, REASON_MAX_TOKENS))
         completion = self._generate(plan.text, decoding.with_stops(header_stops()), None, cancel)
         # The prompt ends with the first label ("Facts:"): the model's text continues it.
-        text = REASON_LABELS[lang][0] + " " + cut_header_fragment(completion.text).strip()
         said = cut_header_fragment(completion.text).strip()
         if is_refusal(said):
             return plan, completion, Solution(said, parse_reasoning(said))
-        return plan, completion, solve(text)
+        return plan, completion, solve(REASON_LABELS[lang][0] + " " + said)
 
     def wants_reasoning(self, question: str, lang: str) -> bool:
         """Whether this question gets the reasoning step: `reason` on, or auto and the question

@@ -41,6 +41,7 @@ from ..settings import Settings
 from ..sftdata import filters
 from ..sftdata.paraphrase import ModelWriter
 from ..sftdata.qa import doc_titles
+from ..sftdata.qa import read_work as read_keyed_work
 from .facts import extract_facts
 from .pools import CELLS, Candidate, build_pools
 from .records import write_atomic, write_records
@@ -231,16 +232,7 @@ def work_path(out: Path, h: str) -> Path:
 
 def read_work(path: Path) -> dict[str, dict]:
     """Outcomes of an earlier run by candidate key; a torn last line (killed mid-write) is ignored."""
-    done: dict[str, dict] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and "key" in rec:
-                done[rec["key"]] = rec
-    return done
+    return read_keyed_work(path, key="key")
 
 
 def draft_bench(

@@ -263,8 +263,9 @@ def _work_path(out: Path, h: str) -> Path:
     return out.parent / f".{out.name}.{h}.work.jsonl"
 
 
-def read_work(path: Path) -> dict[str, dict]:
-    """Chunk records of an earlier run; a torn last line (the run was killed mid-write) is ignored."""
+def read_work(path: Path, key: str = "chunk_id") -> dict[str, dict]:
+    """Records of an earlier run by their `key` field (chunk records here; the bench draft keys its
+    outcomes by candidate); a torn last line (the run was killed mid-write) is ignored."""
     done: dict[str, dict] = {}
     if not path.is_file():
         return done
@@ -273,8 +274,8 @@ def read_work(path: Path) -> dict[str, dict]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(rec, dict) and "chunk_id" in rec:
-            done[rec["chunk_id"]] = rec
+        if isinstance(rec, dict) and key in rec:
+            done[rec[key]] = rec
     return done
 
 
