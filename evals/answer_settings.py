@@ -26,11 +26,11 @@ from pathlib import Path
 
 
 def parse_setting(text: str) -> dict:
+    """"k=3,context_tokens=0,reason=off" -> {"k": 3, ...}; "" -> {} (the defaults)."""
     out = {}
-    for part in text.split(","):
+    for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, value = part.partition("=")
-        value = value.strip()
-        out[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+        out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
     return out
 
 

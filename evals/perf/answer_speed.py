@@ -28,14 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def parse_setting(text: str) -> dict:
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, _, value = part.partition("=")
-        out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
-    return out
+sys.path.insert(0, str(ROOT / "evals"))
+from answer_settings import parse_setting  # noqa: E402  (one reading of "k=3,context_tokens=0")
 
 
 def questions(n: int) -> list[str]:
