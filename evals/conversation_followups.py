@@ -1,6 +1,6 @@
 """Follow-up questions in a conversation: answered as well as the same question asked standalone?
 
-Eight pairs written over data/corpus (6 English, 2 Chinese), each built on a sample-bench item: a
+Sixteen pairs written over data/corpus (8 English, 8 Chinese), each built on a sample-bench item: a
 first turn that names the product, a fixed assistant reply, then a follow-up that leans on it
 ("How much does it weigh?"); its standalone form is the bench question, with the bench's answers.
 Each follow-up is answered three ways through the server's own path (app.answer_job's steps:
@@ -47,6 +47,16 @@ PAIRS = [
      "How long does it take from empty?"),
     ("zh-015", "隼鸟 M3 是什么产品？", "隼鸟 M3 是隼鸟推出的割草机器人。", "它整机有多重？"),
     ("zh-008", "隼鸟 V7 能拖地吗？", "可以，隼鸟 V7 是扫拖一体机器人，带水箱。", "它的水箱容量是多少？"),
+    ("en-012", "I want a mower for a big lawn. What about the Kestrel M5?",
+     "The Kestrel M5 is Kestrel's robot mower for larger lawns.", "What battery does it have?"),
+    ("en-008", "What does the Kestrel Dock Pro do?", "The Dock Pro empties the Kestrel V7 after every run.",
+     "How big is its dust bag?"),
+    ("zh-003", "隼鸟 M3 适合什么样的院子？", "隼鸟 M3 是一款割草机器人，适合家用草坪。", "它最大能打理多大面积？"),
+    ("zh-005", "隼鸟 M3 用什么电池？", "隼鸟 M3 使用可充电锂电池。", "容量是多少？"),
+    ("zh-006", "我在看隼鸟 M5。", "隼鸟 M5 是面向大草坪的割草机器人。", "它充满电能连续割多久？"),
+    ("zh-007", "隼鸟 V7 是扫地机器人吗？", "是的，隼鸟 V7 是扫拖一体机器人。", "它的最大吸力是多少？"),
+    ("zh-010", "隼鸟 M5 能在坡地上用吗？", "可以，隼鸟 M5 能在一定坡度的草坪上工作。", "最大能爬多陡的坡？"),
+    ("zh-002", "隼鸟家居机器人是一家什么公司？", "隼鸟家居机器人有限公司生产扫地机器人和割草机器人。", "总部在哪个城市？"),
 ]
 
 
@@ -121,7 +131,7 @@ def partial(args, gen, rows) -> None:
         "median_ms": {arm: statistics.median(r[f"{arm}_ms"] for r in rows) for arm in answered},
         "median_rewrite_ms": statistics.median(r["rewrite_ms"] for r in rows),
         "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "model", "fallback")},
-        "note": "2-core machine shared with other engineers' runs; times are comparable within this run only",
+        "note": "2-core machine; times are comparable within this run only",
     }
     summary["followup_over_standalone_time"] = round(summary["median_ms"]["followup"] / summary["median_ms"]["standalone"], 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

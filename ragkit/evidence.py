@@ -15,9 +15,12 @@ scored lexically against the question (idf-weighted share of the question's word
 from `lang.tokenize_for_search`, jieba for Chinese, English words cut to their first five letters
 so that "weigh" meets "Weight" and "charge" meets "charging"), plus a share of its neighbours'
 scores (the fact often sits in the sentence after the one that names the subject), blended with
-its chunk's retrieval score. The best sentences are kept while they fit `budget` tokens, a new
+its chunk's retrieval score; a question that names several things ("the M3 and the Care+ plan")
+is scored part by part (`parts`, from ragkit.reason.route.sub_queries), a sentence keeping its best
+match, so each thing's fact can win a place. The best sentences are kept while they fit `budget` tokens, a new
 passage's header ("[2] (source: …)") counted in; a kept table row brings its table's header row
-(a price without its column names is a bare number). A chunk's kept sentences form one passage:
+(a price without its column names is a bare number); a sentence already kept from an
+overlapping chunk or a repeated paragraph is not kept twice. A chunk's kept sentences form one passage:
 touching ones are one span of the document, others are joined by " … ". Its `start` and `end` are
 those of the first and last kept sentence, so an `[n]` citation maps to its source, page and the
 selected span. Passages are ordered by their best sentence, so [1] is the most relevant.
@@ -30,7 +33,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from .lang import tokenize_for_search
@@ -96,8 +99,9 @@ def _idf(docs: list[set[str]]) -> Callable[[str], float]:
     return lambda w: math.log(1 + (n - df.get(w, 0) + 0.5) / (df.get(w, 0) + 0.5))
 
 
-def score_sentences(question: str, hits: list[Hit]) -> list[Sentence]:
-    """Every sentence of `hits`, scored against `question` (see the module docstring)."""
+def score_sentences(question: str, hits: list[Hit], parts: Sequence[str] = ()) -> list[Sentence]:
+    """Every sentence of `hits`, scored against `question` (see the module docstring); with `parts`
+    (one query per thing the question names) a sentence scores its best match against any of them."""
     sentences = [
         Sentence(i, j, s, e, h.text[s:e])
         for i, h in enumerate(hits)
@@ -112,9 +116,11 @@ def score_sentences(question: str, hits: list[Hit]) -> list[Sentence]:
         if header:
             words[k] = words[k] | terms(header[0].text)
     idf = _idf(words)
-    q_words = terms(question) - ASKING
-    total = sum(idf(w) for w in q_words) or 1.0
-    lexical = [sum(idf(w) for w in q_words & ws) / total for ws in words]
+    lexical = [0.0] * len(sentences)
+    for query in dict.fromkeys([question, *parts]):
+        q_words = terms(query) - ASKING
+        total = sum(idf(w) for w in q_words) or 1.0
+        lexical = [max(best, sum(idf(w) for w in q_words & ws) / total) for best, ws in zip(lexical, words)]
     best_hit = max((h.score for h in hits), default=0.0)
     for k, s in enumerate(sentences):
         neighbours = [lexical[n] for n in (k - 1, k + 1)
@@ -130,25 +136,30 @@ def select_evidence(
     hits: list[Hit],
     budget: int | None,
     count_tokens: Callable[[str], int],
+    parts: Sequence[str] = (),
 ) -> list[Hit]:
     """The passages to show for `question`: the best sentences of `hits` within `budget` tokens.
 
     Each returned Hit is a span of one retrieved chunk (its `text`, `start` and `end` narrowed to
     the kept sentences; source, page, chunk id and score kept), best first. The top
-    sentence is always kept, even alone over the budget. `budget=None` returns `hits` unchanged.
+    sentence is always kept, even alone over the budget. A sentence whose text is already kept
+    (overlapping chunks, a paragraph repeated in two documents) is not kept twice. `parts`: see
+    score_sentences. `budget=None` returns `hits` unchanged.
     """
     if budget is None or not hits:
         return list(hits)
-    sentences = score_sentences(question, hits)
+    sentences = score_sentences(question, hits, parts)
     if not sentences:
         return list(hits)
     ranked = sorted(sentences, key=lambda s: (-s.score, s.hit, s.index))
     headers = [count_tokens(f"[{len(hits)}] (source: {h.source})\n") for h in hits]
     by_place = {(s.hit, s.index): s for s in sentences}
     kept: dict[tuple[int, int], Sentence] = {}
+    said: set[str] = set()  # the kept sentences' texts, whitespace-normalised
     used = 0
     for s in ranked:
-        if (s.hit, s.index) in kept:
+        text = " ".join(s.text.split())
+        if (s.hit, s.index) in kept or text in said:
             continue
         group = [s, *table_header(s, by_place)]
         group = [g for g in group if (g.hit, g.index) not in kept]
@@ -158,6 +169,7 @@ def select_evidence(
         if kept and used + cost > budget:
             continue
         kept.update({(g.hit, g.index): g for g in group})
+        said.add(text)
         used += cost
     return passages_from(list(kept.values()), hits)
 

@@ -149,12 +149,15 @@ class Pipeline:
     def retrieve(self, question: str) -> list[Hit]:
         return list(self.index.search(question, k=self.k, mode=self.mode))
 
-    def evidence(self, question: str, hits: list[Hit]) -> list[Hit]:
+    def evidence(self, question: str, hits: list[Hit], lang: str | None = None) -> list[Hit]:
         """The passages shown for `question`: the best sentences of the top `passages` chunks within
-        `context_tokens`, or (context_tokens 0) those chunks whole."""
+        `context_tokens` (scored against each thing the question names), or (context_tokens 0)
+        those chunks whole."""
         if not self.context_tokens:
             return hits[: self.passages]
-        return select_evidence(question, hits[: self.passages], self.context_tokens, self.generator.count_tokens)
+        parts = sub_queries(question, lang)
+        return select_evidence(question, hits[: self.passages], self.context_tokens, self.generator.count_tokens,
+                               parts=parts if len(parts) > 1 else ())
 
     def plan(self, question: str, hits: list[Hit] | None, lang: str, reason: bool = False,
              history: list[dict] | None = None, instructions: str | None = None) -> PromptPlan:
@@ -225,7 +228,7 @@ class Pipeline:
             retrieval_ms = ms_since(t0)
             if not hits or max(h.score for h in hits) < self.threshold(lang):
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
-            shown = self.evidence(question, hits)
+            shown = self.evidence(question, hits, lang)
             if self.context_tokens:
                 # The sources of the answer are the selected spans: [n] is sources[n-1], and a
                 # citation points at the sentences the model read, not the whole chunk.

@@ -472,8 +472,8 @@ def mixed_load(args) -> None:
         shutil.rmtree(data, ignore_errors=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    results["note"] = ("2-core machine shared with other engineers' jobs (load average in each level's "
-                       "load_avg); compare figures within this run only")
+    results["note"] = ("2-core machine (load average in each level's load_avg); compare figures within "
+                       "this run only")
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: results[k] for k in ("serve_over_pipeline_1_client", "knowledge_base", "ingest_jobs")}))
     for level, r in results["levels"].items():

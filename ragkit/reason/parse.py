@@ -16,7 +16,8 @@ ready to put after the passages; a test checks that its example solves to its ow
 
 `solve(text)` returns a `Solution`: the answer composed with the calculator's value; the model's
 own answer line when it wrote "Calculation: none"; and `answer` None when the calculator refused
-the expression or the output has no answer at all, so the caller falls back to a direct answer.
+the expression, or the output has no answer at all or one that says nothing ("Answer: 无"), so the
+caller falls back to a direct answer.
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ def solve(text: str) -> Solution:
     """Parse the model's output and compute its expression; compose the answer from the value."""
     parsed = parse_reasoning(text)
     if parsed.expression is None:
-        return Solution(parsed.answer, parsed)
+        # "Answer: 无" / "none" says nothing: answer directly instead
+        answer = parsed.answer if parsed.answer and not _NONE.match(_CITATION.sub("", parsed.answer).strip()) else None
+        return Solution(answer, parsed)
     try:
         result = evaluate(parsed.expression)
     except CalcRefused as e:  # the model's own answer line rests on the refused expression

@@ -8,6 +8,7 @@ from test_pipeline import FakeGenerator, FakeIndex
 from ragkit.evidence import score_sentences, select_evidence, split_sentences
 from ragkit.generate.prompts import format_prompt
 from ragkit.pipeline import Pipeline
+from ragkit.reason.route import sub_queries
 from ragkit.types import Hit
 
 
@@ -118,3 +119,28 @@ def test_a_table_row_comes_with_its_header_and_one_passage_per_chunk():
     assert p.start == 100 + text.index("| Item") and p.end <= hit.end
     for piece in p.text.split(" … "):
         assert piece in text
+
+
+def test_a_sentence_in_two_overlapping_chunks_is_kept_once():
+    first = chunk_hit(rank=1, score=0.7)
+    tail = CHUNK[CHUNK.index("The battery"):]
+    second = chunk_hit(rank=2, score=0.6, text=tail, start=CHUNK_START + CHUNK.index("The battery"))
+    got = select_evidence("battery covered months", [first, second], budget=200, count_tokens=words)
+    assert sum(h.text.count("The battery is covered for 18 months") for h in got) == 1
+    assert sum(words(h.text) for h in got) < words(CHUNK) + words(tail)
+
+
+def test_each_part_of_a_question_that_names_two_things_gets_its_fact():
+    text = ("The Tern 9 and the Orion 5 are sold together as a garden set. The Tern 9 and the Orion 5 "
+            "ship together in one box. Together they cover a large garden. The Tern 9 weighs 4 kg. "
+            "The Orion 5 weighs 6 kg.")
+    hit = Hit(1, "c", "en/set.md", 0.5, text, None, 0, len(text))
+    question = "What do the Tern 9 and the Orion 5 weigh together?"
+    parts = sub_queries(question, "en")
+    assert len(parts) == 2
+    # against the whole question, a sentence that names both things outscores each weight
+    (plain,) = select_evidence(question, [hit], budget=16, count_tokens=words)
+    assert "weighs" not in plain.text
+    # scored part by part, each thing's own fact wins
+    (split,) = select_evidence(question, [hit], budget=16, count_tokens=words, parts=parts)
+    assert "weighs 4 kg" in split.text and "weighs 6 kg" in split.text

@@ -248,6 +248,12 @@ def test_no_calculation_keeps_the_models_answer():
     assert (solution.answer, solution.calculation, solution.refused) == ("E05 [2]", None, None)
 
 
+@pytest.mark.parametrize("said", ["计算：无\n答案：无", "Calculation: none\nAnswer: none [1]", "Calculation: n/a\nAnswer: -"])
+def test_an_answer_that_says_nothing_falls_back_to_a_direct_answer(said):
+    solution = solve("Facts: M3 covers 1,500 m² [1]\n" + said)
+    assert solution.answer is None and solution.refused is None
+
+
 def test_hostile_expression_gives_no_answer_and_the_reason():
     solution = solve("Facts: x [1]\nCalculation: ().__class__.__subclasses__()\nAnswer: 42")
     assert solution.answer is None
