@@ -78,8 +78,9 @@ def main() -> None:
         found, tokens, by_cat, operands = 0, [], {}, []
         for it in items:
             q, lang = it["question"], detect_language(it["question"])
-            hits = pipe.retrieve_parts(q, lang) if pipe.wants_reasoning(q, lang) else pipe.retrieve(q)
-            shown = pipe.evidence(q, hits, lang)
+            reason = pipe.wants_reasoning(q, lang)
+            hits = pipe.retrieve_parts(q, lang) if reason else pipe.retrieve(q)
+            shown = pipe.evidence(q, hits, lang, reason)
             ok = any(contains_answer(h.text, it["answers"]) for h in shown)
             wanted = operand_numbers(it)
             if wanted:

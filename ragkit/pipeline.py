@@ -75,6 +75,11 @@ DEFAULT_MIN_SCORE = {"en": 0.20, "zh": 0.15}
 DEFAULT_CONTEXT_TOKENS = 200
 # Tokens the reasoning step may write (facts, one expression, the answer) before it is cut off.
 REASON_MAX_TOKENS = 160
+# A question routed to reasoning needs several facts (operands, or a fact about each thing it
+# names), so its evidence budget is this many times context_tokens: the operands its notes name are
+# shown far more often with more evidence (evals/evidence_coverage.py, `logic_operands_shown`, in
+# evals/results/answer-settings/coverage-sample.json), and the other questions keep the small prompt.
+REASON_CONTEXT_FACTOR = 1.5
 
 
 class AnswerSettings(RetrievalSettings):
@@ -149,14 +154,15 @@ class Pipeline:
     def retrieve(self, question: str) -> list[Hit]:
         return list(self.index.search(question, k=self.k, mode=self.mode))
 
-    def evidence(self, question: str, hits: list[Hit], lang: str | None = None) -> list[Hit]:
+    def evidence(self, question: str, hits: list[Hit], lang: str | None = None, reason: bool = False) -> list[Hit]:
         """The passages shown for `question`: the best sentences of the top `passages` chunks within
-        `context_tokens` (scored against each thing the question names), or (context_tokens 0)
-        those chunks whole."""
+        `context_tokens` (REASON_CONTEXT_FACTOR times that for the reasoning step; scored against
+        each thing the question names), or (context_tokens 0) those chunks whole."""
         if not self.context_tokens:
             return hits[: self.passages]
         parts = sub_queries(question, lang)
-        return select_evidence(question, hits[: self.passages], self.context_tokens, self.generator.count_tokens,
+        budget = round(self.context_tokens * REASON_CONTEXT_FACTOR) if reason else self.context_tokens
+        return select_evidence(question, hits[: self.passages], budget, self.generator.count_tokens,
                                parts=parts if len(parts) > 1 else ())
 
     def plan(self, question: str, hits: list[Hit] | None, lang: str, reason: bool = False,
@@ -228,7 +234,7 @@ class Pipeline:
             retrieval_ms = ms_since(t0)
             if not hits or max(h.score for h in hits) < self.threshold(lang):
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
-            shown = self.evidence(question, hits, lang)
+            shown = self.evidence(question, hits, lang, reason)
             if self.context_tokens:
                 # The sources of the answer are the selected spans: [n] is sources[n-1], and a
                 # citation points at the sentences the model read, not the whole chunk.
