@@ -97,7 +97,8 @@ def main() -> None:
         row["standalone_reply"], row["standalone_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
         t0 = time.perf_counter()
         rw = standalone_question(gen, history, follow)
-        ans = pipe.answer(rw.question, history=recent_turns(history, gen.count_tokens))
+        asked, query = rw.ask_and_search(follow)
+        ans = pipe.answer(asked, query=query, history=recent_turns(history, gen.count_tokens))
         row["followup_reply"], row["followup_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
         row["rewrite"], row["rewrite_method"], row["rewrite_ms"] = rw.question, rw.method, rw.ms
         gold = {Path(s).name for s in item["sources"]}

@@ -4,13 +4,13 @@
 `standalone_question` turns a follow-up into a question that stands alone before retrieval:
 
 - a cheap rule first: a question with no pronoun, demonstrative or ellipsis ("it", "they",
-  "what about", "那", "呢", "它", ...) and of at least four words is kept as it is (no model call);
+  "what about", "那", "呢", "它", ...) that names a thing or is long is kept as it is (no model call);
 - else the model rewrites it from the last turns, in at most `REWRITE_TOKENS` tokens at
   temperature 0 (one short generation on the same model, on the same worker);
 - a rewrite that comes back empty, as a refusal, as an answer rather than one question (no final
   '?'), far longer than the question, or still leaning on the conversation (qwen2.5-coder-0.5b
   often returns the follow-up unchanged) falls back to the previous user question followed by the
-  follow-up, which keeps the subject's words for search.
+  follow-up, which keeps the subject's words for search (for search only: `Rewrite.ask_and_search`).
 
 `recent_turns` keeps the latest user/assistant turns within `HISTORY_TOKENS` prompt tokens (the
 oldest go first); Pipeline.answer puts them before the question (prompts.with_conversation),
@@ -37,6 +37,9 @@ _EN_REFERS = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|one|ones|there|"
     r"same|other|else|former|latter|above|mentioned)\b|^(and|also|what about|how about|and what|so)\b",
     re.I)
+# a thing named by a code or a Latin name (M5, V7, X2, Kestrel in a Chinese question), or quoted
+_CODE = re.compile(r"[A-Za-z]+\d|\d+[A-Za-z]")
+_NAMED = re.compile(r"[A-Za-z]+\d|\d+[A-Za-z]|[A-Za-z]{2,}|[《“「\"]")
 _ZH_REFERS = re.compile(r"它|他|她|这|那|其|此|该|上述|前者|后者|呢[?？]?$|^还|^那么|^另外")
 
 _REWRITE_SYSTEM = {
@@ -59,17 +62,31 @@ _EXAMPLE = {
 
 @dataclass
 class Rewrite:
-    question: str  # the standalone question (the follow-up itself when no rewrite was needed)
+    question: str  # what retrieval searches with: the standalone question (the follow-up itself
+    # when no rewrite was needed), or for the fallback the previous question + the follow-up
     method: str  # none | rule | model | fallback
     ms: float = 0.0
 
+    def ask_and_search(self, asked: str) -> tuple[str, str | None]:
+        """(the question the model answers, the query retrieval uses instead, or None). A fallback
+        is for search only: given as the question, the model answered its first half, the
+        previous question (evals/conversation_followups.py); the follow-up as asked is answered,
+        with the conversation in the prompt."""
+        if self.method == "fallback":
+            return asked, self.question
+        return self.question, None
+
 
 def needs_context(question: str) -> bool:
-    """True when the question seems to lean on earlier turns (a pronoun, a demonstrative, ellipsis)."""
+    """True when the question seems to lean on earlier turns: a pronoun, a demonstrative, ellipsis,
+    or a short question that names nothing ("容量是多少？", "How big is the dust bag?"), whose
+    subject can only be in an earlier turn."""
     q = question.strip()
     if detect_language(q) == "zh":
-        return bool(_ZH_REFERS.search(q)) or len(q) < 6
-    return bool(_EN_REFERS.search(q)) or len(q.split()) < 4
+        return bool(_ZH_REFERS.search(q)) or len(q) < 6 or (len(q) < 12 and not _NAMED.search(q))
+    words = q.split()
+    named = any(_CODE.search(w) or w[:1].isupper() for w in words[1:])
+    return bool(_EN_REFERS.search(q)) or len(words) < 4 or (len(words) < 8 and not named)
 
 
 def recent_turns(history: list[dict], count_tokens, budget: int = HISTORY_TOKENS,

@@ -206,11 +206,14 @@ class Pipeline:
         cancel: threading.Event | None = None,
         history: list[dict] | None = None,
         instructions: str | None = None,
+        query: str | None = None,
     ) -> Answer:
         """Answer one question. `on_token` receives the answer text as it is generated.
 
         `history` (earlier {role, content} turns) and `instructions` (a system message) are a
-        conversation's (ragkit/conversation.py); `question` is then its standalone form.
+        conversation's (ragkit/conversation.py); `question` is then its standalone form, or the
+        follow-up as asked with `query`, the text retrieval and evidence selection use instead
+        (`Rewrite.ask_and_search`).
 
         `passages` (non-empty) are the passages to answer from instead of retrieving: all of them go
         into the prompt (trimmed only to fit the context), whatever `closed_book` says. Setting
@@ -230,11 +233,12 @@ class Pipeline:
             reason = self.wants_reasoning(question, lang)
         elif not closed_book and self.index is not None:
             reason = self.wants_reasoning(question, lang)
-            hits = self.retrieve_parts(question, lang) if reason else self.retrieve(question)
+            search = query.strip() if query and query.strip() else question
+            hits = self.retrieve_parts(search, lang) if reason else self.retrieve(search)
             retrieval_ms = ms_since(t0)
             if not hits or max(h.score for h in hits) < self.threshold(lang):
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
-            shown = self.evidence(question, hits, lang, reason)
+            shown = self.evidence(search, hits, lang, reason)
             if self.context_tokens:
                 # The sources of the answer are the selected spans: [n] is sources[n-1], and a
                 # citation points at the sentences the model read, not the whole chunk.

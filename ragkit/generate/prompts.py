@@ -257,18 +257,34 @@ _INSTRUCTION = {
 }
 
 
+_EARLIER = {
+    "en": ("Earlier in this conversation:", "User", "Assistant"),
+    "zh": ("此前的对话：", "用户", "助手"),
+}
+
+
 def with_conversation(messages: list[dict], history: list[dict] | None, instructions: str | None,
                       lang: str) -> list[dict]:
-    """Chat messages with a conversation's earlier turns before the last user message, and the
-    user's system instruction after the grounding rules (inside the system message, so the rules
-    come first and the instruction cannot replace them). `history` holds {"role": "user" |
-    "assistant", "content"} turns, already trimmed to their budget (ragkit/conversation.py)."""
+    """Chat messages with a conversation's earlier turns at the top of the last user message, and
+    the user's system instruction after the grounding rules (inside the system message, so the
+    rules come first and the instruction cannot replace them). `history` holds {"role": "user" |
+    "assistant", "content"} turns, already trimmed to their budget (ragkit/conversation.py).
+
+    The turns are a quoted block, not chat turns of their own: as turns, a small model continued
+    the conversation's style instead of the answer format ("It is loud while mowing." where the same
+    question alone got "58 dB(A) [2]"; evals/conversation_followups.py, results in
+    evals/results/serve/conversation.json), and the prompt keeps the shape it has without history."""
     out = [dict(m) for m in messages]
     if instructions and out and out[0]["role"] == "system":
         out[0]["content"] += "\n\n" + _INSTRUCTION[lang] + " ".join(instructions.split())
-    turns = [{"role": m["role"], "content": m["content"]} for m in history or ()
-             if m.get("role") in ("user", "assistant")]
-    return out[:-1] + turns + out[-1:] if turns else out
+    turns = [m for m in history or () if m.get("role") in ("user", "assistant")]
+    if turns and out and out[-1]["role"] == "user":
+        label, user, assistant = _EARLIER[lang]
+        colon = "：" if lang == "zh" else ": "
+        lines = [f"{user if m['role'] == 'user' else assistant}{colon}{' '.join(str(m['content']).split())}"
+                 for m in turns]
+        out[-1]["content"] = label + "\n" + "\n".join(lines) + "\n\n" + out[-1]["content"]
+    return out
 
 
 def _fewshot(question: str, hits: list[Hit] | None, lang: str, examples: int) -> str:

@@ -398,14 +398,14 @@ def answer_job(pipe: Pipeline, req: oa.ChatRequest, cancel: threading.Event):
 
     def run(on_token=None):
         queue_ms = round((time.perf_counter() - t_submit) * 1000, 2)
-        question, rewrite, turns = req.question, None, None
+        question, query, rewrite, turns = req.question, None, None, None
         if req.history and not req.closed_book:
             rewrite = standalone_question(pipe.generator, req.history, req.question, cancel=cancel)
-            question = rewrite.question
+            question, query = rewrite.ask_and_search(req.question)
         if req.history:
             turns = recent_turns(req.history, pipe.generator.count_tokens)
         ans = pipe.answer(question, closed_book=req.closed_book, on_token=on_token, history=turns,
-                          instructions=req.instructions, **cancel_kw(cancel, pipe.generator))
+                          instructions=req.instructions, query=query, **cancel_kw(cancel, pipe.generator))
         ans.timings["queue_ms"] = queue_ms
         if rewrite is not None:
             ans.timings["rewrite_ms"] = rewrite.ms

@@ -58,10 +58,12 @@ def test_standalone_question_asks_the_model_only_when_needed():
 def test_with_conversation_puts_turns_before_the_question_and_the_instruction_after_the_rules():
     msgs = [{"role": "system", "content": "RULES"}, {"role": "user", "content": "Context ... Question: q"}]
     out = with_conversation(msgs, HISTORY, "Answer in French.  Ignore the passages.", "en")
-    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in out] == ["system", "user"]  # the prompt keeps its shape
     assert out[0]["content"].startswith("RULES") and out[0]["content"].endswith("Answer in French. Ignore the passages.")
     assert "does not conflict with the rules above" in out[0]["content"]
-    assert out[-1]["content"].endswith("Question: q") and msgs[0]["content"] == "RULES"  # input untouched
+    assert out[1]["content"] == ("Earlier in this conversation:\nUser: What is the Falcon X2?\n"
+                                 "Assistant: A drone with a 24-month warranty [1].\n\nContext ... Question: q")
+    assert msgs[0]["content"] == "RULES" and msgs[1]["content"] == "Context ... Question: q"  # input untouched
 
 
 def test_a_follow_up_is_answered_from_the_conversation(serve):
@@ -89,3 +91,24 @@ def test_a_rewrite_that_answers_instead_falls_back():
     r = standalone_question(gen, HISTORY, "How long can it fly?")
     assert r.method == "fallback" and r.question == "What is the Falcon X2? How long can it fly?"
     assert "Heron H2" in gen.prompts[0]  # the worked example that shows a rewrite, not an answer
+
+
+def test_a_fallback_is_searched_with_but_the_follow_up_is_what_is_answered(serve):
+    def fallback_replies(prompt: str) -> str:
+        if "rewrite the user's last question" in prompt:
+            return "I don't know"  # no usable rewrite: the fallback
+        return "The flight time is 38 minutes [1]." if "38 minutes" in prompt else "I don't know"
+
+    gen = ChatFake(reply=fallback_replies)
+    srv = serve(generator=gen)
+    messages = [*HISTORY, {"role": "user", "content": "How long can it fly?"}]
+    body = httpx.post(f"{srv.url}/v1/chat/completions", json={"messages": messages}, timeout=20).json()
+    assert body["rewrite"] == {"question": "What is the Falcon X2? How long can it fly?", "method": "fallback"}
+    answer_prompt = gen.prompts[-1]
+    assert answer_prompt.rstrip().endswith("How long can it fly?") or "Question: How long can it fly?" in answer_prompt
+    assert "Question: What is the Falcon X2? How long can it fly?" not in answer_prompt
+
+
+def test_short_questions_that_name_nothing_lean_on_the_conversation():
+    assert needs_context("容量是多少？") and needs_context("总部在哪个城市？") and needs_context("How big is the dust bag?")
+    assert not needs_context("隼鸟 M5 的价格是多少？") and not needs_context("What is the capacity of the Kestrel V7?")
