@@ -90,10 +90,26 @@ class Candidate:
         return answer_forms(self.answer)
 
 
+# a currency before or after an amount: "USD 70", "$24.99", "1,299 元"
+_CURRENCY = re.compile(r"^(?:USD|CNY|EUR|GBP|RMB|US\$|\$|¥|€|£)\s*(?=\d)|(?<=\d)\s*(?:元|美元|欧元|USD|CNY|EUR|RMB)$")
+_AMOUNT = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_ROUGHLY = re.compile(r"^(?:about|approximately|approx\.|around|roughly|约|大约)\s*", re.IGNORECASE)
+
+
 def answer_forms(answer: str) -> list[str]:
-    """The answer and the forms a correct reply may take: without thousands separators, without
-    the space between number and unit, the bare number of a computed quantity."""
-    forms = [answer, re.sub(r"(?<=\d),(?=\d{3})", "", answer), re.sub(r"(?<=\d) (?=[^\W\d])", "", answer)]
+    """The answer and the forms a correct reply may take: without "about"/"约"; an amount of money also as the bare
+    number ("USD 70" → "70", as the hand-written bench writes prices) and without ".00" cents
+    ("1,899.00" → "1,899"); each without thousands separators and without the space between number
+    and unit."""
+    base = [answer.strip()]
+    exact = _ROUGHLY.sub("", base[0])  # "about 90 minutes": a reply of "90 minutes" is right too
+    if exact != base[0] and exact:
+        base.append(exact)
+    amount = _CURRENCY.sub("", base[0]).strip()
+    if amount != base[0] and _AMOUNT.fullmatch(amount):
+        base.append(amount)
+    base += [re.sub(r"(?<=\d)\.00(?!\d)", "", f) for f in base]
+    forms = [g for f in base for g in (f, re.sub(r"(?<=\d),(?=\d{3})", "", f), re.sub(r"(?<=\d) (?=[^\W\d])", "", f))]
     return [f for f in dict.fromkeys(forms) if f.strip()]
 
 

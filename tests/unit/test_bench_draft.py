@@ -269,3 +269,13 @@ def test_the_closed_book_check_drops_what_the_model_already_knows(index, tmp_pat
     assert s.closed_book_calls > 0 and s.dropped["closed_book"] == s.closed_book_calls - len(kept)
     # what it could not recite is a computed value, found in no document
     assert s.dropped["closed_book"] > 0 and all(it["category"] == "logic" for it in kept)
+
+
+def test_answer_forms_accept_what_a_correct_reply_writes():
+    from ragkit.benchset.pools import answer_forms
+
+    assert answer_forms("USD 70") == ["USD 70", "70"]
+    assert {"1,899", "1899"} <= set(answer_forms("1,899.00"))
+    assert "90 min" in answer_forms("about 90 min") and "60 天" in answer_forms("约 60 天")
+    assert answer_forms("up to 1,500 m²")[0] == "up to 1,500 m²" and "1,500 m²" not in answer_forms("up to 1,500 m²")
+    assert answer_forms("11.5 kg") == ["11.5 kg", "11.5kg"]  # a unit is part of the answer
