@@ -4,7 +4,8 @@
     no_question      the model's text held no question (and the rules had none)
     unsupported      a gold answer (or a computation's operand) is not in its cited chunk, or the
                      recorded computation does not give the answer
-    contains_answer  the question gives its answer away (for a conflict: any document's value)
+    contains_answer  the question gives its answer away (for a conflict: any document's value; for a
+                     computation: every operand, "extended from 12 to 18 months: by how much?")
     needs_context    the question points at a passage the reader does not have ("this table")
     length           question or answer too short or too long (ragkit.sftdata.filters.LIMITS)
     inconsistent     a model question asking for another kind of thing than the answer, or about
@@ -46,6 +47,8 @@ def check(question: str, c: Candidate, writer: str, seen: filters.NearDupIndex) 
     given = [c.answer] + ([f.answer for f in c.facts[1:]] if c.cell == "knowledge/hard" else [])
     if any(filters.contains_answer(question, a) for a in given):
         return "contains_answer"
+    if c.compute and len(c.facts) >= 2 and all(filters.contains_answer(question, f.answer) for f in c.facts):
+        return "contains_answer"  # it states every operand: nothing is left to find in the documents
     if filters.needs_context(question, c.lang):
         return "needs_context"
     if not filters.length_ok(question, c.answer, c.lang):

@@ -5,7 +5,7 @@ one too where they can. A computation is shown to the model the same way, as a s
 states the facts and ends in the marked result. `questions` returns them in order of preference
 (model first, rules as the fallback), and draft.py keeps the first that passes verify.py.
 
-Anchors: an easy or medium question names its document ('According to "X", ...') when it does not
+Anchors: an easy or medium question, and a computation over one document's facts, names its document ('According to "X", ...') when it does not
 already name what the title names, so it stands on its own; a conflict question names no document
 and asks for the latest value instead, since which document wins is what it tests.
 """
@@ -109,6 +109,8 @@ def questions(c: Candidate, model_writer, use_rules: bool = True) -> list[tuple[
     if model_writer is not None:
         if c.cell.startswith("logic/"):
             q = model_writer.question(computation_text(c), None, c.lang)
+            if q and c.cell == "logic/simple":  # one document's facts: name it, as for knowledge items
+                q = anchor(q, f.title, c.lang)
         elif c.cell == "knowledge/hard" and len(c.facts) > 1:
             q = model_writer.question(f.marked, None, c.lang)
             q = latest(q, c.lang) if q else None

@@ -176,6 +176,15 @@ def test_a_question_containing_its_answer_is_dropped(index, tmp_path):
     assert not [it for it in items if contains_answer(it["question"], it["answers"][0])]
 
 
+def test_a_computation_whose_question_states_every_operand_is_dropped():
+    text = "The battery warranty is extended from 12 months to 18 months."
+    calc = Candidate("logic/simple", "en", [fact("18 months", text), fact("12 months", text)], "6 months",
+                     compute={"op": "difference", "operands": ["18 months", "12 months"], "result": 6.0})
+    given = "The battery warranty is extended from 12 months to 18 months: by how much did it change?"
+    assert check(given, calc, "model", NearDupIndex()) == "contains_answer"
+    assert check("By how many months was the battery warranty extended?", calc, "model", NearDupIndex()) is None
+
+
 def test_a_killed_draft_resumes_without_asking_again(index, tmp_path):
     out = tmp_path / "bench.jsonl"
     full_gens: dict = {}
