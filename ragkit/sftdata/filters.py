@@ -94,6 +94,9 @@ def _answer_parts(answer: str) -> list[str]:
     return [p for p in dict.fromkeys(parts) if (len(_squash(p)) >= 2 or _squash(p).isdigit()) and re.search(r"\w", p)]
 
 
+_SHORT_QUANTITY = re.compile(r"(\d[\d,.]*)\s*([A-Za-z%]{1,2})")
+
+
 def contains_answer(question: str, answer: str) -> bool:
     """The question gives the answer (or one of its parts) away."""
     q = _squash(question)
@@ -103,6 +106,9 @@ def contains_answer(question: str, answer: str) -> bool:
             continue
         if p.isdigit():  # a bare number counts only as a whole number: "3" is not in "E03"
             if re.search(rf"(?<![\d.,]){re.escape(part.strip())}(?![\d.,]|\s*(?:th|st|nd|rd)\b)", plain_text(question)):
+                return True
+        elif (m := _SHORT_QUANTITY.fullmatch(part.strip())):  # "3 L", "5%": too short to squash, but a quantity
+            if re.search(rf"(?<![\w.,]){re.escape(m[1])}\s*{re.escape(m[2])}(?!\w)", plain_text(question), re.I):
                 return True
         elif p in q and (len(p) >= 3 or not p.isascii()):
             return True

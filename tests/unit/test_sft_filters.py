@@ -34,6 +34,12 @@ def test_contains_answer_matches_bare_numbers_only_as_whole_numbers():
     assert F.contains_answer("Are there 3 blades on the disc?", "3")
 
 
+def test_contains_answer_catches_a_short_quantity_with_its_unit():
+    assert F.contains_answer("How long does the Dock Pro's 3 L dust bag last?", "3 L")
+    assert F.contains_answer("Is the slope limit 5%?", "5%")
+    assert not F.contains_answer("What does error E05 mean?", "5%") and not F.contains_answer("Is it 13 L?", "3 L")
+
+
 @pytest.mark.parametrize("question,lang", [
     ("According to this passage, how long does the drone fly?", "en"),
     ("What does the table above show for the X2?", "en"),
