@@ -151,7 +151,9 @@ _ASKS_EN = [
     (re.compile(r"\bwho(?:m|se)?\b", re.IGNORECASE), {"name", "value", "cell", "term", "faq"}),
     (re.compile(r"\bwhen\b|\bwhat (?:date|year|month|day)\b|\bwhich (?:date|year|month|day)\b", re.IGNORECASE),
      {"date", "year", "value", "cell", "faq"}),
-    (re.compile(r"\bhow (?:much|expensive)\b|\bwhat (?:is the )?(?:price|cost|fee)\b", re.IGNORECASE), {"money", "value", "cell", "faq"}),
+    # a price column's cell is often a bare number ("24.99"): a quantity
+    (re.compile(r"\bhow (?:much|expensive)\b|\bwhat (?:is the )?(?:price|cost|fee)\b", re.IGNORECASE),
+     {"money", "quantity", "value", "cell", "faq"}),
     (re.compile(r"\bhow (?:long|many|often|high|large|big|far|heavy|steep|wide|fast|low|tall)\b|"
                 r"\bwhat (?:percentage|temperature|range|size)\b", re.IGNORECASE),
      {"duration", "quantity", "count", "percent", "temperature", "value", "cell", "faq"}),
@@ -159,17 +161,25 @@ _ASKS_EN = [
 _ASKS_ZH = [
     (re.compile(r"谁"), {"name", "value", "cell", "term", "faq"}),
     (re.compile(r"什么时候|何时|哪一?年|哪一?天|几月|几号|哪个月|日期"), {"date", "year", "value", "cell", "faq"}),
-    (re.compile(r"多少钱|价格|售价|费用"), {"money", "value", "cell", "faq"}),
+    (re.compile(r"多少钱|价格|售价|费用"), {"money", "quantity", "value", "cell", "faq"}),
     (re.compile(r"多少|几|多久|多长|多大|多高|多远"),
      {"duration", "quantity", "count", "percent", "temperature", "money", "phone", "value", "cell", "faq"}),
 ]
 
 
+# a product or part code as a whole answer: "M3", "V7", "KM3-B09", "M3 / M5"
+_CODES = re.compile(r"[A-Za-z]{1,4}-?[A-Za-z]?\d{1,4}[A-Za-z]?(?:\s*(?:/|,|、|和|and)\s*[A-Za-z]{1,4}-?[A-Za-z]?\d{1,4}[A-Za-z]?)*")
+
+
 def inconsistent(question: str, kind: str, source: str, lang: str, answer: str = "") -> bool:
     """For model-written questions: the question word does not fit the answer's kind, or fewer
-    than 60% of the question's content words occur in the chunk (it talks about something else)."""
+    than 60% of the question's content words occur in the chunk (it talks about something else).
+    A table cell or value that is a code ("M3") is of kind "code", which no price, time or amount
+    question asks for ("What is the price of the blade kit?" with the gold "M3" from the Fits column)."""
     if kind in ("cell", "value") and answer:  # "895 g" in a table cell is still a quantity
         kind = value_kind(strip_paren(answer), lang) if value_kind(strip_paren(answer), lang) != "value" else kind
+        if _CODES.fullmatch(strip_paren(answer).strip()):
+            kind = "code"
     rules = _ASKS_ZH if lang == "zh" else _ASKS_EN
     core = strip_anchor(question)
     for rx, kinds in rules:
