@@ -93,11 +93,15 @@ class Candidate:
 # a currency before or after an amount: "USD 70", "$24.99", "1,299 元"
 _CURRENCY = re.compile(r"^(?:USD|CNY|EUR|GBP|RMB|US\$|\$|¥|€|£)\s*(?=\d)|(?<=\d)\s*(?:元|美元|欧元|USD|CNY|EUR|RMB)$")
 _AMOUNT = re.compile(r"\d[\d,]*(?:\.\d+)?")
+# a quantity with its unit (or a phone number) at the start of a longer answer
+_LEADING = re.compile(r"^(?:about |approximately |around |约\s*|大约\s*)?(\d[\d,.]*\s*(?:[A-Za-z%°]+|[\u4e00-\u9fff]{1,2})"
+                      r"|\d{3,}(?:-\d{3,}){1,3})(?=[\s，,;；(（]|$)")
 _ROUGHLY = re.compile(r"^(?:about|approximately|approx\.|around|roughly|约|大约)\s*", re.IGNORECASE)
 
 
 def answer_forms(answer: str) -> list[str]:
-    """The answer and the forms a correct reply may take: without "about"/"约"; an amount of money also as the bare
+    """The answer and the forms a correct reply may take: without "about"/"约"; the quantity a longer
+    answer starts with ("7.5 Ah lithium-ion" → "7.5 Ah"); an amount of money also as the bare
     number ("USD 70" → "70", as the hand-written bench writes prices) and without ".00" cents
     ("1,899.00" → "1,899"); each without thousands separators and without the space between number
     and unit."""
@@ -105,6 +109,9 @@ def answer_forms(answer: str) -> list[str]:
     exact = _ROUGHLY.sub("", base[0])  # "about 90 minutes": a reply of "90 minutes" is right too
     if exact != base[0] and exact:
         base.append(exact)
+    lead = _LEADING.match(base[-1])  # "7.5 Ah lithium-ion", "about 150 minutes on Quiet mode"
+    if lead and len(lead[1]) < len(base[-1].strip()):
+        base.append(lead[1])
     amount = _CURRENCY.sub("", base[0]).strip()
     if amount != base[0] and _AMOUNT.fullmatch(amount):
         base.append(amount)

@@ -288,3 +288,6 @@ def test_answer_forms_accept_what_a_correct_reply_writes():
     assert "90 min" in answer_forms("about 90 min") and "60 天" in answer_forms("约 60 天")
     assert answer_forms("up to 1,500 m²")[0] == "up to 1,500 m²" and "1,500 m²" not in answer_forms("up to 1,500 m²")
     assert answer_forms("11.5 kg") == ["11.5 kg", "11.5kg"]  # a unit is part of the answer
+    assert "7.5 Ah" in answer_forms("7.5 Ah lithium-ion") and "150 minutes" in answer_forms("about 150 minutes on Quiet mode")
+    assert "400-820-1616" in answer_forms("400-820-1616，每天 9:00–21:00")
+    assert "220" not in answer_forms("220 V~ 50 Hz")  # never a number without its unit
