@@ -149,6 +149,7 @@ def length_ok(question: str, answer: str, lang: str, long_answer: bool = False) 
 # What a question word asks for, by span kind: a model question asking "who" for a date is wrong.
 _ASKS_EN = [
     (re.compile(r"\bwho(?:m|se)?\b", re.IGNORECASE), {"name", "value", "cell", "term", "faq"}),
+    (re.compile(r"\bwhat is the name\b|\bwhat is it called\b", re.IGNORECASE), {"name", "value", "cell", "term", "faq"}),
     (re.compile(r"\bwhen\b|\bwhat (?:date|year|month|day)\b|\bwhich (?:date|year|month|day)\b", re.IGNORECASE),
      {"date", "year", "value", "cell", "faq"}),
     # a price column's cell is often a bare number ("24.99"): a quantity
@@ -160,6 +161,7 @@ _ASKS_EN = [
 ]
 _ASKS_ZH = [
     (re.compile(r"谁"), {"name", "value", "cell", "term", "faq"}),
+    (re.compile(r"叫什么|名称是|名字是"), {"name", "value", "cell", "term", "faq"}),
     (re.compile(r"什么时候|何时|哪一?年|哪一?天|几月|几号|哪个月|日期"), {"date", "year", "value", "cell", "faq"}),
     (re.compile(r"多少钱|价格|售价|费用"), {"money", "quantity", "value", "cell", "faq"}),
     (re.compile(r"多少|几|多久|多长|多大|多高|多远"),

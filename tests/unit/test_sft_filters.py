@@ -139,6 +139,7 @@ def test_bench_guard_reports_unusable_files(tmp_path):
 def test_a_code_answer_does_not_fit_a_price_or_time_question():
     source = "| Product | Fits | Price (USD) |\n| Blade kit, 9 blades | M3 | 24.99 |"
     assert F.inconsistent("What is the price of the blade kit?", "cell", source, "en", "M3")
+    assert F.inconsistent("What is the name of the blade kit?", "cell", source, "en", "M3")
     assert not F.inconsistent("What is the price of the blade kit?", "cell", source, "en", "24.99")
     assert F.inconsistent("电池包的价格是多少？", "cell", "电池包 适用机型 价格 M5", "zh", "M5")
     assert not F.inconsistent("电池包适用于哪种机型？", "cell", "电池包 适用机型 M5", "zh", "M5")
