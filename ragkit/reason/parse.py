@@ -16,7 +16,7 @@ ready to put after the passages; a test checks that its example solves to its ow
 
 `solve(text)` returns a `Solution`: the answer composed with the calculator's value; the model's
 own answer line when it wrote "Calculation: none"; and `answer` None when the calculator refused
-the expression, or the output has no answer at all or one that says nothing ("Answer: 无"), so the
+the expression or it is a single value with nothing computed ("Calculation: 40%"), or the output has no answer at all or one that says nothing ("Answer: 无"), so the
 caller falls back to a direct answer.
 """
 
@@ -58,6 +58,7 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _NONE = re.compile(r"^(?:none|n/?a|no calculation|not needed|-+|无|不需要|没有|不需计算|无需计算)\.?$", re.I)
 # "2999 - 2599 (price cut)": a note in brackets after a number, not part of the expression
 _TRAILING_COMMENT = re.compile(r"(?<=[\d)])\s+\((?=[^()]*[A-Za-z\u4e00-\u9fff]{2})[^()]*\)\s*$")
+_SINGLE_VALUE = re.compile(r"[$¥€£]?\s*\d[\d,]*(?:\.\d+)?\s*%?\s*[^\d\s+\-*/×÷^()]*")
 _RESULT_SLOT = re.compile(r"\{\s*(?:result|value|结果)\s*\}|<\s*result\s*>", re.IGNORECASE)
 # a standalone number in an answer line: not part of a code (V7), a version (2.2) or a citation [1]
 _NUMBER = re.compile(r"(?<![\w.,\[])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w\]]|\.\d)")
@@ -148,6 +149,8 @@ def solve(text: str) -> Solution:
         # "Answer: 无" / "none" says nothing: answer directly instead
         answer = parsed.answer if parsed.answer and not _NONE.match(_CITATION.sub("", parsed.answer).strip()) else None
         return Solution(answer, parsed)
+    if _SINGLE_VALUE.fullmatch(parsed.expression):  # "Calculation: 40%": a value read, nothing computed
+        return Solution(None, parsed, refused="a single value is not a calculation")
     try:
         result = evaluate(parsed.expression)
     except CalcRefused as e:  # the model's own answer line rests on the refused expression

@@ -254,6 +254,18 @@ def test_an_answer_that_says_nothing_falls_back_to_a_direct_answer(said):
     assert solution.answer is None and solution.refused is None
 
 
+@pytest.mark.parametrize("expression", ["40%", "1,299", "$24.99", "20 minutes"])
+def test_a_single_value_is_not_a_calculation(expression):
+    solution = solve(f"Facts: limit 40% [1]\nCalculation: {expression}\nAnswer: {{result}} [1]")
+    assert solution.answer is None and solution.refused
+
+
+def test_english_dates_are_read():
+    assert evaluate("15 February 2025 + 18 months").value == dt.date(2026, 8, 15)
+    assert evaluate("February 15, 2025 + 18 months").value == dt.date(2026, 8, 15)
+    assert evaluate("15 Feb 2025 - 10 January 2025").value == 36
+
+
 def test_hostile_expression_gives_no_answer_and_the_reason():
     solution = solve("Facts: x [1]\nCalculation: ().__class__.__subclasses__()\nAnswer: 42")
     assert solution.answer is None
