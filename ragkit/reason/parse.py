@@ -15,8 +15,8 @@ The format to prompt for (labels may also be 事实 / 计算 / 答案, with ： 
 ready to put after the passages; a test checks that its example solves to its own answer.
 
 `solve(text)` returns a `Solution`: the answer composed with the calculator's value; the model's
-own answer line when it wrote "Calculation: none"; and `answer` None when the calculator refused
-the expression or it is a single value with nothing computed ("Calculation: 40%"), or the output has no answer at all or one that says nothing ("Answer: 无"), so the
+own answer line when it wrote "Calculation: none" or a single value with nothing computed
+("Calculation: 12 months"); and `answer` None when the calculator refused the expression, or the output has no answer at all or one that says nothing ("Answer: 无"), so the
 caller falls back to a direct answer.
 """
 
@@ -145,12 +145,14 @@ def clean_expression(line: str) -> tuple[str | None, str | None]:
 def solve(text: str) -> Solution:
     """Parse the model's output and compute its expression; compose the answer from the value."""
     parsed = parse_reasoning(text)
-    if parsed.expression is None:
-        # "Answer: 无" / "none" says nothing: answer directly instead
-        answer = parsed.answer if parsed.answer and not _NONE.match(_CITATION.sub("", parsed.answer).strip()) else None
-        return Solution(answer, parsed)
-    if _SINGLE_VALUE.fullmatch(parsed.expression):  # "Calculation: 40%": a value read, nothing computed
-        return Solution(None, parsed, refused="a single value is not a calculation")
+    single = parsed.expression is not None and bool(_SINGLE_VALUE.fullmatch(parsed.expression))
+    if parsed.expression is None or single:
+        # "Calculation: 12 months" computes nothing: as with "none", the model's own answer line,
+        # unless it says nothing ("Answer: 无") or waits for a value ({result}): then a direct answer
+        line = _CITATION.sub("", parsed.answer or "").strip()
+        usable = line and not _NONE.match(line) and not _RESULT_SLOT.search(line)
+        return Solution(parsed.answer if usable else None, parsed,
+                        refused="a single value is not a calculation" if single else None)
     try:
         result = evaluate(parsed.expression)
     except CalcRefused as e:  # the model's own answer line rests on the refused expression

@@ -254,10 +254,12 @@ def test_an_answer_that_says_nothing_falls_back_to_a_direct_answer(said):
     assert solution.answer is None and solution.refused is None
 
 
-@pytest.mark.parametrize("expression", ["40%", "1,299", "$24.99", "20 minutes"])
+@pytest.mark.parametrize("expression", ["40%", "1,299", "$24.99", "20 minutes", "12 months"])
 def test_a_single_value_is_not_a_calculation(expression):
     solution = solve(f"Facts: limit 40% [1]\nCalculation: {expression}\nAnswer: {{result}} [1]")
-    assert solution.answer is None and solution.refused
+    assert solution.answer is None and solution.refused  # the answer waits for a value: answer directly
+    solution = solve(f"Facts: bought in 2024, 12-month warranty [1]\nCalculation: {expression}\nAnswer: 12 months [1]")
+    assert solution.answer == "12 months [1]" and solution.calculation is None  # the model's own line
 
 
 def test_english_dates_are_read():
