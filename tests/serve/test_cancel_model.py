@@ -1,7 +1,7 @@
 """Stop during prompt reading frees the model: the next request starts within a second.
 
-The real smollm2-135m reads a long prompt (eight passages, a few thousand tokens: seconds on a
-CPU); the client drops that streamed request one second in, while the prompt is still being read,
+The real smollm2-135m reads a long prompt (eight whole passages, `context_tokens=0`, a few
+thousand tokens: seconds on a CPU; the default evidence budget would make it too short to stop); the client drops that streamed request one second in, while the prompt is still being read,
 and sends another. Its `queue_ms` (from submission to the start of its generation) must stay
 under a second: the cancelled request must not hold the worker until its prompt is read.
 Before Pipeline.answer took `cancel` (the prompt read in slices, checked between them), the
@@ -45,7 +45,7 @@ def test_stop_during_prompt_reading_frees_the_worker(long_index):
 
     gen = load_generator("smollm2-135m")
     srv = LiveServer(create_app(Served({"docs": Index.open(long_index)}, {"en": gen, "zh": gen}, k=8, passages=8,
-                                       min_score=0.0, decoding=Decoding(max_tokens=8))))
+                                       context_tokens=0, min_score=0.0, decoding=Decoding(max_tokens=8))))
     try:
         body = {"messages": [{"role": "user", "content": "What is the warranty of the Falcon X3 drone?"}],
                 "stream": True}
