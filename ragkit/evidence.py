@@ -13,7 +13,8 @@ How: every retrieved chunk is split into sentences (Chinese and English sentence
 breaks, so a table row or list item is a sentence) with their character offsets. Each sentence is
 scored lexically against the question (idf-weighted share of the question's words it holds, words
 from `lang.tokenize_for_search`, jieba for Chinese, English words cut to their first five letters
-so that "weigh" meets "Weight" and "charge" meets "charging"), plus a share of its neighbours'
+so that "weigh" meets "Weight" and "charge" meets "charging"; a table row carries its header's
+words, an FAQ answer its question's), plus a share of its neighbours'
 scores (the fact often sits in the sentence after the one that names the subject), blended with
 its chunk's retrieval score; a question that names several things ("the M3 and the Care+ plan")
 is scored part by part (`parts`, from ragkit.reason.route.sub_queries), a sentence keeping its best
@@ -88,6 +89,11 @@ def terms(text: str) -> set[str]:
     return {w[:STEM] if w.isascii() and w.isalpha() else w for w in tokenize_for_search(text)}
 
 
+def is_faq_question(text: str) -> bool:
+    """A line that asks ("**What does E07 mean?**", "### 5. 下雨天能割草吗？"): an FAQ's question."""
+    return text.strip().strip("*#").strip().endswith(("?", "？"))
+
+
 def is_table_row(text: str) -> bool:
     """A line of a table: cells between at least two '|' (markdown, or a converted HTML table)."""
     return text.count("|") >= 2
@@ -111,10 +117,13 @@ def score_sentences(question: str, hits: list[Hit], parts: Sequence[str] = ()) -
         return []
     words = [terms(s.text) for s in sentences]
     by_place = {(s.hit, s.index): s for s in sentences}
-    for k, s in enumerate(sentences):  # a table cell means what its column header says
+    own = list(words)
+    for k, s in enumerate(sentences):
         header = table_header(s, by_place)
-        if header:
+        if header:  # a table cell means what its column header says
             words[k] = words[k] | terms(header[0].text)
+        elif k and sentences[k - 1].hit == s.hit and is_faq_question(sentences[k - 1].text):
+            words[k] = words[k] | own[k - 1]  # an FAQ's answer is about what its question asks
     idf = _idf(words)
     lexical = [0.0] * len(sentences)
     for query in dict.fromkeys([question, *parts]):

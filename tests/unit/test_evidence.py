@@ -144,3 +144,17 @@ def test_each_part_of_a_question_that_names_two_things_gets_its_fact():
     # scored part by part, each thing's own fact wins
     (split,) = select_evidence(question, [hit], budget=16, count_tokens=words, parts=parts)
     assert "weighs 4 kg" in split.text and "weighs 6 kg" in split.text
+
+
+def test_an_faq_answer_is_scored_with_its_question():
+    text = ("**How long does charging take?**\nAbout ninety minutes from empty.\n"
+            "**Can the mower work in rain?**\nYes: the housing is rated IPX5, so light showers are fine.\n"
+            "**Where is the serial number?**\nUnder the battery cover.")
+    hit = Hit(1, "c", "en/faq.md", 0.5, text, None, 0, len(text))
+    ranked = sorted(score_sentences("Can the mower work in rain?", [hit]), key=lambda s: -s.score)
+    # the answer sentence holds none of the question's words; it scores as its question does,
+    # above the earlier answer that merely sits next to it
+    assert ranked[0].text.startswith(("**Can the mower", "Yes: the housing"))
+    assert ranked[1].text.startswith(("**Can the mower", "Yes: the housing"))
+    (got,) = select_evidence("Can the mower work in rain?", [hit], budget=20, count_tokens=words)
+    assert "IPX5" in got.text and "ninety" not in got.text
