@@ -16,7 +16,8 @@ report.json keys (stable; tools and `ragkit report` read them):
     forgetting.<tuned_arm>    base, diff (tuned - base accuracy on the general bench), ci95, n
     skipped_arms.<arm>        why the arm was not run
     notes                     anything a reader must know (partial coverage, errors)
-    config                    the settings of the run
+    config                    the settings of the run; config.tuned_arms.<arm>{recipe, adapters.<lang>}:
+                              the recipe of each tuned arm's data and the adapter (or merged model) per language
 """
 
 from __future__ import annotations
@@ -202,6 +203,12 @@ def render_markdown(report: dict, charts: Sequence[str] = ()) -> str:
         keys = [k for k in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_context") if k in ret]
         out += ["## Retrieval", "", "| n | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),
                 f"| {ret['n']} | " + " | ".join(f"{ret[k]:.3f}" for k in keys) + " |", ""]
+    if cfg.get("tuned_arms"):
+        out += ["## Tuned arms", "", "| arm | recipe | adapter |", "|---|---|---|"]
+        for arm, t in cfg["tuned_arms"].items():
+            adapters = "; ".join(f"{lang}: {a}" for lang, a in t["adapters"].items())
+            out.append(f"| {arm} | {t['recipe'] or '?'} | {adapters} |")
+        out.append("")
     if report["arms"]:
         out += ["## Answers by arm", ""] + arms_table(report) + [""]
         out += ["## Accuracy % by category", ""] + breakdown_table(report, "by_category") + [""]
