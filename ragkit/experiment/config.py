@@ -211,7 +211,14 @@ class ExperimentConfig(Settings):
         return AnswerSettings.check({f: getattr(self.eval, f) for f in AnswerSettings.model_fields})
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        """The resolved experiment as JSON; the RAFT settings are left out where they hold their
+        defaults, so that a run made before they existed is still the same experiment
+        (steps.choose_run_dir compares these) and its steps keep their hashes."""
+        d = self.model_dump(mode="json")
+        d["sft_data"]["options"] = self.sft_data.options.without_raft_defaults()
+        if self.raft == RaftSettings():
+            d.pop("raft")
+        return d
 
     def eval_config(self, bench: str, out: str, index: str | None, adapters: dict[str, str],
                     raft_adapters: dict[str, str] | None = None) -> EvalConfig:

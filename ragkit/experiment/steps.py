@@ -278,7 +278,7 @@ def run_experiment(
     adapters: dict[str, str] = {}
     h_train = None
     if cfg.sft_data.enabled:
-        h_sft = settings_hash([h_ingest, cfg.sft_data.model_dump(mode="json"), h_bench if cfg.sft_data.exclude_bench else None,
+        h_sft = settings_hash([h_ingest, cfg.to_dict()["sft_data"], h_bench if cfg.sft_data.exclude_bench else None,
                              _files_fingerprint([cfg.sft_data.mix]) if cfg.sft_data.mix else None])
         step("sft_data", h_sft, lambda: step_sft_data(cfg, run_dir, bench, progress))
         if cfg.train.enabled:
@@ -289,7 +289,8 @@ def run_experiment(
     status.setdefault("train", "off")
     raft_adapters: dict[str, str] = {}
     if cfg.raft.enabled and h_train is not None:
-        h_raft_data = settings_hash([h_sft, cfg.raft.options, prompt_settings(cfg.answer_settings())])
+        h_raft_data = settings_hash([h_sft, cfg.raft_data_config().model_dump(mode="json"),
+                                     prompt_settings(cfg.answer_settings())])
         step("raft_data", h_raft_data, lambda: step_sft_data(cfg, run_dir, bench, progress, raft=True))
         h_raft = settings_hash([h_raft_data, h_train, cfg.raft.train])
         raft_adapters = step("raft_train", h_raft, lambda: step_train(cfg, run_dir, log, progress, raft=True),

@@ -47,6 +47,7 @@ from .spans import Span, pick_spans
 METHODS = ("hybrid", "template", "model")
 TASKS = ("direct", "explain", "list")
 WORK_VERSION = 2
+RAFT_FIELDS = ("recipe", "distractors", "oracle_share", "negatives", "without_oracle", "quote_chars")
 
 
 class SFTDataConfig(Settings):
@@ -73,6 +74,16 @@ class SFTDataConfig(Settings):
     negatives: Literal["hard", "random"] = "hard"  # top hits from other sources, or random chunks
     without_oracle: Literal["answer", "refuse"] = "answer"  # the target when the oracle is left out
     quote_chars: int = Field(default=160, ge=20)  # longest evidence quote in a target
+
+    def without_raft_defaults(self) -> dict:
+        """The fields as JSON, those of the raft recipe left out where they hold their defaults: the
+        settings of a qa build as they were before the recipe existed (run hashes and resolved
+        experiments made then stay the same)."""
+        d = self.model_dump(mode="json")
+        for f in RAFT_FIELDS:
+            if d[f] == type(self).model_fields[f].default:
+                d.pop(f)
+        return d
 
     @field_validator("tasks")
     @classmethod

@@ -502,3 +502,17 @@ def test_cli_build_sft_data_recipe_raft(index, tmp_path):
     bad = CliRunner().invoke(main, ["build-sft-data", "--index", str(index), "--out", str(out), "--recipe", "raft",
                                     "--oracle-share", "1.5"])
     assert bad.exit_code == 2 and bad.output.strip() == "Error: --oracle-share: must be at most 1.0, got 1.5"
+
+
+def test_an_experiment_without_raft_resolves_as_it_did_before_the_recipe():
+    """choose_run_dir continues a run when its resolved config is the same: the RAFT settings at
+    their defaults must not change an older experiment's resolved form (nor its step hashes)."""
+    from ragkit.experiment.config import load_experiment
+
+    root = Path(__file__).resolve().parents[2]
+    plain = load_experiment(root / "pipelines" / "sample-qwen.yaml").to_dict()
+    assert "raft" not in plain and "recipe" not in plain["sft_data"]["options"]
+    raft = load_experiment(root / "pipelines" / "sample-raft.yaml").to_dict()
+    assert raft["raft"]["enabled"] and raft["raft"]["options"]["distractors"] == 2
+    changed = load_experiment(root / "pipelines" / "sample-qwen.yaml", ["sft_data.options.oracle_share=0.5"]).to_dict()
+    assert changed["sft_data"]["options"]["oracle_share"] == 0.5
