@@ -10,10 +10,11 @@ rendered with the eval section's answer settings, evidence selection included), 
   evidence selection, and the prompt the same examples would have with whole chunks
   (context_tokens 0, last session's layout) for comparison;
 - rate (`--steps N`, default 6; 0 skips it): trains one language's adapter for N optimizer steps on
-  each recipe, qa first, then raft, each with the experiment's own train options (raft: train.options
-  with raft.train over them; sample-raft differs in max_len and save_every only), and prints
-  tokens/s (real and padded) and one epoch's wall time estimated as tokens per epoch / tokens/s,
-  with the raft / qa ratios. Not resumable: a run is a few minutes of training.
+  each recipe, qa first, then raft, both with the same options: the RAFT adapter's (train.options
+  with raft.train over them: batch, accumulation, LoRA and max_len alike, the qa examples being far
+  under that max_len), and prints tokens/s (real and padded) and one epoch's wall time estimated as
+  tokens per epoch / tokens/s, with the raft / qa ratios. Not resumable: a run is a few minutes of
+  training per recipe on the 0.5B.
 
     .venv/bin/python evals/perf/raft_train_rate.py --steps 0          # tokens only
     .venv/bin/python evals/perf/raft_train_rate.py --lang en --out evals/results/raft/rate.json
@@ -105,7 +106,7 @@ def train_rate(cfg, files, lang: str, base: str, steps: int, work: Path) -> dict
 
     out = {}
     for recipe in RECIPES:
-        opts = options(cfg, recipe).model_dump()
+        opts = cfg.raft_train_options().model_dump()  # the same batch, LoRA and max_len for both
         opts.update(max_steps=steps, save_every=None, eval_fraction=0.0, resume=False)
         dest = work / f"adapter-{recipe}-{lang}"
         if dest.exists():
