@@ -328,10 +328,18 @@ def test_raft_rag_arm_reports_its_recipe_adapter_pairs_and_forgetting(tmp_path, 
     assert report["config"]["tuned_arms"] == {"sft_rag": {"recipe": "qa", "adapters": {"en": str(qa)}},
                                               "raft_rag": {"recipe": "raft", "adapters": {"en": str(raft)}}}
     assert report["pairwise"]["raft_rag_vs_sft_rag"]["diff"] == -1.0
+    # the recipe comparison by category and language; base-arm comparisons get no breakdown
+    groups = report["pairwise"]["raft_rag_vs_sft_rag"]["by_group"]
+    assert groups["category:warranty"]["diff"] == groups["lang:en"]["diff"] == -1.0 and groups["lang:en"]["n"] == 3
+    assert "by_group" in report["pairwise"]["raft_rag_vs_rag"]
+    from ragkit.eval.report import tuned_comparison
+
+    assert tuned_comparison("sft_rag", "raft_rag") and tuned_comparison("closed_book", "sft")
+    assert not any(tuned_comparison(a, b) for a, b in [("closed_book", "rag"), ("rag", "sft"), ("oracle", "raft_rag")])
     assert report["forgetting"]["raft_rag"]["base"] == "rag"
     md = (tmp_path / "out" / "report.md").read_text()
     assert f"| raft_rag | raft | en: {raft} |" in md and f"| sft_rag | qa | en: {qa} |" in md
-    assert "| raft_rag − rag |" in md
+    assert "| raft_rag − rag |" in md and "| raft_rag − sft_rag | lang:en | -100.0 |" in md
     # Without a RAFT adapter the arm is skipped with the option that runs it.
     cfg2 = cfg.model_copy(update={"raft_adapters": {}, "out": str(tmp_path / "out2"), "general_bench": None})
     report2 = run_eval(cfg2, load_generator=lambda m, b=None, *, adapter=None, **kw: ArmGenerator(m, adapter))
