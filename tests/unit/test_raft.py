@@ -524,3 +524,26 @@ def test_an_experiment_without_raft_resolves_as_it_did_before_the_recipe():
     assert raft["raft"]["enabled"] and raft["raft"]["options"]["distractors"] == 2
     changed = load_experiment(root / "pipelines" / "sample-qwen.yaml", ["sft_data.options.oracle_share=0.5"]).to_dict()
     assert changed["sft_data"]["options"]["oracle_share"] == 0.5
+
+
+def test_the_leakage_guard_and_mixing_apply_to_raft_as_to_qa(index, tmp_path):
+    """A bench question is dropped from RAFT data as from QA data; general rows are mixed in as
+    they are (closed-book rows, no RAFT parts), and `ragkit train` reads both kinds from one file."""
+    plain = build(index, tmp_path / "plain.jsonl")
+    question = rows_of(tmp_path / "plain.jsonl")[0][R.RAFT_KEY]["question"]
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"id": "b1", "question": question, "answers": ["x"], "sources": ["falcon.md"],
+                                 "category": "c", "difficulty": "easy"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    general = tmp_path / "general.jsonl"
+    general.write_text("".join(json.dumps({"instruction": f"Name a colour, {i}.", "input": "", "output": "blue"}) + "\n"
+                               for i in range(50)), encoding="utf-8")
+    out = tmp_path / "guarded.jsonl"
+    s = build_sft_data(index, out, SFTDataConfig(recipe="raft", tasks=["direct"], paraphrases=1),
+                       exclude_bench=bench, mix=general, mix_ratio=0.2)
+    rows = rows_of(out)
+    assert s.dropped["bench_leak"] >= 1 and s.raft["examples"] < plain.raft["examples"]
+    assert not any(r.get(R.RAFT_KEY, {}).get("question") == question for r in rows)
+    mixed = [r for r in rows if R.RAFT_KEY not in r]
+    assert len(mixed) == s.rows["general"] > 0 and all(r["output"] == "blue" for r in mixed)
+    examples = sft_data.load_examples(out)
+    assert sum(e.raft is None for e in examples) == len(mixed) and sum(e.raft is not None for e in examples) == s.raft["examples"]
