@@ -473,6 +473,7 @@ def test_sweep_cells_share_the_qa_adapter_and_report_the_raft_arm(tmp_path, monk
     assert all("raft_rag" in c["arms"] for c in rep["cells"])
     write_sweep_report(root, rep)
     assert "raft_rag % [95% CI]" in (root / "sweep.md").read_text()
+    assert all("raft_train" in c for c in rep["cells"]) and "| raft train s | raft examples |" in (root / "sweep.md").read_text()
     run_sweep(load_sweep(p), tmp_path / "runs")  # a second run: every step up to date
     assert fake.calls["raft_train"] == 2 and fake.calls["eval"] == 2
 
