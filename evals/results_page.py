@@ -47,6 +47,9 @@ SOURCES = {
                   "--models all-minilm-l6-v2 multilingual-e5-small"),
     "reason": ("how often the reasoning router flags a question, against the bench's logic labels",
                "python evals/reason_route.py"),
+    "raft": ("what RAFT data costs against plain QA data: tokens per epoch of sample-raft's two recipes "
+             "(evidence selection included), and the training rate side by side (docs/raft.md)",
+             "python evals/perf/raft_train_rate.py --steps 0 --out evals/results/raft/tokens.json"),
 }
 
 

@@ -19,12 +19,14 @@ from .sweep_cmds import report_sweep_cmd, sweep_target
 @click.option("--index", "index_dir", type=click.Path(), help="Index directory (needed by rag arms and retrieval metrics).")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="Output directory (re-use it to resume).")
 @setting("--arms", of=EVAL, help="Comma-separated arms: closed_book, rag, sft, sft_rag, oracle (rag given "
-         "the gold chunks).")
+         "the gold chunks), raft_rag.")
 @click.option("--retrieval-only", is_flag=True, help="Measure retrieval only (no generation).")
 @help_defaults("--model", "models", multiple=True, values=model_defaults,
                help="Base model for every language, or LANG=MODEL (repeatable). [default: {default_model}]")
 @click.option("--adapter", "adapters", multiple=True,
               help="LoRA adapter for the sft arms, or LANG=PATH (repeatable). Without one the sft arms are skipped.")
+@click.option("--raft-adapter", "raft_adapters", multiple=True,
+              help="LoRA adapter trained on RAFT data (build-sft-data --recipe raft) for the raft_rag arm, or LANG=PATH.")
 @click.option("--tuned-model", "tuned_models", multiple=True,
               help="A merged fine-tuned model for the sft arms, or LANG=MODEL (instead of --adapter).")
 @click.option("--backend", type=click.Choice(["llamacpp", "hf", "openai"]), default=None,
@@ -48,7 +50,7 @@ from .sweep_cmds import report_sweep_cmd, sweep_target
 @setting("--general-bench", of=EVAL, type=click.Path(exists=True, dir_okay=False),
          help="A second bench of general items every arm also answers: retention and forgetting in the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
-def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapters, tuned_models, backend,
+def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapters, raft_adapters, tuned_models, backend,
              base_url, n_ctx, k, context_tokens, reason, mode, min_score, max_tokens, temperature, limit, judge, seed, general_bench,
              as_json):
     """Evaluate retrieval and answers on a bench; writes OUT/report.{json,md}, items.jsonl and charts.
@@ -68,6 +70,7 @@ def eval_cmd(bench_file, index_dir, out_dir, arms, retrieval_only, models, adapt
     config = EvalConfig(  # a bad value raises SettingsError: one sentence, exit code 2
         bench=bench_file, out=out_dir, index=index_dir, arms=arm_list,
         models=parse_lang_map(models, "model"), adapters=parse_lang_map(adapters, "adapter"),
+        raft_adapters=parse_lang_map(raft_adapters, "raft-adapter"),
         tuned_models=parse_lang_map(tuned_models, "tuned-model"), backend=backend, base_url=base_url,
         n_ctx=n_ctx, k=k, context_tokens=context_tokens, reason=reason, mode=mode, min_score=min_score, max_tokens=max_tokens, temperature=temperature,
         limit=limit, judge=judge, seed=seed, general_bench=general_bench,

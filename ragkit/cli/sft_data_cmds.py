@@ -6,7 +6,7 @@ import click
 
 from ..errors import UsageError
 from .group import echo_json, main
-from .options import SFT_DATA, setting
+from .options import ANSWER, SFT_DATA, setting
 from .progress import TerminalProgress
 
 
@@ -40,10 +40,24 @@ from .progress import TerminalProgress
 @click.option("--n-ctx", type=int, default=None, help="Context window in tokens.")
 @click.option("--limit-chunks", type=int, default=None, help="Only the first N chunks (a quick look).")
 @setting("--seed", of=SFT_DATA, type=int, help="Seed for shuffling and mixing.")
+@setting("--recipe", of=SFT_DATA, type=click.Choice(["qa", "raft"]),
+         help="qa: closed-book QA pairs. raft: each pair read from its oracle chunk among distractors, with "
+              "the prompt `ask` sends and a quoted-evidence target (docs/raft.md).")
+@setting("--distractors", of=SFT_DATA, type=click.IntRange(0, 10), help="raft: passages besides the oracle, from other sources.")
+@setting("--oracle-share", of=SFT_DATA, type=float, help="raft: share of examples whose passages hold the oracle.")
+@setting("--negatives", of=SFT_DATA, type=click.Choice(["hard", "random"]),
+         help="raft: distractors are the index's top hits for the question (hard) or random chunks.")
+@setting("--without-oracle", of=SFT_DATA, type=click.Choice(["answer", "refuse"]),
+         help="raft: the target when the oracle is left out: the answer alone, or the refusal.")
+@setting("--quote-chars", of=SFT_DATA, type=int, help="raft: longest evidence quote in a target, in characters.")
+@setting("--context-tokens", of=ANSWER, type=click.IntRange(0, None),
+         help="raft: prompt tokens of evidence, as for ask and eval (give eval's value); 0 shows whole chunks.")
 @click.option("--fresh", is_flag=True, help="Start over instead of continuing an interrupted run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build_sft_data_cmd(index_dir, out, fmt, per_chunk, paraphrases, method, model_paraphrases, tasks, mix,
-                       mix_ratio, exclude_bench, model, backend, base_url, n_ctx, limit_chunks, seed, fresh, as_json):
+                       mix_ratio, exclude_bench, model, backend, base_url, n_ctx, limit_chunks, seed, recipe,
+                       distractors, oracle_share, negatives, without_oracle, quote_chars, context_tokens, fresh,
+                       as_json):
     """Generate question-answer pairs from every chunk of an index for LoRA fine-tuning.
 
     Answer first: facts are picked from each chunk (numbers with units, dates, table cells,
@@ -51,18 +65,22 @@ def build_sft_data_cmd(index_dir, out, fmt, per_chunk, paraphrases, method, mode
     its document, filtered and rephrased. Re-running with the same settings continues an
     interrupted run.
     """
+    from ..pipeline import AnswerSettings
     from ..sftdata.qa import SFTDataConfig, build_sft_data
 
     config = SFTDataConfig(  # a bad value raises SettingsError: one sentence, exit code 2
         per_chunk=per_chunk, paraphrases=paraphrases, method=method, tasks=tasks, model=model, backend=backend,
         base_url=base_url, n_ctx=n_ctx, model_paraphrases=model_paraphrases, limit_chunks=limit_chunks,
-        seed=seed,
+        seed=seed, recipe=recipe, distractors=distractors, oracle_share=oracle_share, negatives=negatives,
+        without_oracle=without_oracle, quote_chars=quote_chars,
     )
+    answer_settings = AnswerSettings(context_tokens=context_tokens)
     if mix is None and mix_ratio is not None:
         raise UsageError("--mix-ratio needs --mix FILE")
     mix_ratio = 0.1 if mix_ratio is None else mix_ratio
     summary = build_sft_data(index_dir, out, config, fmt=fmt, mix=mix, mix_ratio=mix_ratio,
-                             exclude_bench=exclude_bench, progress=TerminalProgress(), fresh=fresh)
+                             exclude_bench=exclude_bench, progress=TerminalProgress(), fresh=fresh,
+                             answer_settings=answer_settings)
     if as_json:
         echo_json(summary.to_dict())
         return
@@ -76,6 +94,9 @@ def build_sft_data_cmd(index_dir, out, fmt, per_chunk, paraphrases, method, mode
                f"{_fmt({k: v for k, v in s.paraphrases_dropped.items() if v}) or 'none'}")
     click.echo(f"  dropped: {_fmt({k: v for k, v in s.dropped.items() if v}) or 'none'}")
     click.echo(f"  rows: {_fmt(s.rows)}")
+    if s.raft:
+        click.echo(f"  raft: {s.raft['with_oracle']} of {s.raft['examples']} examples hold the oracle; "
+                   f"distractors: {_fmt(s.raft['distractors'])}")
     click.echo(f"  files: {s.files.get('data')}, {s.files.get('provenance')}, {s.files.get('dataset_info')}")
     for note in s.notes:
         click.echo(f"  note: {note}", err=True)

@@ -22,6 +22,7 @@ from ..errors import ContextOverflow
 from ..generate.citations import strip_citations
 from ..hashing import settings_hash
 from ..pipeline import AnswerSettings, Pipeline
+from ..raft import final_answer
 from ..types import BenchItem, Hit
 from . import metrics
 from .arms import ARMS
@@ -65,8 +66,9 @@ def read_items(path: Path) -> dict[tuple[str, str, str], dict]:
 
 
 def score_row(row: dict, item: BenchItem) -> dict:
-    """(Re)compute a row's scores from its stored output."""
-    text = strip_citations(row.get("output") or "")
+    """(Re)compute a row's scores from its stored output: its answer part, for a reply that quotes
+    its evidence first (a RAFT adapter's, ragkit/raft.py)."""
+    text = strip_citations(final_answer(row.get("output") or ""))
     row["scores"] = metrics.score_answer(text, item.answers, refused=bool(row.get("refused")))
     row["answers"] = list(item.answers)
     row["category"], row["difficulty"] = item.category, item.difficulty

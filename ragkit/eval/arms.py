@@ -6,6 +6,10 @@ Arms differ in the knowledge source only; the bench, prompts, decoding and k are
     closed_book  base model, no retrieval        sft      tuned model, no retrieval
     rag          base model + retrieval          sft_rag  tuned model + retrieval
     oracle       base model given the gold source's chunks (ragkit.eval.passages): rag's ceiling
+    raft_rag     base model + an adapter trained on RAFT data (build-sft-data --recipe raft) + retrieval
+
+A tuned arm names the recipe of its adapter's data (`recipe`: qa for the sft arms, raft for
+raft_rag); report.md shows it beside the adapter each language ran with (`tuned_arms`).
 
 Adding an arm is one entry in ARMS and, where no existing one fits, its plan function: which
 (model, adapter, backend) answers it in a language (None: no model, the arm is skipped).
@@ -60,6 +64,12 @@ def plan_tuned(config: EvalConfig, lang: str) -> Spec | None:
     return resolve_adapter(model, adapter, config.backend) if adapter else (model, None, config.backend)
 
 
+def plan_raft(config: EvalConfig, lang: str) -> Spec | None:
+    """The base model of the language with its RAFT adapter; None: none given."""
+    adapter = config.raft_adapters.get(lang) or config.raft_adapters.get("*")
+    return resolve_adapter(config.base_model(lang), adapter, config.backend) if adapter else None
+
+
 @dataclass(frozen=True)
 class Arm:
     name: str
@@ -71,6 +81,7 @@ class Arm:
     default: bool = True  # run when the arms are not named
     untuned: str | None = None  # the arm that differs only in the model: forgetting compares the two
     skip_reason: str = "no model"  # the report's note when `plan` finds no model in any language
+    recipe: str | None = None  # a tuned arm: the recipe of its adapter's data (build-sft-data --recipe)
 
     @property
     def reads_index(self) -> bool:
@@ -83,16 +94,20 @@ class Arm:
 
 
 NO_TUNED = "no tuned model: pass --adapter DIR (or --tuned-model) to run it"
+NO_RAFT = "no RAFT adapter: pass --raft-adapter DIR (trained on build-sft-data --recipe raft) to run it"
 
 ARMS: dict[str, Arm] = {a.name: a for a in (
     Arm("closed_book", "closed-book", retrieves=False, tuned=False, passages=None, plan=plan_base),
     Arm("rag", "RAG", retrieves=True, tuned=False, passages=None, plan=plan_base),
     Arm("sft", "SFT", retrieves=False, tuned=True, passages=None, plan=plan_tuned, untuned="closed_book",
-        skip_reason=NO_TUNED),
+        skip_reason=NO_TUNED, recipe="qa"),
     Arm("sft_rag", "SFT + RAG", retrieves=True, tuned=True, passages=None, plan=plan_tuned, untuned="rag",
-        skip_reason=NO_TUNED),
+        skip_reason=NO_TUNED, recipe="qa"),
     # not run by default: it costs a pass of the base model; name it in --arms / eval.arms
     Arm("oracle", "oracle", retrieves=False, tuned=False, passages="gold", plan=plan_base, default=False),
+    # not run by default: it needs a second adapter (docs/raft.md)
+    Arm("raft_rag", "RAFT + RAG", retrieves=True, tuned=True, passages=None, plan=plan_raft, default=False,
+        untuned="rag", skip_reason=NO_RAFT, recipe="raft"),
 )}
 DEFAULT_ARMS = tuple(a.name for a in ARMS.values() if a.default)
 
@@ -105,6 +120,13 @@ def arms_where(test: Callable[[Arm], bool]) -> tuple[str, ...]:
 def forgetting_pairs() -> tuple[tuple[str, str], ...]:
     """(tuned arm, its untuned twin): what the general bench compares."""
     return tuple((a.name, a.untuned) for a in ARMS.values() if a.untuned)
+
+
+def tuned_arms(plan: dict) -> dict:
+    """{tuned arm: {recipe, adapters: {lang: adapter, or the merged model}}}: what report.md shows."""
+    return {arm: {"recipe": ARMS[arm].recipe, "adapters": {lang: adapter or model
+                                                           for lang, (model, adapter, _) in specs.items()}}
+            for arm, specs in plan.items() if ARMS[arm].tuned}
 
 
 def plan_arms(config: EvalConfig, arms: list[str], langs: dict[str, str]):

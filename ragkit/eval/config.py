@@ -3,7 +3,7 @@
 Each item's question decides its language, and the language picks the model (`models`, default
 models.default_llm: Qwen2.5-Coder-1.5B where installed, else the language's tiny model). The tuned
 model of a language is `tuned_models[lang]` (a merged model) or its base with `adapters[lang]`; "*" stands for
-every language. The arms, and the adapter's base and backend for a tuned arm: ragkit.eval.arms.
+every language; the raft_rag arm's adapter is `raft_adapters[lang]`. The arms, and the adapter's base and backend for a tuned arm: ragkit.eval.arms.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class EvalConfig(EvalSettings):
     out: str
     index: str | None = None
     adapters: LangMap = Field(default_factory=dict)  # lang or "*" -> adapter path
+    raft_adapters: LangMap = Field(default_factory=dict)  # lang or "*" -> adapter trained on RAFT data (raft_rag)
     tuned_models: LangMap = Field(default_factory=dict)  # lang or "*" -> merged model
     base_url: str | None = None
     repetition_penalty: float = Field(default=1.0, gt=0.0)

@@ -10,13 +10,16 @@ report.json keys (stable; tools and `ragkit report` read them):
                               latency{mean_ms, p50_ms, p95_ms}, tokens_per_s, total_s, models,
                               judge{accuracy, n_graded, unparseable, unparseable_rate} (with --judge)
     pairwise.<b>_vs_<a>       a, b, metric, diff (b - a), ci95, n, significant (paired bootstrap);
-                              oracle_vs_rag when both ran: how much retrieval's misses cost
+                              oracle_vs_rag when both ran: how much retrieval's misses cost; a tuned
+                              arm against an arm that reads the same way (sft_rag_vs_rag,
+                              raft_rag_vs_sft_rag, ...) also by_group.{category:<c>, lang:<l>}{diff, ci95, n}
     retention.<arm>           accuracy, em, f1, n, ci95 (of accuracy) on the general bench
                               (only with --general-bench / eval.general_bench; ragkit.eval.retention)
     forgetting.<tuned_arm>    base, diff (tuned - base accuracy on the general bench), ci95, n
     skipped_arms.<arm>        why the arm was not run
     notes                     anything a reader must know (partial coverage, errors)
-    config                    the settings of the run
+    config                    the settings of the run; config.tuned_arms.<arm>{recipe, adapters.<lang>}:
+                              the recipe of each tuned arm's data and the adapter (or merged model) per language
 """
 
 from __future__ import annotations
@@ -96,6 +99,29 @@ def pairwise(rows_by_arm: dict[str, list[dict]], metric: str = "accuracy", n_boo
             res = pair_diff(rows_by_arm[a], rows_by_arm[b], metric, n_boot, seed)
             if res is not None:
                 out[f"{b}_vs_{a}"] = {"a": a, "b": b, "metric": metric, **res}
+                if tuned_comparison(a, b):
+                    out[f"{b}_vs_{a}"]["by_group"] = group_diffs(rows_by_arm[a], rows_by_arm[b], metric, n_boot, seed)
+    return out
+
+
+def tuned_comparison(a: str, b: str) -> bool:
+    """b is a tuned arm and a reads the same way (both retrieve, or neither): sft − closed_book,
+    sft_rag − rag, raft_rag − rag, raft_rag − sft_rag. These get a per-category and per-language
+    breakdown (`by_group`), the question a tuning recipe is judged by."""
+    arm_a, arm_b = ARMS.get(a), ARMS.get(b)
+    return bool(arm_a and arm_b and arm_b.tuned and arm_a.retrieves == arm_b.retrieves and arm_a.passages is None)
+
+
+def group_diffs(rows_a: Sequence[dict], rows_b: Sequence[dict], metric: str, n_boot: int, seed: int) -> dict:
+    """{"category:<c>" | "lang:<l>": pair_diff} of b - a within each category and each language."""
+    out = {}
+    for field in ("category", "lang"):
+        groups_b = _grouped((r for r in rows_b if r.get(field)), field)
+        for g, rs in groups_b.items():
+            ids = {r["id"] for r in rs}
+            res = pair_diff([r for r in rows_a if r["id"] in ids], rs, metric, n_boot, seed)
+            if res is not None:
+                out[f"{field}:{g}"] = res
     return out
 
 
@@ -202,6 +228,12 @@ def render_markdown(report: dict, charts: Sequence[str] = ()) -> str:
         keys = [k for k in ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_context") if k in ret]
         out += ["## Retrieval", "", "| n | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),
                 f"| {ret['n']} | " + " | ".join(f"{ret[k]:.3f}" for k in keys) + " |", ""]
+    if cfg.get("tuned_arms"):
+        out += ["## Tuned arms", "", "| arm | recipe | adapter |", "|---|---|---|"]
+        for arm, t in cfg["tuned_arms"].items():
+            adapters = "; ".join(f"{lang}: {a}" for lang, a in t["adapters"].items())
+            out.append(f"| {arm} | {t['recipe'] or '?'} | {adapters} |")
+        out.append("")
     if report["arms"]:
         out += ["## Answers by arm", ""] + arms_table(report) + [""]
         out += ["## Accuracy % by category", ""] + breakdown_table(report, "by_category") + [""]
@@ -214,6 +246,16 @@ def render_markdown(report: dict, charts: Sequence[str] = ()) -> str:
             out.append(f"| {p['b']} − {p['a']} | {100 * p['diff']:+.1f} | [{100 * lo:+.1f}, {100 * hi:+.1f}] "
                        f"| {p['n']} | {'yes' if p['significant'] else 'no'} |")
         out.append("")
+        grouped = [p for p in report["pairwise"].values() if p.get("by_group")]
+        if grouped:
+            out += ["## Tuned arms against their comparisons, by category and language", "",
+                    "| comparison | group | diff (pts) | 95% CI | n |", "|---|---|---|---|---|"]
+            for p in grouped:
+                for g, d in p["by_group"].items():
+                    lo, hi = d["ci95"]
+                    out.append(f"| {p['b']} − {p['a']} | {g} | {100 * d['diff']:+.1f} | "
+                               f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {d['n']} |")
+            out.append("")
     out += retention_tables(report)
     notes = [f"Arm `{a}` skipped: {why}" for a, why in report.get("skipped_arms", {}).items()]
     notes += report.get("notes", [])

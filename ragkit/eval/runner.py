@@ -31,7 +31,7 @@ from ..progress import NullProgress, Progress
 from ..types import BenchItem
 from . import metrics
 from .answering import answer_arms, index_version, judge_rows, oracle_chooser, write_items
-from .arms import ARMS, plan_arms
+from .arms import ARMS, plan_arms, tuned_arms
 from .bench import load_bench, reviewed_items
 from .charts import write_charts
 from .config import EvalConfig, config_dict, select_items
@@ -115,6 +115,7 @@ def run_eval(
     write_items(items_path, [r for rs in rows_by_arm.values() for r in rs])
     cfg = config_dict(config, len(items), len(all_items))
     cfg["index_version"] = index_version(index)
+    cfg["tuned_arms"] = tuned_arms(plan)
     report = build_report(retrieval, rows_by_arm, cfg, skipped, notes, n_boot=config.n_boot, seed=config.seed)
     if config.general_bench and rows_by_arm:
         general_rows = run_retention(config, list(rows_by_arm), index, load_generator, progress, out, log,

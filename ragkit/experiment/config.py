@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -34,6 +34,7 @@ from ..eval.config import EvalConfig, EvalSettings
 from ..index import IngestConfig
 from ..ingest.chunking import ChunkingConfig
 from ..models import default_llm
+from ..pipeline import AnswerSettings
 from ..settings import Settings, dataclass_default, split_commas
 from ..sftdata.qa import SFTDataConfig
 from ..train.train import TrainConfig, TrainOptions
@@ -115,6 +116,20 @@ class TrainSettings(Settings):
         return TrainConfig(**self.options.model_dump(), data=data, base=base, out=out)
 
 
+class RaftSettings(Settings):
+    """A second adapter per language for the raft_rag arm, trained on RAFT data built from the same
+    QA pairs as sft_data's (ragkit/sftdata/raft.py, docs/raft.md). `options` are SFTDataConfig
+    fields laid over sft_data.options (distractors, oracle_share, negatives, without_oracle,
+    quote_chars; the QA settings are better left alone, so that both recipes read the same pairs),
+    `train` TrainOptions fields laid over train.options. The prompt of every example is rendered
+    with the eval section's answer settings (k, passages, context_tokens, examples), so the adapter
+    trains on the prompts raft_rag will be sent."""
+
+    enabled: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
 class BenchDraftSettings(Settings):
     """A bench drafted from the corpus after ingest (ragkit.benchset.draft), for an experiment on
     the user's own documents: `options` are DraftConfig fields (n, mix, writer, model, ...). The
@@ -137,6 +152,7 @@ class ExperimentConfig(Settings):
     sft_data: SFTDataSettings = Field(default_factory=SFTDataSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    raft: RaftSettings = Field(default_factory=RaftSettings)
 
     @field_validator("name")
     @classmethod
@@ -170,13 +186,44 @@ class ExperimentConfig(Settings):
         if tuned and not (self.train.enabled and self.sft_data.enabled):
             raise ValueError(f"eval.arms has {', '.join(sorted(tuned))} but training is disabled; "
                              "enable sft_data and train or drop those arms")
+        raft_arms = [a for a in self.eval.arms if ARMS[a].recipe == "raft"]
+        if raft_arms and not self.raft.enabled:
+            raise ValueError(f"eval.arms has {', '.join(raft_arms)} but raft training is off; set raft.enabled: "
+                             "true or drop that arm")
+        if self.raft.enabled:
+            self.raft_data_config()  # the merged settings' own checks, named raft.options / raft.train
+            self.raft_train_options()
         return self
 
-    def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+    def raft_data_config(self) -> SFTDataConfig:
+        """sft_data.options with raft.options over them, recipe raft."""
+        merged = {**self.sft_data.options.model_dump(), **self.raft.options, "recipe": "raft"}
+        return SFTDataConfig.check(merged, "raft.options")
 
-    def eval_config(self, bench: str, out: str, index: str | None, adapters: dict[str, str]) -> EvalConfig:
-        return EvalConfig(**self.eval.model_dump(), bench=bench, out=out, index=index, adapters=adapters)
+    def raft_train_options(self) -> TrainOptions:
+        """train.options with raft.train over them (a batch size given there gets its own grad_accum)."""
+        exclude = {"grad_accum"} if "batch_size" in self.raft.train else None
+        merged = {**self.train.options.model_dump(exclude=exclude), **self.raft.train}
+        return TrainOptions.check(merged, "raft.train")
+
+    def answer_settings(self) -> AnswerSettings:
+        """The eval section's answer settings: what shapes the prompts RAFT examples are rendered with."""
+        return AnswerSettings.check({f: getattr(self.eval, f) for f in AnswerSettings.model_fields})
+
+    def to_dict(self) -> dict:
+        """The resolved experiment as JSON; the RAFT settings are left out where they hold their
+        defaults, so that a run made before they existed is still the same experiment
+        (steps.choose_run_dir compares these) and its steps keep their hashes."""
+        d = self.model_dump(mode="json")
+        d["sft_data"]["options"] = self.sft_data.options.without_raft_defaults()
+        if self.raft == RaftSettings():
+            d.pop("raft")
+        return d
+
+    def eval_config(self, bench: str, out: str, index: str | None, adapters: dict[str, str],
+                    raft_adapters: dict[str, str] | None = None) -> EvalConfig:
+        return EvalConfig(**self.eval.model_dump(), bench=bench, out=out, index=index, adapters=adapters,
+                          raft_adapters=raft_adapters or {})
 
     def base_model(self, lang: str) -> str:
         return self.train.base.get(lang) or self.eval.models.get(lang) or self.eval.models.get("*") or default_llm(lang)

@@ -1,7 +1,7 @@
 """`ragkit run`: carry out an experiment (ragkit.experiment.config.ExperimentConfig) step by step in a run directory.
 
     ingest → bench_draft (when the bench is drafted from the corpus) → sft_data → train (one LoRA
-    adapter per language) → eval → report
+    adapter per language) → [raft_data → raft_train, with `raft:`] → eval → report
 
 Layout of runs/<name>-<timestamp>/:
 
@@ -9,6 +9,7 @@ Layout of runs/<name>-<timestamp>/:
     state.json       finished steps with the hash of their inputs
     index/           the ingested corpus           sft/       SFT data (all, and per language)
     adapters/<lang>/ LoRA adapters                 eval/      items.jsonl, report.{json,md}, charts
+    raft/            RAFT data (with `raft:`)      adapters-raft/<lang>/  the raft_rag arm's adapters
 
 A step whose inputs hash the same as when it last finished is skipped; an interrupted step starts
 again (train resumes from its checkpoints, eval reuses finished items). In a sweep's cell,
@@ -33,13 +34,14 @@ from ..hashing import settings_hash
 from ..index import ingest
 from ..lang import detect_language
 from ..progress import NullProgress, Progress
+from ..raft import RAFT_KEY, prompt_settings
 from ..sftdata import qa
 from ..train import export
 from ..train import train as training
 from ..train.data import detect_format, read_records, record_pairs
 from .config import ExperimentConfig
 
-STEPS = ("ingest", "bench_draft", "sft_data", "train", "eval", "report")
+STEPS = ("ingest", "bench_draft", "sft_data", "train", "raft_data", "raft_train", "eval", "report")
 
 
 def _files_fingerprint(paths: list[str]) -> list[tuple[str, int, int]]:
@@ -112,6 +114,8 @@ def split_by_language(data: Path, out_dir: Path, langs: list[str]) -> dict[str, 
         fmt = detect_format(rec)
         pairs = record_pairs(rec, fmt) if fmt else []
         lang = detect_language(pairs[0][0]) if pairs else None
+        if isinstance(rec, dict) and isinstance(rec.get(RAFT_KEY), dict):  # its question's, not its passages'
+            lang = rec[RAFT_KEY].get("lang")
         if lang in sinks:
             sinks[lang].append(json.dumps(rec, ensure_ascii=False) + "\n")
     for lang, lines in sinks.items():
@@ -148,32 +152,45 @@ def step_bench_draft(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dic
     return {"file": str(out), "items": s.items, "by_cell": s.by_cell, "by_lang": s.by_lang}
 
 
-def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress) -> dict:
+def step_sft_data(cfg: ExperimentConfig, run_dir: Path, bench: Path, progress, raft: bool = False) -> dict:
+    """sft/qa.jsonl, or with `raft` raft/raft.jsonl: the same QA pairs as RAFT examples, their
+    prompts shaped by the eval section's answer settings."""
     s = cfg.sft_data
-    out = run_dir / "sft" / "qa.jsonl"
-    summary = qa.build_sft_data(run_dir / "index", out, s.data_config(), fmt=s.format, mix=s.mix,
-                             mix_ratio=s.mix_ratio, exclude_bench=bench if s.exclude_bench else None,
-                             progress=progress)
-    return {"file": str(out), "rows": summary.rows, "kept_by_lang": summary.kept_by_lang}
+    out = run_dir / "raft" / "raft.jsonl" if raft else run_dir / "sft" / "qa.jsonl"
+    summary = qa.build_sft_data(run_dir / "index", out, cfg.raft_data_config() if raft else s.data_config(),
+                                fmt=s.format, mix=s.mix, mix_ratio=s.mix_ratio,
+                                exclude_bench=bench if s.exclude_bench else None, progress=progress,
+                                answer_settings=cfg.answer_settings())
+    return {"file": str(out), "rows": summary.rows, "kept_by_lang": summary.kept_by_lang,
+            **({"raft": summary.raft} if raft else {})}
 
 
-def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress) -> dict:
-    data = run_dir / "sft" / "qa.jsonl"
+def step_train(cfg: ExperimentConfig, run_dir: Path, log, progress, raft: bool = False) -> dict:
+    """One adapter per language on sft/qa.jsonl in adapters/, or with `raft` on raft/raft.jsonl in
+    adapters-raft/ (train.options with raft.train over them)."""
+    data = run_dir / "raft" / "raft.jsonl" if raft else run_dir / "sft" / "qa.jsonl"
+    folder = run_dir / ("adapters-raft" if raft else "adapters")
     per_lang = split_by_language(data, data.parent, cfg.train.languages)
     adapters = {}
     for lang in cfg.train.languages:
         if lang not in per_lang:
-            log(f"train: no {lang} examples in {data.name}; the sft arms skip {lang} items")
+            log(f"train: no {lang} examples in {data.name}; the {'raft_rag arm skips' if raft else 'sft arms skip'} "
+                f"{lang} items")
             continue
-        out = run_dir / "adapters" / lang
-        tc = cfg.train.train_config(str(per_lang[lang]), cfg.base_model(lang), str(out))
+        out = folder / lang
+        if raft:
+            tc = training.TrainConfig(**cfg.raft_train_options().model_dump(), data=str(per_lang[lang]),
+                                      base=cfg.base_model(lang), out=str(out))
+        else:
+            tc = cfg.train.train_config(str(per_lang[lang]), cfg.base_model(lang), str(out))
         if not (out / "train_summary.json").is_file():  # else finished in an interrupted earlier attempt
             tc.resume = out.is_dir() and (out / "checkpoints").is_dir()
-            log(f"train: {lang} adapter on {tc.base} ({'resuming' if tc.resume else 'starting'})")
+            log(f"{'raft_' if raft else ''}train: {lang} adapter on {tc.base} "
+                f"({'resuming' if tc.resume else 'starting'})")
             training.train(tc, progress=progress)
         adapters[lang] = str(out)
         if cfg.train.export_gguf:
-            gguf_file = run_dir / "adapters" / f"{lang}.gguf"
+            gguf_file = folder / f"{lang}.gguf"
             if not gguf_file.is_file():
                 partial = gguf_file.with_name(f"{lang}.partial.gguf")  # never leave a torn adapter behind
                 export.export_gguf_adapter(out, partial)
@@ -261,7 +278,7 @@ def run_experiment(
     adapters: dict[str, str] = {}
     h_train = None
     if cfg.sft_data.enabled:
-        h_sft = settings_hash([h_ingest, cfg.sft_data.model_dump(mode="json"), h_bench if cfg.sft_data.exclude_bench else None,
+        h_sft = settings_hash([h_ingest, cfg.to_dict()["sft_data"], h_bench if cfg.sft_data.exclude_bench else None,
                              _files_fingerprint([cfg.sft_data.mix]) if cfg.sft_data.mix else None])
         step("sft_data", h_sft, lambda: step_sft_data(cfg, run_dir, bench, progress))
         if cfg.train.enabled:
@@ -270,13 +287,24 @@ def run_experiment(
                             clear=run_dir / "adapters")["adapters"]
     status.setdefault("sft_data", "off")
     status.setdefault("train", "off")
+    raft_adapters: dict[str, str] = {}
+    if cfg.raft.enabled and h_train is not None:
+        h_raft_data = settings_hash([h_sft, cfg.raft_data_config().model_dump(mode="json"),
+                                     prompt_settings(cfg.answer_settings())])
+        step("raft_data", h_raft_data, lambda: step_sft_data(cfg, run_dir, bench, progress, raft=True))
+        h_raft = settings_hash([h_raft_data, h_train, cfg.raft.train])
+        raft_adapters = step("raft_train", h_raft, lambda: step_train(cfg, run_dir, log, progress, raft=True),
+                             clear=run_dir / "adapters-raft")["adapters"]
+        h_train = settings_hash([h_train, h_raft])
 
-    ecfg = cfg.eval_config(str(bench), str(run_dir / "eval"), str(run_dir / "index"), adapters)
+    ecfg = cfg.eval_config(str(bench), str(run_dir / "eval"), str(run_dir / "index"), adapters, raft_adapters)
     # h_train: a retrained adapter can land at the same path with the same size in the same second.
     # Without a general bench the hash is what it was before that setting existed (runs stay up to date).
     general = cfg.eval.general_bench
     h_eval = settings_hash([h_ingest, cfg.eval.model_dump(mode="json", exclude=None if general else {"general_bench"}),
                             adapters, [_files_fingerprint([a]) for a in adapters.values()], h_bench, h_train]
+                           + ([raft_adapters, [_files_fingerprint([a]) for a in raft_adapters.values()]]
+                              if raft_adapters else [])
                            + ([_files_fingerprint([general])] if general else []))
     step("eval", h_eval, lambda: {"items": run_eval(ecfg, progress=progress, log=log)["config"]["n_items"]})
 

@@ -50,7 +50,8 @@ from ..eval.arms import arms_where
 from .config import ExperimentConfig, apply_override, read_experiment_file, resolve_paths
 from .steps import run_experiment
 
-STEP_OUTPUTS = {"ingest": "index", "sft_data": "sft", "train": "adapters"}  # shared steps, their folder
+STEP_OUTPUTS = {"ingest": "index", "sft_data": "sft", "train": "adapters",  # shared steps, their folder
+                "raft_data": "raft", "raft_train": "adapters-raft"}
 DONE = "done.json"
 DESIGN = "design.json"  # in the sweep directory; `ragkit report` writes sweep.{md,json,png} beside it
 BASE_ARMS = arms_where(lambda a: a.base_only)  # answers that depend on the base model and eval settings only

@@ -5,7 +5,8 @@ Per cell, from cells/<cell>/: the settings that differ between cells (the keys a
 names, with each cell's value from its config.yaml), domain accuracy per arm with its 95% CI
 (eval/report.json "arms"), retention per arm and forgetting per tuned arm with CIs (report.json
 "retention" and "forgetting", written when the eval had a general bench; absent keys show as –),
-and the train step's wall time and examples (state.json, adapters/<lang>/train_summary.json).
+and the train step's wall time and examples (state.json, adapters/<lang>/train_summary.json; the
+raft_train step's too, adapters-raft/, in an experiment with `raft:`).
 
 Writes sweep.md, sweep.json (this table) and sweep.png into the sweep directory.
 
@@ -52,11 +53,13 @@ def _acc(stats: dict | None) -> dict | None:
     return {"accuracy": stats.get("accuracy"), "ci95": ci, "n": stats.get("n")}
 
 
-def train_info(cell_dir: Path, state: dict) -> dict:
-    t = (state.get("steps") or {}).get("train") or {}
+def train_info(cell_dir: Path, state: dict, step: str = "train", folder: str = "adapters") -> dict:
+    """A training step's wall time, whether it came from the shared cache, and its examples
+    (`step`/`folder`: raft_train / adapters-raft for the raft_rag arm's adapters)."""
+    t = (state.get("steps") or {}).get(step) or {}
     examples = None
     for lang in (t.get("adapters") or {}):
-        s = _read_json(cell_dir / "adapters" / lang / "train_summary.json")
+        s = _read_json(cell_dir / folder / lang / "train_summary.json")
         n = lookup(s or {}, "data.train_examples")
         if n is not None:
             examples = (examples or 0) + n
@@ -85,6 +88,8 @@ def cell_row(root: Path, cell: dict, keys: list[str]) -> dict:
         "forgetting": {a: {k: f.get(k) for k in ("base", "diff", "ci95", "n", "by_category")}
                        for a, f in (report.get("forgetting") or {}).items()},
         "train": train_info(d, state),
+        **({"raft_train": train_info(d, state, "raft_train", "adapters-raft")}
+           if "raft_train" in (state.get("steps") or {}) else {}),
     }
 
 
@@ -126,17 +131,24 @@ def sweep_table(report: dict) -> list[str]:
     arms, ret, forg = (_columns(report, f) for f in ("arms", "retention", "forgetting"))
     head = (["cell", *[k.split(".")[-1] for k in report["varied"]], *[f"{a} % [95% CI]" for a in arms],
              *[f"retention {a} %" for a in ret], *[f"forgetting {a} − {report_base(report, a)} (pts)" for a in forg],
-             "train s", "examples", "status"])
+             "train s", "examples"])
+    raft = any("raft_train" in r for r in report["cells"])
+    head += ["raft train s", "raft examples", "status"] if raft else ["status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report["cells"]:
-        t = r["train"]
-        secs = "–" if t["seconds"] is None else f"{t['seconds']:.0f}" + (" (shared)" if t["cached"] else "")
+        trains = [r["train"], *([r.get("raft_train") or {"seconds": None, "cached": False, "examples": None}]
+                                if raft else [])]
         cells = [r["cell"], *[_value(r["settings"].get(k)) for k in report["varied"]],
                  *[_with_ci(r["arms"].get(a)) for a in arms], *[_with_ci(r["retention"].get(a)) for a in ret],
-                 *[_diff(r["forgetting"].get(a)) for a in forg], secs,
-                 "–" if t["examples"] is None else str(t["examples"]), r["status"]]
+                 *[_diff(r["forgetting"].get(a)) for a in forg],
+                 *[c for t in trains for c in _train_cells(t)], r["status"]]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _train_cells(t: dict) -> list[str]:
+    secs = "–" if t["seconds"] is None else f"{t['seconds']:.0f}" + (" (shared)" if t["cached"] else "")
+    return [secs, "–" if t["examples"] is None else str(t["examples"])]
 
 
 def forgetting_by_category_table(report: dict) -> list[str]:

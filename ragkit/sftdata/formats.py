@@ -8,7 +8,7 @@ Row shapes (one JSON object per line, so `datasets.load_dataset("json", data_fil
     messages  {"id", "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
 
 The instruction is the plain question, never the chunk: the tuned model must learn to answer
-closed-book. `OUT.provenance.jsonl` maps each row id to its chunk, source, character span,
+closed-book (the `raft` recipe's rows hold passages: sftdata/raft.py; `write_rows` writes both). `OUT.provenance.jsonl` maps each row id to its chunk, source, character span,
 language, task and writer; general rows mixed in say which file and line they came from.
 """
 
@@ -161,12 +161,19 @@ def write_outputs(records, out: Path, fmt: str, summary, *, guard=None, mix=None
             summary.notes.append(f"--mix file has {len(general)} rows; repeated to reach ratio {mix_ratio}")
         rows = rows + extra
     random.Random(seed).shuffle(rows)
+    write_rows([(to_record(fmt, rid, q, a), prov) for rid, q, a, prov in rows], out,
+               dataset_info_entry(fmt, out.name), summary)
+
+
+def write_rows(rows: list[tuple[dict, dict]], out: Path, info_entry: dict, summary) -> None:
+    """(record, provenance) rows → OUT, OUT.provenance.jsonl (each written aside and renamed) and
+    this file's entry in dataset_info.json beside OUT; the paths go into `summary.files`."""
     prov_path = out.with_name(out.stem + ".provenance.jsonl")
     tmp, ptmp = out.with_name(out.name + ".tmp"), prov_path.with_name(prov_path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f, ptmp.open("w", encoding="utf-8") as pf:
-        for n, (rid, q, a, prov) in enumerate(rows):
-            f.write(json.dumps(to_record(fmt, rid, q, a), ensure_ascii=False) + "\n")
-            pf.write(json.dumps({"id": rid, "row": n, **prov}, ensure_ascii=False) + "\n")
+        for n, (rec, prov) in enumerate(rows):
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            pf.write(json.dumps({"id": rec["id"], "row": n, **prov}, ensure_ascii=False) + "\n")
     tmp.replace(out)
     ptmp.replace(prov_path)
     info_path = out.parent / "dataset_info.json"
@@ -176,6 +183,6 @@ def write_outputs(records, out: Path, fmt: str, summary, *, guard=None, mix=None
             info = json.loads(info_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             info = {}
-    info[out.stem] = dataset_info_entry(fmt, out.name)
+    info[out.stem] = info_entry
     info_path.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     summary.files = {"data": str(out), "provenance": str(prov_path), "dataset_info": str(info_path)}

@@ -4,7 +4,9 @@ For each chunk: pick answer spans (spans.py), write a question per span with rul
 both (`method`), anchor it to its document, filter it (filters.py), rephrase each kept question
 (paraphrase.py). Every chunk's result is appended to a work file keyed by a hash of the settings,
 so an interrupted run continues where it stopped. `finish` then drops bench look-alikes, adds the
-"explain" and "list" phrasings, mixes in general data and writes the output (formats.py).
+"explain" and "list" phrasings, mixes in general data and writes the output (formats.py); with
+`recipe="raft"` the same pairs become RAFT examples instead, each read from its oracle chunk among
+distractors with the prompt `ask` sends (raft.py, docs/raft.md).
 
     from ragkit.sftdata.qa import SFTDataConfig, build_sft_data
     summary = build_sft_data("idx", "out/sft.jsonl", SFTDataConfig(per_chunk=3, paraphrases=2))
@@ -33,16 +35,19 @@ from ..generate import load_generator
 from ..hashing import settings_hash
 from ..index import Index
 from ..lang import detect_language
+from ..pipeline import AnswerSettings
 from ..progress import NullProgress, Progress
 from ..settings import CommaList, Settings
 from . import filters
 from .formats import FORMATS, write_outputs
 from .paraphrase import ModelWriter, anchor, clean_title, rule_variants, template_question
+from .raft import write_raft_outputs
 from .spans import Span, pick_spans
 
 METHODS = ("hybrid", "template", "model")
 TASKS = ("direct", "explain", "list")
 WORK_VERSION = 2
+RAFT_FIELDS = ("recipe", "distractors", "oracle_share", "negatives", "without_oracle", "quote_chars")
 
 
 class SFTDataConfig(Settings):
@@ -62,6 +67,23 @@ class SFTDataConfig(Settings):
     model_paraphrases: int = Field(default=1, ge=0)  # of the `paraphrases`, at most this many are asked of the model
     limit_chunks: int | None = Field(default=None, ge=1)
     seed: int = 0
+    # recipe raft (sftdata/raft.py): the same QA pairs, each read from its oracle chunk among distractors
+    recipe: Literal["qa", "raft"] = "qa"
+    distractors: int = Field(default=3, ge=0, le=10)  # passages besides the oracle
+    oracle_share: float = Field(default=0.8, ge=0.0, le=1.0)  # examples whose passages hold the oracle
+    negatives: Literal["hard", "random"] = "hard"  # top hits from other sources, or random chunks
+    without_oracle: Literal["answer", "refuse"] = "answer"  # the target when the oracle is left out
+    quote_chars: int = Field(default=160, ge=20)  # longest evidence quote in a target
+
+    def without_raft_defaults(self) -> dict:
+        """The fields as JSON, those of the raft recipe left out where they hold their defaults: the
+        settings of a qa build as they were before the recipe existed (run hashes and resolved
+        experiments made then stay the same)."""
+        d = self.model_dump(mode="json")
+        for f in RAFT_FIELDS:
+            if d[f] == type(self).model_fields[f].default:
+                d.pop(f)
+        return d
 
     @field_validator("tasks")
     @classmethod
@@ -98,6 +120,7 @@ class Summary:
     files: dict[str, str] = field(default_factory=dict)
     work_file: str = ""
     notes: list[str] = field(default_factory=list)
+    raft: dict = field(default_factory=dict)  # recipe raft: examples, with_oracle, distractors by kind, prompt
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -291,11 +314,14 @@ def build_sft_data(
     progress: Progress | None = None,
     generator_factory: Callable[[str], object] | None = None,
     fresh: bool = False,
+    answer_settings: AnswerSettings | None = None,
 ) -> Summary:
     """Generate, filter and write SFT data from an index; returns the summary.
 
     `generator_factory(lang)` returns a ragkit generator for a language (tests pass fakes); by
     default `load_generator(config.model, ...)` with the bundled model for each language.
+    `answer_settings` (recipe raft) shape the prompt as they shape `ask`'s and eval's: k, passages,
+    context_tokens, examples (default: the answer path's defaults).
     """
 
     config = config or SFTDataConfig()
@@ -337,8 +363,12 @@ def build_sft_data(
             progress.advance(1)
     progress.done()
     add_counts(summary, records)
-    write_outputs(records, out, fmt, summary, guard=guard, mix=mix, mix_ratio=mix_ratio,
-                  tasks=config.tasks, seed=config.seed)
+    if config.recipe == "raft":
+        write_raft_outputs(records, out, fmt, summary, index, chunks, config, answer_settings or AnswerSettings(),
+                           guard=guard, mix=mix, mix_ratio=mix_ratio)
+    else:
+        write_outputs(records, out, fmt, summary, guard=guard, mix=mix, mix_ratio=mix_ratio,
+                      tasks=config.tasks, seed=config.seed)
     summary.seconds = round(time.perf_counter() - t0, 2)
     return summary
 

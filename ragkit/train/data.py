@@ -15,6 +15,10 @@ are dropped, because ragkit asks single-turn closed-book questions and the syste
 
 with the prompt tokenised on its own, exactly as the inference backends tokenise it, so the
 tuned model sees the same token sequence at train and at ask time.
+
+A RAFT row (`build-sft-data --recipe raft`: its parts under `ragkit_raft`) is trained on the rag
+prompt `ask` would send for its passages and its quoted-evidence target, rendered here again with
+the base model's tokenizer and `max_len` as the context (ragkit/raft.py: `training_pair`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..generate.prompts import format_prompt, format_target
 from ..hashing import file_hash
 from ..lang import detect_language
 from ..models import BUNDLED, bundled_path, model_info, resolve_llm
+from ..raft import RAFT_KEY, training_pair
 
 IGNORE = -100
 _USER = {"human", "user"}
@@ -42,6 +47,7 @@ class SFTExample:
     answer: str
     lang: str
     where: str  # "file:line" for messages about this example
+    raft: dict | None = None  # a RAFT row's parts (ragkit/raft.py): its prompt holds passages
 
 
 # ---------------------------------------------------------------------------- reading files
@@ -131,6 +137,11 @@ def load_examples(path: str | Path) -> list[SFTExample]:
                 f"{path}:{n} is not an alpaca (instruction/output), sharegpt (conversations) or "
                 f"messages record (it has: {keys})"
             )
+        raft = rec.get(RAFT_KEY)
+        if isinstance(raft, dict) and raft.get("question") and raft.get("answer") and raft.get("passages"):
+            examples.append(SFTExample(raft["question"], raft["answer"], raft.get("lang") or
+                                       detect_language(raft["question"]), f"{path.name}:{n}", raft))
+            continue
         pairs = record_pairs(rec, fmt)
         if not pairs:
             raise DataFormatError(f"{path}:{n} has no user turn followed by an assistant turn")
@@ -197,6 +208,7 @@ class PromptFormat:
     style: str  # "chat" or "fewshot"
     render_chat: Callable[[list[dict]], str] | None = None
     examples: int = 2  # worked examples of the few-shot style
+    max_passages: int | None = None  # the model's passage hint (ModelInfo), as Pipeline reads it (RAFT rows)
 
     def prompt(self, question: str, lang: str) -> str:
         return format_prompt(question, None, self.style, lang, self.render_chat, self.examples)
@@ -263,8 +275,8 @@ def prompt_style_for(base: BaseSpec, tokenizer, override: str | None) -> str:
     return override or getattr(base.info, "prompt_style", None) or ("chat" if has_template else "fewshot")
 
 
-def prompt_format(style: str, tokenizer, examples: int = 2) -> PromptFormat:
-    return PromptFormat(style, chat_renderer(tokenizer) if style == "chat" else None, examples)
+def prompt_format(style: str, tokenizer, examples: int = 2, max_passages: int | None = None) -> PromptFormat:
+    return PromptFormat(style, chat_renderer(tokenizer) if style == "chat" else None, examples, max_passages)
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
@@ -303,9 +315,20 @@ class Encoded:
 def encode_example(
     tokenizer, fmt: PromptFormat, ex: SFTExample, max_len: int, end: list[int] | None = None
 ) -> Encoded | None:
-    """Token ids and labels of one example; None when the prompt leaves no room for the answer."""
-    p = encode_prompt(tokenizer, fmt.prompt(ex.question, ex.lang))
-    t = list(tokenizer(fmt.target(ex.answer), add_special_tokens=False)["input_ids"])
+    """Token ids and labels of one example; None when the prompt leaves no room for the answer.
+
+    A RAFT example's prompt is the rag prompt `ask` sends for its passages, trimmed to `max_len`
+    tokens as the answer path trims to a context (ragkit/raft.py)."""
+    if ex.raft is not None:
+        pair = training_pair(ex.raft, fmt.style, fmt.render_chat, lambda s: len(encode_prompt(tokenizer, s)),
+                             max_len, fmt.max_passages)
+        if pair is None:
+            return None
+        prompt, target = pair
+    else:
+        prompt, target = fmt.prompt(ex.question, ex.lang), fmt.target(ex.answer)
+    p = encode_prompt(tokenizer, prompt)
+    t = list(tokenizer(target, add_special_tokens=False)["input_ids"])
     t += end if end is not None else end_ids(tokenizer, fmt.style)
     if len(p) >= max_len:
         return None

@@ -128,7 +128,7 @@ class LoRARecipe:
         self.progress.message(f"loading {base.spec} ({base.path.name})")
         self.tokenizer = load_tokenizer(base)
         self.style = prompt_style_for(base, self.tokenizer, config.prompt_style)
-        fmt = prompt_format(self.style, self.tokenizer, config.fewshot_examples)
+        fmt = prompt_format(self.style, self.tokenizer, config.fewshot_examples, getattr(base.info, "max_passages", None))
         self.train_items, self.dropped = encode_all(self.tokenizer, fmt, self.train_ex, config.max_len)
         self.eval_items, self.eval_dropped = encode_all(self.tokenizer, fmt, self.eval_ex, config.max_len)
         if not self.train_items:

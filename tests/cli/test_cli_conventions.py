@@ -63,7 +63,7 @@ def test_settings_errors_are_one_sentence_naming_the_option(tmp_path, mini_corpu
     assert r.exit_code == 2 and r.output.strip() == "Error: -k: must be at least 1, got 0"
     r = run("eval", "--bench", bench, "--out", tmp_path / "o", "--arms", "closed_book,nope")
     assert r.exit_code == 2 and r.output.strip() == ("Error: --arms: unknown arm(s) nope; choose from closed_book, "
-                                                     "rag, sft, sft_rag, oracle")
+                                                     "rag, sft, sft_rag, oracle, raft_rag")
     r = run("eval", "--bench", bench, "--out", tmp_path / "o", "-k", "five")
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "'five' is not a valid integer" in r.output
 

@@ -330,3 +330,23 @@ def test_run_full_pipeline_with_training_steps(indexed, tmp_path, mini_corpus, f
     assert r.exit_code == 0, r.output
     assert calls["sft"] == 1 and [c[1] for c in calls["train"][2:]] == [2, 2]
     assert "[sft_data] up to date" in r.output and "[eval] running" in r.output
+
+
+def test_eval_raft_adapter_on_the_cli(indexed, tmp_path, fake_llm):
+    """--raft-adapter LANG=DIR runs the raft_rag arm with that adapter; without it the arm is skipped
+    with the option that runs it."""
+    bench, idx = indexed
+    adapter = tmp_path / "raft-en"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "ragkit_adapter.json").write_text(json.dumps({"base": "fake"}))
+    common = ("--bench", bench, "--index", idx, "--mode", "bm25", "--min-score", "0", "--model", "fake",
+              "--arms", "rag,raft_rag")
+    r = run("eval", *common, "--out", tmp_path / "a", "--raft-adapter", f"en={adapter}", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output[r.output.index("{"):])
+    assert report["arms"]["raft_rag"]["n"] == 2  # the English items: no RAFT adapter for zh
+    assert ("fake", str(adapter)) in fake_llm
+    assert report["config"]["tuned_arms"] == {"raft_rag": {"recipe": "raft", "adapters": {"en": str(adapter)}}}
+    r = run("eval", *common, "--out", tmp_path / "b")
+    assert r.exit_code == 0 and "Skipped raft_rag: no RAFT adapter: pass --raft-adapter DIR" in r.output

@@ -61,7 +61,7 @@ def test_the_four_reported_overrides(tmp_path):
     assert load_experiment(p, ["eval.arms=closed_book,rag"]).eval.arms == ["closed_book", "rag"]
     # ... and a wrong arm is named whole.
     assert one_sentence(check(p, "eval.arms=rag,nope")).endswith(
-        "eval.arms: unknown arm(s) nope; choose from closed_book, rag, sft, sft_rag, oracle")
+        "eval.arms: unknown arm(s) nope; choose from closed_book, rag, sft, sft_rag, oracle, raft_rag")
     # "not e, n": the same for training languages.
     assert load_experiment(p, ["train.languages=en"]).train.languages == ["en"]
     assert one_sentence(check(p, "train.languages=en,fr")).endswith(

@@ -372,3 +372,42 @@ def test_cli_train_merge_export(tiny_base, tmp_path):
     r = runner.invoke(main, ["train", "--data", str(data), "--base", str(tiny_base), "--out", str(tmp_path / "y"),
                              "--rank", "0"])
     assert r.exit_code == 2 and "rank must be >= 1" in r.output
+
+
+def raft_rows(tmp_path, n=16):
+    """RAFT rows (ragkit/sftdata/raft.py) as build-sft-data writes them: the oracle and a distractor."""
+    from ragkit.sftdata.raft import raft_record
+
+    rows = []
+    for i in range(n):
+        meta = {"question": f"What is code E{i:02d}?", "lang": "en", "answer": f"fault {i}", "oracle": f"c{i}",
+                "without_oracle": "answer", "quote_chars": 160, "prompt": {"context_tokens": 0},
+                "passages": [{"chunk_id": f"d{i}", "source": "other.md", "text": f"Code F{i} means a loose fan."},
+                             {"chunk_id": f"c{i}", "source": "codes.md", "text": f"Code E{i:02d} means fault {i}."}]}
+        rows.append(raft_record("alpaca", f"r{i}", meta))
+    return write_jsonl(tmp_path / "raft.jsonl", rows)
+
+
+def test_raft_rows_train_on_the_target_only_and_resume(tiny_base, tmp_path):
+    import math
+
+    from ragkit.raft import training_pair
+
+    data = raft_rows(tmp_path)
+    tok = tiny_tokenizer()
+    ex = sft_data.load_examples(data)
+    assert all(e.raft is not None for e in ex)
+    enc = sft_data.encode_example(tok, sft_data.prompt_format("chat", tok), ex[3], 1024)
+    prompt, target = training_pair(ex[3].raft, "chat", sft_data.chat_renderer(tok),
+                                   lambda s: len(sft_data.encode_prompt(tok, s)), 1024)
+    # the loss covers the target (quote and answer) and the end token, nothing of the passages
+    assert tok.decode([t for t in enc.labels if t != sft_data.IGNORE]) == target + tok.eos_token
+    assert target == 'Evidence [2]: "Code E03 means fault 3." Answer: fault 3'
+    assert tok.decode(enc.input_ids[: enc.n_prompt]) == prompt and "Code F3 means a loose fan." in prompt
+    common = {"epochs": 2, "grad_accum": 2, "save_every": 1, "eval_fraction": 0.0, "max_len": 512}
+    straight = T.train(cfg(tmp_path, tiny_base, data, name="a", **common))
+    assert straight["steps"] == 4 and all(math.isfinite(x) for x in straight["losses"]["step"])
+    with pytest.raises(Stop):
+        T.train(cfg(tmp_path, tiny_base, data, name="b", **common), StopAt(advances=3))
+    resumed = T.train(cfg(tmp_path, tiny_base, data, name="b", resume=True, **common))
+    assert resumed["resumed"] is True and resumed["losses"]["step"] == straight["losses"]["step"]
