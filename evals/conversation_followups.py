@@ -3,12 +3,14 @@
 Sixteen pairs written over data/corpus (8 English, 8 Chinese), each built on a sample-bench item: a
 first turn that names the product, a fixed assistant reply, then a follow-up that leans on it
 ("How much does it weigh?"); its standalone form is the bench question, with the bench's answers.
-Each follow-up is answered three ways through the server's own path (app.answer_job's steps:
-conversation.standalone_question, recent_turns, Pipeline.answer with history):
+Each follow-up is answered through the server's own path (conversation.follow_up, then
+Pipeline.answer, as app.answer_job does):
 
     standalone   the bench question alone (the ceiling)
-    followup     the follow-up with the conversation (what `ragkit serve` does now)
-    bare         the follow-up alone, no history (what the server did before: last message only)
+    followup     the follow-up with the conversation (what `ragkit serve` does now: the rewrite
+                 answered, the earlier turns in the prompt only after a fallback)
+    all_turns    the same, with the earlier turns always in the prompt (what it did before)
+    bare         the follow-up alone, no history (the server of wave 2: last message only)
 
 and scores "an accepted answer appears in the reply" (case and space insensitive), with the
 time each took; `rewrite_ms` is the extra generation a follow-up costs. Each arm's retrieval is
@@ -78,7 +80,7 @@ def main() -> None:
                     help="Also generate the bare arm's answers (else only its retrieval is scored).")
     args = ap.parse_args()
 
-    from ragkit.conversation import recent_turns, standalone_question
+    from ragkit.conversation import follow_up
     from ragkit.generate import Decoding, load_generator
     from ragkit.index import Index
     from ragkit.pipeline import Pipeline
@@ -95,11 +97,12 @@ def main() -> None:
         t0 = time.perf_counter()
         ans = pipe.answer(item["question"])
         row["standalone_reply"], row["standalone_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
-        t0 = time.perf_counter()
-        rw = standalone_question(gen, history, follow)
-        asked, query = rw.ask_and_search(follow)
-        ans = pipe.answer(asked, query=query, history=recent_turns(history, gen.count_tokens))
-        row["followup_reply"], row["followup_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
+        for arm, turns_in_prompt in (("followup", "when_needed"), ("all_turns", "always")):
+            t0 = time.perf_counter()
+            turn = follow_up(gen, history, follow, turns_in_prompt=turns_in_prompt)
+            ans = pipe.answer(turn.question, query=turn.query, history=turn.turns)
+            row[f"{arm}_reply"], row[f"{arm}_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
+        rw = turn.rewrite
         row["rewrite"], row["rewrite_method"], row["rewrite_ms"] = rw.question, rw.method, rw.ms
         gold = {Path(s).name for s in item["sources"]}
         for arm, query in (("standalone", item["question"]), ("followup", rw.question), ("bare", follow)):
@@ -108,27 +111,28 @@ def main() -> None:
             t0 = time.perf_counter()
             ans = pipe.answer(follow)
             row["bare_reply"], row["bare_ms"] = ans.answer, round((time.perf_counter() - t0) * 1000)
-        for arm in ARMS if args.bare_answers else ARMS[:2]:
+        for arm in ARMS if args.bare_answers else ARMS[:3]:
             row[f"{arm}_correct"] = correct(row[f"{arm}_reply"], item["answers"])
         rows.append(row)
         print(json.dumps({k: row.get(k) for k in ("id", "rewrite", "rewrite_method", "standalone_correct",
-                                                   "followup_correct", "bare_retrieved_gold", "followup_retrieved_gold",
+                                                   "followup_correct", "all_turns_correct", "bare_retrieved_gold", "followup_retrieved_gold",
                                                    "rewrite_ms", "followup_ms", "standalone_ms")},
                          ensure_ascii=False), flush=True)
         partial(args, gen, rows)
     partial(args, gen, rows)
 
 
-ARMS = ("standalone", "followup", "bare")
+ARMS = ("standalone", "followup", "all_turns", "bare")
+RETRIEVED = ("standalone", "followup", "bare")  # all_turns searches as followup does
 
 
 def partial(args, gen, rows) -> None:
     """The summary of the rows so far, written after each pair (a slow run can be stopped and still report)."""
-    answered = ARMS if args.bare_answers else ARMS[:2]
+    answered = ARMS if args.bare_answers else ARMS[:3]
     summary = {
         "model": gen.model, "pairs": len(rows), "max_tokens": args.max_tokens,
         "correct": {arm: sum(r[f"{arm}_correct"] for r in rows) for arm in answered},
-        "gold_source_retrieved": {arm: sum(r[f"{arm}_retrieved_gold"] for r in rows) for arm in ARMS},
+        "gold_source_retrieved": {arm: sum(r[f"{arm}_retrieved_gold"] for r in rows) for arm in RETRIEVED},
         "median_ms": {arm: statistics.median(r[f"{arm}_ms"] for r in rows) for arm in answered},
         "median_rewrite_ms": statistics.median(r["rewrite_ms"] for r in rows),
         "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "model", "fallback")},

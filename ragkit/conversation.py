@@ -15,7 +15,14 @@
 `recent_turns` keeps the latest user/assistant turns within `HISTORY_TOKENS` prompt tokens (the
 oldest go first); Pipeline.answer puts them before the question (prompts.with_conversation),
 and a system message goes in as an instruction after the grounding rules, never instead of them.
-The measurement: evals/conversation_followups.py, results in evals/results/serve/.
+
+`follow_up` decides what one turn of a conversation asks, searches and shows, for the server and
+the measurement alike. The earlier turns go into the answer's prompt only where the question
+still leans on them: a follow-up whose rewrite fell back, and a closed-book conversation. Beside a
+standalone rewrite they misled qwen2.5-coder-1.5b: with the rewrite and the gold passage in hand,
+it answered the previous turn's subject (a "5,000 mL" water tank, the M5's area for the M3).
+The measurement, both ways in one run: evals/conversation_followups.py, results in
+evals/results/serve/conversation.json.
 """
 
 from __future__ import annotations
@@ -75,6 +82,32 @@ class Rewrite:
         if self.method == "fallback":
             return asked, self.question
         return self.question, None
+
+
+@dataclass
+class FollowUp:
+    """One conversation turn, ready for Pipeline.answer(question, query=query, history=turns)."""
+
+    question: str  # what the model answers
+    query: str | None  # what retrieval searches with instead, or None: the question
+    turns: list[dict] | None  # the earlier turns the prompt keeps, or None
+    rewrite: Rewrite | None  # None: no rewrite was tried (no history, or closed book)
+
+
+def follow_up(gen: Generator, history: list[dict], asked: str, *, closed_book: bool = False,
+              cancel: threading.Event | None = None, turns_in_prompt: str = "when_needed") -> FollowUp:
+    """What to answer, search and show for `asked` after `history` (see the module docstring).
+    `turns_in_prompt`: "when_needed" (the default: after a fallback, and closed book) or
+    "always" (the measurement's other arm)."""
+    if not history:
+        return FollowUp(asked, None, None, None)
+    turns = recent_turns(history, gen.count_tokens) or None
+    if closed_book:
+        return FollowUp(asked, None, turns, None)
+    rewrite = standalone_question(gen, history, asked, cancel=cancel)
+    question, query = rewrite.ask_and_search(asked)
+    keep = turns_in_prompt == "always" or rewrite.method in ("fallback", "none")
+    return FollowUp(question, query, turns if keep else None, rewrite)
 
 
 def needs_context(question: str) -> bool:

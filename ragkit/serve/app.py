@@ -34,7 +34,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..conversation import recent_turns, standalone_question
+from ..conversation import follow_up
 from ..errors import BackendError, RagkitError
 from ..generate.base import Decoding, GenerationCancelled, Generator
 from ..index import IngestConfig
@@ -398,15 +398,11 @@ def answer_job(pipe: Pipeline, req: oa.ChatRequest, cancel: threading.Event):
 
     def run(on_token=None):
         queue_ms = round((time.perf_counter() - t_submit) * 1000, 2)
-        question, query, rewrite, turns = req.question, None, None, None
-        if req.history and not req.closed_book:
-            rewrite = standalone_question(pipe.generator, req.history, req.question, cancel=cancel)
-            question, query = rewrite.ask_and_search(req.question)
-        if req.history:
-            turns = recent_turns(req.history, pipe.generator.count_tokens)
-        ans = pipe.answer(question, closed_book=req.closed_book, on_token=on_token, history=turns,
-                          instructions=req.instructions, query=query, **cancel_kw(cancel, pipe.generator))
+        turn = follow_up(pipe.generator, req.history, req.question, closed_book=req.closed_book, cancel=cancel)
+        ans = pipe.answer(turn.question, closed_book=req.closed_book, on_token=on_token, history=turn.turns,
+                          instructions=req.instructions, query=turn.query, **cancel_kw(cancel, pipe.generator))
         ans.timings["queue_ms"] = queue_ms
+        rewrite = turn.rewrite
         if rewrite is not None:
             ans.timings["rewrite_ms"] = rewrite.ms
             ans.rewrite = {"question": rewrite.question, "method": rewrite.method}

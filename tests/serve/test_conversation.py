@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from ragkit.conversation import needs_context, recent_turns, standalone_question
+from ragkit.conversation import FollowUp, follow_up, needs_context, recent_turns, standalone_question
 from ragkit.generate.prompts import with_conversation
 
 from .conftest import FakeGenerator
@@ -77,8 +77,8 @@ def test_a_follow_up_is_answered_from_the_conversation(serve):
     assert body["rewrite"] == {"question": "What is the flight time of the Falcon X2?", "method": "model"}
     assert "38 minutes" in body["sources"][0]["text"] and body["timings"]["rewrite_ms"] >= 0
     answer_prompt = gen.prompts[-1]
-    assert "A drone with a 24-month warranty." in answer_prompt  # the earlier turn, its marker stripped
-    assert answer_prompt.index("Answer in one sentence.") < answer_prompt.index("A drone with")
+    # the standalone rewrite carries the conversation: the earlier turns stay out of the prompt
+    assert "A drone with a 24-month warranty" not in answer_prompt and "Question: What is the flight time" in answer_prompt
     assert answer_prompt.index("only the numbered context passages") < answer_prompt.index("Answer in one sentence.")
     # the same follow-up with no history retrieves on its own words and gets no rewrite
     r = httpx.post(f"{srv.url}/v1/chat/completions", timeout=20,
@@ -107,6 +107,21 @@ def test_a_fallback_is_searched_with_but_the_follow_up_is_what_is_answered(serve
     answer_prompt = gen.prompts[-1]
     assert answer_prompt.rstrip().endswith("How long can it fly?") or "Question: How long can it fly?" in answer_prompt
     assert "Question: What is the Falcon X2? How long can it fly?" not in answer_prompt
+    # the follow-up still leans on the conversation: the earlier turns are in the prompt, markers stripped
+    assert "Earlier in this conversation:" in answer_prompt and "A drone with a 24-month warranty." in answer_prompt
+
+
+def test_follow_up_keeps_the_turns_only_where_the_question_leans_on_them():
+    gen = ChatFake(reply=replies)
+    turn = follow_up(gen, HISTORY, "How long can it fly?")
+    assert (turn.question, turn.query, turn.turns) == ("What is the flight time of the Falcon X2?", None, None)
+    assert follow_up(gen, HISTORY, "How long can it fly?", turns_in_prompt="always").turns[0] == HISTORY[0]
+    closed = follow_up(gen, HISTORY, "How long can it fly?", closed_book=True)
+    assert closed.rewrite is None and closed.question == "How long can it fly?" and len(closed.turns) == 2
+    assert follow_up(gen, [], "How long can it fly?") == FollowUp("How long can it fly?", None, None, None)
+    gen.reply = "I don't know"
+    fell_back = follow_up(gen, HISTORY, "How long can it fly?")
+    assert fell_back.query == "What is the Falcon X2? How long can it fly?" and len(fell_back.turns) == 2
 
 
 def test_short_questions_that_name_nothing_lean_on_the_conversation():
