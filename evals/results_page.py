@@ -33,14 +33,17 @@ SOURCES = {
                   "ragkit run pipelines/sft-sweep.yaml && ragkit report runs/sft-sweep"),
     "scale": ("ingest, query and one-file-change cost from 10k to 1M chunks, FAISS and Milvus",
               "python evals/perf/scale.py; python evals/perf/one_file_change.py"),
-    "serve": ("ragkit serve under load against the Pipeline and llama.cpp's own server",
-              "python evals/perf/serve_load.py"),
+    "serve": ("ragkit serve under load against the Pipeline (with uploads beside the questions), and "
+              "follow-up questions in a conversation against the same questions asked standalone",
+              "python evals/perf/serve_load.py --mixed ...; python evals/conversation_followups.py ..."),
     "answer-settings": ("the answer path's settings side by side: whole chunks at k=3 against evidence selection "
                         "(200 tokens of k=5) with reasoning on auto; accuracy, prompt tokens, first-token time",
                         "python evals/answer_settings.py ...; python evals/perf/answer_speed.py --save; "
                         "python evals/evidence_coverage.py ..."),
-    "bench-draft": ("a bench drafted from data/corpus, and its hand readings (README.md there)",
-                    "ragkit bench draft --index IDX --out evals/results/bench-draft/draft-rules.jsonl --writer rules"),
+    "bench-draft": ("benches drafted from data/corpus, their hand readings, and the ranking of six systems on "
+                    "the drafted bench against the hand-written one (README.md there)",
+                    "ragkit bench draft --index IDX --out evals/results/bench-draft/draft-model-2.jsonl -n 150; "
+                    "python evals/bench_agreement.py ..."),
     "embedders": ("all-MiniLM-L6-v2 against multilingual-e5-small: recall per bench and language, the two "
                   "e5 routes, ingest speed (docs/embedders.md)",
                   "python evals/embedder_recall.py ...; python evals/perf/e5_routes.py; python evals/perf/ingest_speed.py "
