@@ -195,14 +195,14 @@ def same_subject(a: Fact, b: Fact) -> bool:
     return subject_codes(a) == subject_codes(b)
 
 
-def content_words(text: str) -> set[str]:
+def topic_words(text: str) -> set[str]:
     """The words of a statement that say what it is about (numbers and one-letter words out)."""
 
     return {w for w in tokenize_for_search(text) if not re.fullmatch(r"[\d.,]+", w) and (len(w) > 1 or not w.isascii())}
 
 
 def word_jaccard(a: str, b: str) -> float:
-    wa, wb = content_words(a), content_words(b)
+    wa, wb = topic_words(a), topic_words(b)
     return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
 
 

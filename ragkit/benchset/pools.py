@@ -96,12 +96,16 @@ _AMOUNT = re.compile(r"\d[\d,]*(?:\.\d+)?")
 # a quantity with its unit (or a phone number) at the start of a longer answer
 _LEADING = re.compile(r"^(?:about |approximately |around |约\s*|大约\s*)?(\d[\d,.]*\s*(?:[A-Za-z%°]+|[\u4e00-\u9fff]{1,2})"
                       r"|\d{3,}(?:-\d{3,}){1,3})(?=[\s，,;；(（]|$)")
+_ALTERNATIVES = re.compile(r"\s+/\s+")
+_CLAUSE = re.compile(r"[；;，]|: |：")  # not "," alone ("1,299") nor ":" alone ("9:00")
 _ROUGHLY = re.compile(r"^(?:about|approximately|approx\.|around|roughly|约|大约)\s*", re.IGNORECASE)
 
 
 def answer_forms(answer: str) -> list[str]:
     """The answer and the forms a correct reply may take: without "about"/"约"; the quantity a longer
-    answer starts with ("7.5 Ah lithium-ion" → "7.5 Ah"); an amount of money also as the bare
+    answer starts with ("7.5 Ah lithium-ion" → "7.5 Ah"); either side of "A / B"; the first clause of
+    a whole cell or spec line ("rain pause: rain sensor wet for 3 minutes" → "rain pause",
+    "将机器移回平缓区域；超过坡度上限的区域请设为禁区" → its first half); an amount of money also as the bare
     number ("USD 70" → "70", as the hand-written bench writes prices) and without ".00" cents
     ("1,899.00" → "1,899"); each without thousands separators and without the space between number
     and unit."""
@@ -112,6 +116,11 @@ def answer_forms(answer: str) -> list[str]:
     lead = _LEADING.match(base[-1])  # "7.5 Ah lithium-ion", "about 150 minutes on Quiet mode"
     if lead and len(lead[1]) < len(base[-1].strip()):
         base.append(lead[1])
+    parts = [p.strip() for p in _ALTERNATIVES.split(base[0])]  # "USD 1,299 / CNY 8,999": either
+    if len(parts) > 1:
+        base += [p for p in parts if p]
+    elif len(lead_clause := _CLAUSE.split(base[0], 1)[0].strip()) >= 2 and lead_clause != base[0]:
+        base.append(lead_clause)  # a whole table cell or spec line: its first clause is the answer
     amount = _CURRENCY.sub("", base[0]).strip()
     if amount != base[0] and _AMOUNT.fullmatch(amount):
         base.append(amount)

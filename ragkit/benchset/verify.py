@@ -7,7 +7,11 @@
     contains_answer  the question gives its answer away (for a conflict: any document's value; for a
                      computation: every operand, "extended from 12 to 18 months: by how much?")
     needs_context    the question points at a passage the reader does not have ("this table")
+    garbled          an English question with its asking words where the answer was cut out of a
+                     noun phrase ("The Dock Pro's how many L dust bag lasts about 60 days?")
     length           question or answer too short or too long (ragkit.sftdata.filters.LIMITS)
+    ambiguous        a question about a table cell that names its row only by words another row of the
+                     table shares ("the blade kit" beside two blade-kit rows)
     inconsistent     a model question asking for another kind of thing than the answer, or about
                      words none of the cited chunks use; a logic item's question that asks for no
                      difference or change ("What is the maximum slope?" for the 5% between two
@@ -24,10 +28,12 @@ from __future__ import annotations
 import re
 
 from ..eval.metrics import contains_answer
+from ..lang import tokenize_for_search
 from ..sftdata import filters
 from .pools import Candidate, recompute
 
-REASONS = ("no_question", "unsupported", "contains_answer", "needs_context", "length", "inconsistent",
+REASONS = ("no_question", "unsupported", "contains_answer", "needs_context", "garbled", "ambiguous", "length",
+           "inconsistent",
            "duplicate", "near_duplicate", "closed_book")
 
 
@@ -51,6 +57,10 @@ def check(question: str, c: Candidate, writer: str, seen: filters.NearDupIndex) 
         return "contains_answer"  # it states every operand: nothing is left to find in the documents
     if filters.needs_context(question, c.lang):
         return "needs_context"
+    if c.lang == "en" and _GARBLED.search(question):
+        return "garbled"
+    if any(names_shared_row(question, f) for f in c.facts):
+        return "ambiguous"
     if not filters.length_ok(question, c.answer, c.lang):
         return "length"
     text = "\n".join(dict.fromkeys(f.chunk_text for f in c.facts))
@@ -62,6 +72,34 @@ def check(question: str, c: Candidate, writer: str, seen: filters.NearDupIndex) 
     hit = seen.match(filters.strip_anchor(question))
     return hit[0] if hit else None
 
+
+def table_rows(text: str) -> list[str]:
+    """The lines of a table in `text` (markdown, or a converted table's 'a | b' lines), header and
+    separator lines excepted."""
+    return [line for line in text.splitlines() if line.count("|") >= 1 and not set(line) <= set("|-: ")]
+
+
+def names_shared_row(question: str, f) -> bool:
+    """A question about the table cell `f` whose words from `f`'s row all stand in another row too
+    ("What is the price of the blade kit?" for "Blade kit, 9 blades | M3 | 24.99" beside "Blade kit,
+    12 blades | M5 | 29.99"): the reader cannot tell which row is asked about."""
+    row = f.meta.get("row")
+    if not row:
+        return False
+    lines = table_rows(f.chunk_text)
+    own = next((line for line in lines if row in line), None)
+    if own is None:
+        return False
+    named = words(filters.strip_anchor(question)) & words(own)  # numbers count: "9 blades" vs "12 blades"
+    return bool(named) and any(named <= words(line) for line in lines if line != own)
+
+
+def words(text: str) -> set[str]:
+    return set(tokenize_for_search(text))
+
+
+# an article or a possessive right before the asking words: the answer was cut out of a noun phrase
+_GARBLED = re.compile(r"(?:\b(?:the|a|an)|'s)\s+(?:how (?:many|much|long)|what)\b", re.IGNORECASE)
 
 _COMPUTATION = {
     "en": re.compile(r"\bby how (?:much|many)\b|\bhow (?:much|many) (?:more|less|fewer|longer|shorter|higher|lower|"

@@ -68,7 +68,8 @@ def rule_question(c: Candidate) -> str | None:
         if c.lang == "zh":
             q = f"{row_a}的{col}比{row_b}多多少？"
         else:
-            q = f"By how much does the {col[0].lower() + col[1:] if col[1:].islower() else col} of {row_a} exceed that of {row_b}?"
+            # the column named as a column: a header is not always a noun ("Replace", "Clean")
+            q = f'In the "{col}" column, by how much does {row_a} exceed {row_b}?'
         return anchor(q, f.title, c.lang)
     if c.cell == "logic/simple" and c.compute and c.compute.get("change"):
         # the sentence states both values; the question asks for the size of the change

@@ -76,7 +76,8 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 # ------------------------------------------------------------------------------------------ filters
-def _content_words(text: str) -> set[str]:
+def content_words(text: str) -> set[str]:
+    """The words of `text` that carry meaning (jieba words for Chinese, no one-letter ASCII words)."""
     return {w for w in tokenize_for_search(text) if len(w) > 1 or not w.isascii()}
 
 
@@ -84,8 +85,8 @@ def supported(answer: str, source: str) -> bool:
     """The answer appears in the source chunk: verbatim after normalising, else ≥ 80% of its words."""
     if _squash(answer) and _squash(answer) in _squash(source):
         return True
-    words = _content_words(answer)
-    return bool(words) and len(words & _content_words(source)) / len(words) >= 0.8
+    words = content_words(answer)
+    return bool(words) and len(words & content_words(source)) / len(words) >= 0.8
 
 
 def _answer_parts(answer: str) -> list[str]:
@@ -189,10 +190,10 @@ def inconsistent(question: str, kind: str, source: str, lang: str, answer: str =
             if kind not in kinds:
                 return True
             break
-    words = _content_words(core) - _QUESTION_WORDS
+    words = content_words(core) - _QUESTION_WORDS
     if not words:
         return True
-    return len(words & _content_words(source)) / len(words) < 0.6
+    return len(words & content_words(source)) / len(words) < 0.6
 
 
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "much", "many", "long", "often", "does", "did", "do", "is", "are", "was", "were", "can", "could", "should", "would", "will", "must", "high", "large", "什么", "哪个", "哪些", "哪一", "多少", "几", "谁", "何时", "怎么", "如何", "是否", "吗", "呢", "请问"}

@@ -162,6 +162,36 @@ def test_an_answer_not_in_its_chunk_is_dropped():
     assert check("By how much does the Falcon X2 flight time exceed 30 minutes?", ok, "model", seen) == "inconsistent"
 
 
+def test_a_garbled_or_ambiguous_question_is_dropped():
+    # hand reading 4: a wh-word where the answer was cut out of a noun phrase, and a table row named
+    # by words another row shares
+    seen = NearDupIndex()
+    text = "Only with the Dock Pro. The Dock Pro's 3 L dust bag lasts about 60 days."
+    bag = Candidate("knowledge/easy", "en", [fact("3 L", text)], "3 L")
+    assert check("The Dock Pro's how many L dust bag lasts about 60 days?", bag, "rules", seen) == "garbled"
+    assert check("How big is the Dock Pro's dust bag?", bag, "model", seen) is None
+    table = ("| Product | Fits | Price (USD) |\n|---|---|---|\n| Blade kit, 9 blades | M3 | 24.99 |\n"
+             "| Blade kit, 12 blades | M5 | 29.99 |\n| Rear wheel pair | M3 | 39.99 |")
+    cell = fact("24.99", table, kind="cell")
+    cell.meta = {"row": "Blade kit, 9 blades", "col": "Price (USD)"}
+    kit = Candidate("knowledge/medium", "en", [cell], "24.99")
+    assert check("What is the price of the blade kit?", kit, "model", seen) == "ambiguous"
+    assert check("What is the price of the M3 blade kit?", kit, "model", seen) is None
+    assert check("What is the price of the Blade kit, 9 blades?", kit, "rules", seen) is None
+
+
+def test_a_rule_question_names_a_column_as_a_column():
+    from ragkit.benchset.writing import rule_question
+
+    table = "| Part | Clean | Replace |\n|---|---|---|\n| Main roller brush | weekly | every 12 months |\n| Side brush | weekly | every 6 months |"
+    a, b = fact("every 12 months", table, kind="cell"), fact("every 6 months", table, kind="cell")
+    a.meta, b.meta = {"row": "Main roller brush", "col": "Replace"}, {"row": "Side brush", "col": "Replace"}
+    c = Candidate("logic/simple", "en", [a, b], "6 months",
+                  compute={"op": "difference", "operands": ["12 months", "6 months"], "result": 6.0, "table": True})
+    assert rule_question(c) == ('According to "Falcon X2 Manual", in the "Replace" column, '
+                                'by how much does Main roller brush exceed Side brush?')
+
+
 def test_a_question_containing_its_answer_is_dropped(index, tmp_path):
     text = "The Falcon X2 flies for 38 minutes per charge."
     c = Candidate("knowledge/easy", "en", [fact("38 minutes", text)], "38 minutes")
@@ -291,3 +321,9 @@ def test_answer_forms_accept_what_a_correct_reply_writes():
     assert "7.5 Ah" in answer_forms("7.5 Ah lithium-ion") and "150 minutes" in answer_forms("about 150 minutes on Quiet mode")
     assert "400-820-1616" in answer_forms("400-820-1616，每天 9:00–21:00")
     assert "220" not in answer_forms("220 V~ 50 Hz")  # never a number without its unit
+    # a whole table cell or spec line: either alternative, or its first clause (hand reading 4)
+    assert {"USD 1,299", "CNY 8,999", "USD 1299"} <= set(answer_forms("USD 1,299 / CNY 8,999"))
+    assert "rain pause" in answer_forms("rain pause: rain sensor wet for 3 minutes")
+    assert "将机器移回平缓区域" in answer_forms("将机器移回平缓区域；超过坡度上限的区域请设为禁区")
+    assert "抬起 2 秒内刀盘停转" in answer_forms("抬起 2 秒内刀盘停转，支持 PIN 码防盗")
+    assert answer_forms("9:00–21:00") == ["9:00–21:00"]
