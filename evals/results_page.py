@@ -37,7 +37,8 @@ SOURCES = {
               "follow-up questions in a conversation against the same questions asked standalone",
               "python evals/perf/serve_load.py --mixed ...; python evals/conversation_followups.py ..."),
     "answer-settings": ("the answer path's settings side by side: whole chunks at k=3 against evidence selection "
-                        "(200 tokens of k=5) with reasoning on auto; accuracy, prompt tokens, first-token time",
+                        "(200 tokens of k=5) with reasoning on auto, and 200 against 300 tokens (sample300); "
+                        "accuracy, prompt tokens, first-token time",
                         "python evals/answer_settings.py ...; python evals/perf/answer_speed.py --save; "
                         "python evals/evidence_coverage.py ..."),
     "bench-draft": ("benches drafted from data/corpus, their hand readings, and the ranking of six systems on "
