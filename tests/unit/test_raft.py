@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from sft_helpers import tiny_tokenizer
+from step_fakes import StepFakes
 
 from ragkit import raft as R
 from ragkit.generate.base import Decoding
@@ -382,20 +383,12 @@ def test_raft_rag_needs_raft_training_and_bad_raft_options_are_named(tmp_path):
         ExperimentConfig.check({**base, "raft": {"enabled": True, "train": {"max_lenn": 5}}})
 
 
-class RaftFakeSteps:
+class RaftFakeSteps(StepFakes):
     """Counting stand-ins for the expensive steps, raft ones included."""
 
     def __init__(self):
         self.calls: dict[str, int] = {}
 
-    def install(self, monkeypatch):
-        from ragkit.experiment import steps
-
-        monkeypatch.setattr(steps, "step_ingest", self.ingest)
-        monkeypatch.setattr(steps, "step_sft_data", self.sft_data)
-        monkeypatch.setattr(steps, "step_train", self.train)
-        monkeypatch.setattr(steps, "run_eval", self.eval)
-        return self
 
     def count(self, name):
         self.calls[name] = self.calls.get(name, 0) + 1

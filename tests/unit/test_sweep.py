@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from step_fakes import StepFakes
 
 from ragkit.cli import main
 from ragkit.errors import UsageError
@@ -49,7 +50,7 @@ def sweep_file(tmp_path: Path, **block) -> Path:
     return p
 
 
-class FakeSteps:
+class FakeSteps(StepFakes):
     """Stand-ins for the four expensive steps that count their calls and write what the next step reads."""
 
     def __init__(self, retention: bool = True):
@@ -59,12 +60,6 @@ class FakeSteps:
         self.retention = retention
         self.found_rows: dict[str, Counter] = {}  # cell -> rows per arm already in eval/items.jsonl
 
-    def install(self, monkeypatch):
-        monkeypatch.setattr(steps, "step_ingest", self.ingest)
-        monkeypatch.setattr(steps, "step_sft_data", self.sft_data)
-        monkeypatch.setattr(steps, "step_train", self.train)
-        monkeypatch.setattr(steps, "run_eval", self.eval)
-        return self
 
     def ingest(self, cfg, run_dir, progress):
         self.calls["ingest"] += 1
