@@ -11,7 +11,8 @@ written. Each kind follows the definition in the bench format's docs (docs/bench
                        table column (or two quantities with one unit in one chunk); recorded in notes
     logic/complex      facts from two documents combined: how much a value changed between an older
                        and a newer document
-    common             a fact stated alike in two or more documents (FAQ-like)
+    common             a fact stated alike in two or more documents (FAQ-like), unless a document
+                       changes that value ("reduced from 75 to 65 minutes": 75 is outdated)
 
 A fact that takes part in a conflict is never an easy, medium or common item: its gold would
 depend on which document the reader trusts.
@@ -176,8 +177,11 @@ def build_pools(facts: list[Fact], chunks_by_source: dict[str, list], texts: dic
         if f.kind == "cell":
             columns.setdefault((f.chunk_id, f.unit_index), set()).add(f.meta.get("col", ""))
     ambiguous = repeated_keys(facts)
+    changes = stated_changes(facts, answer_docs)
+    changed = superseded_by_changes(facts, changes)  # a value some document changes: outdated
+    old_sides = {id(c.facts[1]) for c in changes if c.cell == "logic/simple"}  # "from [75 minutes] to 65"
     for i, f in enumerate(facts):
-        if i in in_conflict or i in ambiguous:
+        if i in in_conflict or i in ambiguous or id(f) in old_sides:
             continue
         once = len(answer_docs[(f.lang, answer_key(f.answer))]) == 1
         if f.kind == "cell" and f.split_header:
@@ -198,16 +202,18 @@ def build_pools(facts: list[Fact], chunks_by_source: dict[str, list], texts: dic
                     and answer_key(facts[j].answer) == answer_key(f.answer) and same_subject(f, facts[j])]
             group = [f, *{g.source: g for g in same}.values()]
             key = frozenset(g.key for g in group)
-            if len(group) >= 2 and key not in seen_recurring:
+            # outdated: the group holds a change's old value, or a document changes this value
+            # for the same product (a fact that names no product is not matched by value alone)
+            outdated = any(id(g) in old_sides for g in group) or (i in changed and subject_codes(f))
+            if len(group) >= 2 and key not in seen_recurring and not outdated:
                 seen_recurring.add(key)
                 add(Candidate("common", f.lang, group, f.answer,
                               f"stated in {len(group)} documents: " + ", ".join(g.source for g in group)))
     for c in within_chunk_differences(facts, in_conflict):
         add(c)
-    changes = stated_changes(facts, answer_docs)
     for c in changes:
         add(c)
-    superseded = set(in_conflict) | superseded_by_changes(facts, changes)
+    superseded = set(in_conflict) | changed
     for c in cross_document_comparisons(facts, stmts, superseded):
         add(c)
     return pools

@@ -327,3 +327,26 @@ def test_answer_forms_accept_what_a_correct_reply_writes():
     assert "将机器移回平缓区域" in answer_forms("将机器移回平缓区域；超过坡度上限的区域请设为禁区")
     assert "抬起 2 秒内刀盘停转" in answer_forms("抬起 2 秒内刀盘停转，支持 PIN 码防盗")
     assert answer_forms("9:00–21:00") == ["9:00–21:00"]
+
+
+def test_a_value_a_document_changes_is_no_common_item():
+    # hand reading 5: "75 minutes" stated in two documents while a newer one reduces it to 65
+    from ragkit.benchset.draft import doc_titles
+    from ragkit.benchset.facts import extract_facts
+    from ragkit.benchset.pools import build_pools
+    from ragkit.types import Chunk
+
+    docs = {
+        "x2-manual.md": "# Falcon X2 Manual\n\nThe Falcon X2 recharges in about 75 minutes. The Falcon X2 weighs 895 g.",
+        "x2-notes-1.md": "# Falcon X2 Notes 1.0\n\nThe Falcon X2 recharges in about 75 minutes. The Falcon X2 weighs 895 g.",
+        "x2-notes-2.md": "# Falcon X2 Notes 2.0\n\nA new charger reduces the recharge time of the Falcon X2 "
+                         "from about 75 minutes to about 65 minutes.",
+    }
+    chunks = [Chunk(f"{s}#0", s, t, 0, len(t)) for s, t in docs.items()]
+    facts = extract_facts(chunks, doc_titles(chunks))
+    pools = build_pools(facts, {c.source: [c] for c in chunks}, docs)
+    common = [c.answer for c in pools["common"].get("en", [])]
+    assert "895 g" in common and not any("75 minutes" in a for a in common)
+    assert any(c.answer == "10 minutes" for c in pools["logic/simple"]["en"])  # the change itself
+    assert not any("75 minutes" in c.answer for cell in ("knowledge/easy", "knowledge/medium")
+                   for c in pools[cell].get("en", []) if c.sources == ["x2-notes-2.md"])
