@@ -10,6 +10,8 @@
     garbled          an English question with its asking words where the answer was cut out of a
                      noun phrase ("The Dock Pro's how many L dust bag lasts about 60 days?")
     length           question or answer too short or too long (ragkit.sftdata.filters.LIMITS)
+    two_asked        a question asking for two values joined by and/or ("低于多少度或高于多少度"): the
+                     gold is one value
     ambiguous        a question about a table cell that names its row only by words another row of the
                      table shares ("the blade kit" beside two blade-kit rows)
     inconsistent     a model question asking for another kind of thing than the answer, or about
@@ -32,7 +34,7 @@ from ..lang import tokenize_for_search
 from ..sftdata import filters
 from .pools import Candidate, recompute
 
-REASONS = ("no_question", "unsupported", "contains_answer", "needs_context", "garbled", "ambiguous", "length",
+REASONS = ("no_question", "unsupported", "contains_answer", "needs_context", "garbled", "two_asked", "ambiguous", "length",
            "inconsistent",
            "duplicate", "near_duplicate", "closed_book")
 
@@ -59,6 +61,8 @@ def check(question: str, c: Candidate, writer: str, seen: filters.NearDupIndex) 
         return "needs_context"
     if c.lang == "en" and _GARBLED.search(question):
         return "garbled"
+    if _TWO_ASKED[c.lang].search(filters.strip_anchor(question)):
+        return "two_asked"
     if any(names_shared_row(question, f) for f in c.facts):
         return "ambiguous"
     if not filters.length_ok(question, c.answer, c.lang):
@@ -97,6 +101,13 @@ def names_shared_row(question: str, f) -> bool:
 def words(text: str) -> set[str]:
     return set(tokenize_for_search(text))
 
+
+# two asking words joined by and/or: two values asked for ("低于多少度或高于多少度", "how many … and how many")
+_TWO_ASKED = {
+    "en": re.compile(r"\b(?:how (?:many|much|long)|what)\b[^?]*\b(?:and|or)\b[^?]*\b(?:how (?:many|much|long)|what)\b",
+                     re.IGNORECASE),
+    "zh": re.compile(r"(?:多少|几)[^，。？?]*?(?:或|和|及|还是)[^，。？?]*?(?:多少|几)"),
+}
 
 # an article or a possessive right before the asking words: the answer was cut out of a noun phrase
 _GARBLED = re.compile(r"(?:\b(?:the|a|an)|'s)\s+(?:how (?:many|much|long)|what)\b", re.IGNORECASE)

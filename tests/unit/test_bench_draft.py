@@ -178,6 +178,13 @@ def test_a_garbled_or_ambiguous_question_is_dropped():
     assert check("What is the price of the blade kit?", kit, "model", seen) == "ambiguous"
     assert check("What is the price of the M3 blade kit?", kit, "model", seen) is None
     assert check("What is the price of the Blade kit, 9 blades?", kit, "rules", seen) is None
+    # hand reading 5: two values asked, one gold
+    zh_text = "电池温度低于 0 °C 或高于 45 °C 时，机器将停止工作。"
+    cold = Candidate("knowledge/easy", "zh", [fact("0 °C", zh_text)], "0 °C")
+    cold.facts[0].lang = "zh"
+    assert check("电池温度低于多少度或高于多少度时，机器将停止工作？", cold, "model", seen) == "two_asked"
+    assert check("电池温度低于多少度时，机器将停止工作？", cold, "model", seen) is None
+    assert check("How many blades and how many screws come in the kit?", bag, "model", seen) == "two_asked"
 
 
 def test_a_rule_question_names_a_column_as_a_column():
