@@ -135,7 +135,7 @@ def partial(args, gen, rows) -> None:
         "gold_source_retrieved": {arm: sum(r[f"{arm}_retrieved_gold"] for r in rows) for arm in RETRIEVED},
         "median_ms": {arm: statistics.median(r[f"{arm}_ms"] for r in rows) for arm in answered},
         "median_rewrite_ms": statistics.median(r["rewrite_ms"] for r in rows),
-        "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "model", "fallback")},
+        "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "referent", "model", "fallback")},
         "note": "2-core machine; times are comparable within this run only",
     }
     summary["followup_over_standalone_time"] = round(summary["median_ms"]["followup"] / summary["median_ms"]["standalone"], 2)

@@ -5,6 +5,13 @@
 
 - a cheap rule first: a question with no pronoun, demonstrative or ellipsis ("it", "they",
   "what about", "那", "呢", "它", ...) that names a thing or is long is kept as it is (no model call);
+- else, unless the follow-up is only a frame ("What about the M5?", "那电池呢？"), the model names
+  what it is about ("the Kestrel V7's dustbin", at most `REFERENT_TOKENS` tokens, temperature 0),
+  that name is cut to words the conversation says (`referent_phrase`: a small model often answers
+  or repeats the question instead), and put in place of the pronoun, the asker's own words kept
+  ("What is its capacity?" → "What is the Kestrel V7's dustbin's capacity?"; "最大能爬多陡的坡？" →
+  "隼鸟 M5 最大能爬多陡的坡？"). A free rewrite paraphrased: it turned "how steep a slope can it
+  climb" into "can it work on slopes" and lost the dustbin;
 - else the model rewrites it from the last turns, in at most `REWRITE_TOKENS` tokens at
   temperature 0 (one short generation on the same model, on the same worker);
 - a rewrite that comes back empty, as a refusal, as an answer rather than one question (no final
@@ -35,9 +42,10 @@ from dataclasses import dataclass
 
 from .generate.base import Decoding, GenerationCancelled, Generator
 from .generate.citations import is_refusal, strip_citations
-from .lang import detect_language
+from .lang import detect_language, word_spans
 
 REWRITE_TOKENS = 40  # a standalone question is one short sentence
+REFERENT_TOKENS = 24  # a name: "the Kestrel V7's dustbin"
 HISTORY_TOKENS = 384  # earlier turns kept in the prompt
 MAX_TURNS = 6
 _EN_REFERS = re.compile(
@@ -67,11 +75,33 @@ _EXAMPLE = {
 }
 
 
+_REFERENT_SYSTEM = {
+    "en": "Say what the user's last question is about. Reply with the name of that thing only, copied from the "
+          "conversation, for example a product or a part of it. Do not answer the question.",
+    "zh": "说出用户最后一个问题问的是什么东西。只输出这个东西的名称，照抄对话里的说法，例如一个产品或产品的某个部件。不要回答问题。",
+}
+_REFERENT_EXAMPLE = {
+    "en": ([{"role": "user", "content": "Does the Heron H2 kettle have a filter?"},
+            {"role": "assistant", "content": "Yes, the Heron H2 has a limescale filter."}],
+           "How often should I change it?", "the Heron H2 kettle's limescale filter"),
+    "zh": ([{"role": "user", "content": "苍鹭H2电水壶有滤网吗？"}, {"role": "assistant", "content": "有，苍鹭H2带一个水垢滤网。"}],
+           "多久换一次？", "苍鹭H2电水壶的水垢滤网"),
+}
+_REFERENT_LABEL = {"en": "It is about: ", "zh": "问的是："}
+# a follow-up that is only a frame has no words of its own to keep: the free rewrite takes it
+_FRAME_ONLY = {"en": re.compile(r"^\s*(?:and\s+|so\s+)?(?:what|how)\s+about\b|^\s*(?:and|also)\s+(?:the|for|in)\b", re.I),
+               "zh": re.compile(r"呢\s*[?？。]?\s*$")}
+_EN_PRONOUN = re.compile(r"\b(its|their|it|they|them)\b", re.I)
+_ZH_PRONOUN = re.compile(r"它们的|它的|它们|它")
+_FUNCTION_WORDS = frozenset({"the", "a", "an", "of", "s", "的", "之"})
+_NUMBER = re.compile(r"[\d.]+")
+
+
 @dataclass
 class Rewrite:
     question: str  # what retrieval searches with: the standalone question (the follow-up itself
     # when no rewrite was needed), or for the fallback the previous question + the follow-up
-    method: str  # none | rule | model | fallback
+    method: str  # none | rule | referent | model | fallback
     ms: float = 0.0
 
     def ask_and_search(self, asked: str) -> tuple[str, str | None]:
@@ -165,6 +195,74 @@ def _rewrite_prompt(gen: Generator, turns: list[dict], question: str, lang: str)
             f"{_rewrite_body(turns, question, lang)}\n{s}")
 
 
+def _referent_prompt(gen: Generator, turns: list[dict], question: str, lang: str) -> str:
+    ex_turns, ex_q, ex_a = _REFERENT_EXAMPLE[lang]
+    if gen.prompt_style == "chat":
+        return gen.render_chat([{"role": "system", "content": _REFERENT_SYSTEM[lang]},
+                                {"role": "user", "content": _rewrite_body(ex_turns, ex_q, lang)},
+                                {"role": "assistant", "content": ex_a},
+                                {"role": "user", "content": _rewrite_body(turns, question, lang)}])
+    s = _REFERENT_LABEL[lang]
+    return (f"{_REFERENT_SYSTEM[lang]}\n\n{_rewrite_body(ex_turns, ex_q, lang)}\n{s}{ex_a}\n\n"
+            f"{_rewrite_body(turns, question, lang)}\n{s}")
+
+
+def _says(word: str, text: str, words: set[str]) -> bool:
+    """`text` says `word`: a Chinese word anywhere in it (segmentation differs between contexts),
+    a Latin word as one of its words ("V7's" as "v7")."""
+    w = word.removesuffix("'s").removesuffix("’s")
+    return (w in text) if not w.isascii() else (w in words)
+
+
+def referent_phrase(text: str, turns: list[dict], question: str) -> str | None:
+    """The model's name for what `question` is about, cut to what the conversation says: it ends
+    before the first word that neither the conversation nor the question has (an answer: "隼鸟 V7
+    的水箱容量是 10 升"), without the trailing words the question says itself ("the M5's cutting
+    width" for "its cutting width") or a trailing "'s"/"的"; None when nothing of the conversation
+    is left (the question repeated, a refusal). A number ends it too: a value is an answer, a code
+    such as "V7" is part of a name."""
+    text = " ".join(strip_citations(text).strip().strip('"“”').split()).rstrip("。.!！")
+    if not text or is_refusal(text) or "?" in text or "？" in text:
+        return None
+    convo = " ".join(str(m["content"]) for m in turns)
+    known = {w.removesuffix("'s") for w, _, _ in word_spans(convo)}
+    asked = {w.removesuffix("'s") for w, _, _ in word_spans(question)}
+    spans = []
+    for w, a, b in word_spans(text):
+        if _NUMBER.fullmatch(w):
+            break  # a value is an answer, not a name ("10 升"); a code ("V7") is a name
+        if w in _FUNCTION_WORDS or _says(w, convo, known) or _says(w, question, asked):
+            spans.append((w, a, b))
+            continue
+        break
+    while spans and (spans[-1][0] in _FUNCTION_WORDS or _says(spans[-1][0], question, asked)):
+        spans.pop()
+    if not any(_says(w, convo, known) for w, _, _ in spans):
+        return None
+    phrase = text[: spans[-1][2]].strip()
+    for tail in ("'s", "’s", "的"):
+        phrase = phrase.removesuffix(tail)
+    return phrase.strip() or None
+
+
+def spliced(question: str, ref: str, lang: str) -> str:
+    """`question` with its pronoun replaced by `ref` ("its" by "ref's", "它的" by "ref的"), or with
+    `ref` added where it has none ("隼鸟 M5 最大能爬多陡的坡？", "How big is the dust bag (the Dock Pro)?")."""
+    if lang == "zh":
+        m = _ZH_PRONOUN.search(question)
+        if m:
+            rest = ("的" if m.group().endswith("的") else "") + question[m.end():]
+            return question[: m.start()] + ref + (" " if ref[-1:].isascii() and rest[:1] != "的" else "") + rest
+        return f"{ref} {question}" if ref[-1:].isascii() else ref + question
+    m = _EN_PRONOUN.search(question)
+    if not m:
+        return f"{question.rstrip(' ?')} ({ref})?"
+    rep = ref + ("'" if ref.endswith("s") else "'s") if m.group(1).lower() in ("its", "their") else ref
+    if m.start() == 0:
+        rep = rep[:1].upper() + rep[1:]
+    return question[: m.start()] + rep + question[m.end():]
+
+
 def looks_like_question(text: str, question: str) -> bool:
     """A rewrite worth searching with: one question (ends with '?' or '？'), not an answer."""
     text = text.strip()
@@ -187,10 +285,17 @@ def standalone_question(gen: Generator, history: list[dict], question: str, *,
             raise GenerationCancelled()
 
     takes_cancel = cancel is not None and "cancel" in inspect.signature(gen.generate).parameters
-    out = gen.generate(_rewrite_prompt(gen, turns, question, lang),
-                       Decoding(max_tokens=REWRITE_TOKENS, temperature=0.0, stop=["\n"]), on_token,
-                       **({"cancel": cancel} if takes_cancel else {}))
-    text = " ".join(out.text.strip().strip('"“”').split())
+
+    def ask(prompt: str, max_tokens: int) -> str:
+        out = gen.generate(prompt, Decoding(max_tokens=max_tokens, temperature=0.0, stop=["\n"]), on_token,
+                           **({"cancel": cancel} if takes_cancel else {}))
+        return out.text
+
+    if not _FRAME_ONLY[lang].search(question):
+        ref = referent_phrase(ask(_referent_prompt(gen, turns, question, lang), REFERENT_TOKENS), turns, question)
+        if ref:
+            return Rewrite(spliced(question, ref, lang), "referent", round((time.perf_counter() - t0) * 1000, 2))
+    text = " ".join(ask(_rewrite_prompt(gen, turns, question, lang), REWRITE_TOKENS).strip().strip('"“”').split())
     for label in _LABEL[lang][2:]:
         text = text.removeprefix(label).lstrip(":： ")
     ms = round((time.perf_counter() - t0) * 1000, 2)

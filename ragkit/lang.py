@@ -56,6 +56,21 @@ ZH_STOPWORDS = frozenset(
 )
 
 
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The words of `text` in order with their offsets: jieba's segments for CJK runs, Latin words
+    (lower-cased) otherwise; punctuation and spaces are not words. For cutting a phrase at a word."""
+    out: list[tuple[str, int, int]] = []
+    for m in _RUNS_RE.finditer(text):
+        if m.group(1):
+            pos = m.start()
+            for w in _jieba().lcut(m.group(1)):
+                out.append((w, pos, pos + len(w)))
+                pos += len(w)
+        else:
+            out.append((m.group(2).lower(), m.start(), m.end()))
+    return out
+
+
 @functools.cache
 def _jieba():
     import jieba  # heavy-ish dictionary load: only when Chinese text is actually seen

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import httpx
 
-from ragkit.conversation import FollowUp, follow_up, needs_context, recent_turns, standalone_question
+from ragkit.conversation import (
+    FollowUp,
+    follow_up,
+    needs_context,
+    recent_turns,
+    referent_phrase,
+    spliced,
+    standalone_question,
+)
 from ragkit.generate.prompts import with_conversation
 
 from .conftest import FakeGenerator
@@ -45,10 +53,12 @@ def test_recent_turns_keep_the_latest_within_budget_and_drop_markers():
 def test_standalone_question_asks_the_model_only_when_needed():
     gen = ChatFake(reply=replies)
     r = standalone_question(gen, HISTORY, "How long can it fly?")
-    assert (r.question, r.method) == ("What is the flight time of the Falcon X2?", "model") and len(gen.prompts) == 1
-    assert "A drone with a 24-month warranty" in gen.prompts[0]
+    # the referent came back unusable ("I don't know"): the free rewrite after it
+    assert (r.question, r.method) == ("What is the flight time of the Falcon X2?", "model") and len(gen.prompts) == 2
+    assert "Say what the user's last question is about" in gen.prompts[0]
+    assert "A drone with a 24-month warranty" in gen.prompts[1]
     r = standalone_question(gen, HISTORY, "What is the flight time of the Falcon X2?")
-    assert r.method == "rule" and len(gen.prompts) == 1  # no model call
+    assert r.method == "rule" and len(gen.prompts) == 2  # no model call
     assert standalone_question(gen, [], "How long can it fly?").method == "none"
     gen.reply = "I don't know"
     r = standalone_question(gen, HISTORY, "How long can it fly?")
@@ -87,10 +97,13 @@ def test_a_follow_up_is_answered_from_the_conversation(serve):
 
 
 def test_a_rewrite_that_answers_instead_falls_back():
-    gen = ChatFake(reply="The Falcon X2 flies for 38 minutes.")  # an answer, not a question
+    def answers(prompt: str) -> str:  # no usable referent, and a rewrite that is an answer, not a question
+        return "I don't know" if "Say what the user's last question is about" in prompt else "The Falcon X2 flies for 38 minutes."
+
+    gen = ChatFake(reply=answers)
     r = standalone_question(gen, HISTORY, "How long can it fly?")
     assert r.method == "fallback" and r.question == "What is the Falcon X2? How long can it fly?"
-    assert "Heron H2" in gen.prompts[0]  # the worked example that shows a rewrite, not an answer
+    assert "Heron H2 kettle hold" in gen.prompts[1]  # the worked example that shows a rewrite, not an answer
 
 
 def test_a_fallback_is_searched_with_but_the_follow_up_is_what_is_answered(serve):
@@ -127,3 +140,43 @@ def test_follow_up_keeps_the_turns_only_where_the_question_leans_on_them():
 def test_short_questions_that_name_nothing_lean_on_the_conversation():
     assert needs_context("容量是多少？") and needs_context("总部在哪个城市？") and needs_context("How big is the dust bag?")
     assert not needs_context("隼鸟 M5 的价格是多少？") and not needs_context("What is the capacity of the Kestrel V7?")
+
+
+def test_the_follow_up_keeps_its_words_with_the_referent_in_place_of_the_pronoun():
+    def named(prompt: str) -> str:
+        if "Say what the user's last question is about" in prompt:
+            return "the Falcon X2's battery pack"
+        return "I don't know"
+
+    gen = ChatFake(reply=named)
+    history = [{"role": "user", "content": "Does the Falcon X2 have a spare battery pack?"},
+               {"role": "assistant", "content": "Yes, the battery pack can be swapped [1]."}]
+    r = standalone_question(gen, history, "How much does it weigh?")
+    assert (r.question, r.method) == ("How much does the Falcon X2's battery pack weigh?", "referent")
+    assert len(gen.prompts) == 1 and "Heron H2 kettle's limescale filter" in gen.prompts[0]  # the worked example
+    turn = follow_up(gen, history, "How much does it weigh?")
+    assert turn.question == "How much does the Falcon X2's battery pack weigh?" and turn.turns is None
+    # a follow-up that is only a frame has no words of its own to keep: the free rewrite, no referent
+    gen.prompts.clear()
+    assert standalone_question(gen, history, "What about the camera?").method == "fallback"
+    assert len(gen.prompts) == 1 and "rewrite the user's last question" in gen.prompts[0]
+
+
+def test_the_referent_is_cut_to_what_the_conversation_says():
+    en = [{"role": "user", "content": "What is the Falcon X2?"},
+          {"role": "assistant", "content": "The Falcon X2 is a drone with a 4K camera."}]
+    zh = [{"role": "user", "content": "猎鹰 X2 能航拍吗？"}, {"role": "assistant", "content": "可以，猎鹰 X2 带一个云台相机。"}]
+    # the question's own words trail off the name; the asker's words stay
+    assert referent_phrase("the Falcon X2's maximum speed", en, "What is its maximum speed?") == "the Falcon X2"
+    assert spliced("What is its maximum speed?", "the Falcon X2", "en") == "What is the Falcon X2's maximum speed?"
+    assert spliced("How fast is it?", "the Falcon X2", "en") == "How fast is the Falcon X2?"
+    assert spliced("It flies how far?", "the Falcon X2", "en") == "The Falcon X2 flies how far?"
+    assert spliced("How big is the battery?", "the Falcon X2", "en") == "How big is the battery (the Falcon X2)?"
+    # an answer instead of a name is cut where it leaves the conversation; a repeat or refusal is nothing
+    assert referent_phrase("猎鹰 X2 的相机分辨率是 4K", zh, "它的相机分辨率是多少？") == "猎鹰 X2"
+    assert spliced("它的相机分辨率是多少？", "猎鹰 X2", "zh") == "猎鹰 X2的相机分辨率是多少？"
+    assert spliced("最远能飞多远？", "猎鹰 X2", "zh") == "猎鹰 X2 最远能飞多远？"
+    assert referent_phrase("它的相机分辨率是多少", zh, "它的相机分辨率是多少？") is None
+    assert referent_phrase("I don't know.", en, "How fast is it?") is None
+    assert referent_phrase("The Falcon X2 flies 12 km [1].", en, "How far does it fly?") == "The Falcon X2"
+    assert referent_phrase("the Heron H2 kettle", en, "How fast is it?") is None  # nothing the conversation says

@@ -26,6 +26,8 @@ class ChatFake(FakeGenerator):
 
 
 def reply(prompt: str) -> str:
+    if "Say what the user's last question is about" in prompt:
+        return "the Falcon Z9"
     if "rewrite the user's last question" in prompt:
         return "How long is the Falcon Z9 when folded?"
     if "21 cm" in prompt and "folded" in prompt.split("Question:")[-1]:
@@ -73,8 +75,9 @@ def test_knowledge_base_upload_ask_follow_up_and_delete(browser, kb_serve, gated
     expect(page.locator("#answer")).to_have_text("Folded, the Falcon Z9 is 21 cm long 1.")
     expect(page.locator("#status")).to_have_text("Done")
     assert "The Falcon Z9 weighs 1,240 grams" in page.text_content("#thread")  # the earlier turn is shown
-    # and was sent as history: the model's rewrite read it (the answer's prompt holds the rewrite)
-    assert "The Falcon Z9 weighs 1,240 grams." in gen.prompts[-2] and "rewrite" in gen.prompts[-2]
+    # and was sent as history: the model named what the follow-up is about from it, and the answer's
+    # prompt holds the follow-up with that name in place of "it"
+    assert "The Falcon Z9 weighs 1,240 grams." in gen.prompts[-2] and "Say what the user's" in gen.prompts[-2]
     assert "Question: How long is the Falcon Z9 when folded?" in gen.prompts[-1]
     chats = json.loads(page.evaluate("localStorage.getItem('ragkit-chats')"))
     assert len(chats) == 1 and len(chats[0]["messages"]) == 4
