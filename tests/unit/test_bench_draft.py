@@ -357,3 +357,34 @@ def test_a_value_a_document_changes_is_no_common_item():
     assert any(c.answer == "10 minutes" for c in pools["logic/simple"]["en"])  # the change itself
     assert not any("75 minutes" in c.answer for cell in ("knowledge/easy", "knowledge/medium")
                    for c in pools[cell].get("en", []) if c.sources == ["x2-notes-2.md"])
+
+
+def test_two_things_prices_in_two_documents_make_a_total_and_a_fee_or_cut_does_not():
+    from ragkit.benchset.draft import doc_titles
+    from ragkit.benchset.facts import extract_facts
+    from ragkit.benchset.pools import build_pools, recompute
+    from ragkit.benchset.verify import asks_computation
+    from ragkit.types import Chunk
+
+    docs = {
+        "x2-launch.md": "# Falcon X2 Launch\n\nThe Falcon X2 drone has a retail price of USD 899.",
+        "x2-care.md": "# Falcon Care Plan\n\nThe Falcon Care plan for the X2 is priced at USD 129. "
+                      "A service fee of USD 49 applies per claim.",
+        "hub-guide.md": "# Falcon Hub Guide\n\n充电中心 H1 的价格为 1,299 元。",
+        "x2-price-cut.md": "# Falcon X2 价格调整\n\n猎鹰 X2 的建议零售价为 6,999 元，每台下调 500 元。",
+    }
+    chunks = [Chunk(f"{s}#0", s, t, 0, len(t)) for s, t in docs.items()]
+    facts = extract_facts(chunks, doc_titles(chunks))
+    pools = build_pools(facts, {c.source: [c] for c in chunks}, docs)
+    totals = [c for cs in pools["logic/complex"].values() for c in cs if c.compute.get("total")]
+    assert [(c.answer, sorted(c.compute["operands"])) for c in totals if c.lang == "en"] == \
+        [("USD 1,028", ["USD 129", "USD 899"])]  # the fee is no price
+    zh = [c.answer for c in totals if c.lang == "zh"]
+    assert zh == ["8,298 元"]  # 6,999 + 1,299; the 500 cut is no price
+    assert all(recompute(c) for c in totals)
+    c = totals[0]
+    c.compute["result"] = 1000.0
+    assert not recompute(c)
+    assert asks_computation("How much do the Falcon X2 and the Falcon Care plan cost together?", "en")
+    assert asks_computation("同时买猎鹰 X2 和充电中心 H1 一共要多少钱？", "zh")
+    assert not asks_computation("How much does the Falcon X2 cost?", "en")
