@@ -330,6 +330,25 @@ def is_price(f: Fact) -> bool:
     return bool(_PRICE[f.lang].search(before[-PRICE_WINDOW:])) and not _NOT_PRICE[f.lang].search(named)
 
 
+# a table header that says only "price" ("Price", "Launch price (USD)", "首发价格（人民币）", "建议零售价")
+_PRICE_HEADER = re.compile(r"^(?:(?:launch|recommended|retail|list|unit)\s+)?price\s*(?:\(.*\))?$|"
+                           r"^(?:首发|建议零售|零售|建议|官方)?(?:价格|售价|价)\s*(?:（.*）|\(.*\))?$", re.IGNORECASE)
+
+
+def thing_name(f: Fact) -> str | None:
+    """What a price is the price of, by rule: for a table cell whose column says only "price", its
+    row; whose row says only "price" (a table with a column per product), its column; None
+    otherwise ("Kestrel M3 | Price of Kestrel Care+" is Care+'s price, not the M3's)."""
+    if f.kind != "cell":
+        return None
+    row, col = (f.meta.get("row") or "").strip(), (f.meta.get("col") or "").strip()
+    if row and _PRICE_HEADER.match(col):
+        return row
+    if col and _PRICE_HEADER.match(row):
+        return col
+    return None
+
+
 def cross_document_totals(facts: list[Fact], skip: set[int]) -> list[Candidate]:
     """logic/complex: what two things cost together, their prices stated in two documents ("the V7
     is USD 499" / "Care+ for the V7: USD 79"; "M3 建议零售价 8,999 元" / "基站价格为 1,299 元"). Two
@@ -350,8 +369,9 @@ def cross_document_totals(facts: list[Fact], skip: set[int]) -> list[Candidate]:
                     word_jaccard(strip_codes(a.statement), strip_codes(b.statement)) >= CONFLICT_WORDS:
                 continue  # one thing's price, stated twice with different amounts
             pairs.append((a, b))
-    # a thing with what is sold for it first (the V7 and Care+ for the V7: they share a code)
-    pairs.sort(key=lambda p: not (subject_codes(p[0]) & subject_codes(p[1])))
+    # two things a question can name by rule first (thing_name), then a thing with what is sold for
+    # it (the V7 and Care+ for the V7: they share a code)
+    pairs.sort(key=lambda p: (not (thing_name(p[0]) and thing_name(p[1])), not (subject_codes(p[0]) & subject_codes(p[1]))))
     out, seen, uses = [], set(), {}
     for a, b in pairs:
         ta, tb = thing(a), thing(b)

@@ -18,7 +18,7 @@ import re
 from ..sftdata.filters import strip_anchor
 from ..sftdata.paraphrase import anchor, clean_title
 from .facts import subject_codes
-from .pools import Candidate
+from .pools import Candidate, thing_name
 
 _LATEST = {"en": "As of the latest documents, {q}", "zh": "以最新资料为准，{q}"}
 _MARK = {"en": ("[", "]"), "zh": ("【", "】")}
@@ -112,19 +112,6 @@ def comparison_question(c: Candidate) -> str | None:
     if c.lang == "zh":
         return f"{x} 的{attr}比 {y} 多多少？"
     return f"How much greater is the {attr[0].lower() + attr[1:] if attr[1:].islower() else attr} of the {x} than that of the {y}?"
-
-
-# a column that says only "price" ("Price", "Launch price (USD)", "首发价格（人民币）"): its row names the thing
-_PRICE_COLUMN = re.compile(r"^(?:(?:launch|recommended|retail|list|unit)\s+)?price\s*(?:\(.*\))?$|"
-                           r"^(?:首发|建议零售|零售|建议|官方)?(?:价格|售价|价)\s*(?:（.*）|\(.*\))?$", re.IGNORECASE)
-
-
-def thing_name(f) -> str | None:
-    """What a price is the price of, by rule: the row of a table cell whose column says only
-    "price"; None otherwise (the model names it from the sentence: "Kestrel M3 | Price of Kestrel
-    Care+" is Care+'s price, not the M3's)."""
-    row, col = f.meta.get("row"), f.meta.get("col", "")
-    return row if f.kind == "cell" and row and _PRICE_COLUMN.match(col.strip()) else None
 
 
 def total_question(c: Candidate) -> str | None:

@@ -388,3 +388,28 @@ def test_two_things_prices_in_two_documents_make_a_total_and_a_fee_or_cut_does_n
     assert asks_computation("How much do the Falcon X2 and the Falcon Care plan cost together?", "en")
     assert asks_computation("同时买猎鹰 X2 和充电中心 H1 一共要多少钱？", "zh")
     assert not asks_computation("How much does the Falcon X2 cost?", "en")
+
+
+def test_a_total_question_names_both_things_by_their_table_rows():
+    from ragkit.benchset.draft import doc_titles
+    from ragkit.benchset.facts import extract_facts
+    from ragkit.benchset.pools import build_pools, thing_name
+    from ragkit.benchset.writing import rule_question
+    from ragkit.types import Chunk
+
+    docs = {  # a price column in one document, a column per product in another
+        "profile.md": "# 猎鹰公司简介\n\n| 产品 | 类别 | 首发价格（人民币） |\n|---|---|---|\n| 猎鹰 X2 | 无人机 | 6,999 元 |\n"
+                      "| 猎鹰 X5 | 无人机 | 9,999 元 |\n",
+        "faq.md": "# 猎鹰常见问题\n\n| 项目 | 充电中心 H1 | 遥控器 R1 |\n|---|---|---|\n| 建议零售价 | 1,299 元 | 899 元 |\n",
+    }
+    chunks = [Chunk(f"{s}#0", s, t, 0, len(t)) for s, t in docs.items()]
+    facts = extract_facts(chunks, doc_titles(chunks))
+    pools = build_pools(facts, {c.source: [c] for c in chunks}, docs)
+    totals = [c for c in pools["logic/complex"].get("zh", []) if c.compute.get("total")]
+    assert totals and all({f.source for f in c.facts} == set(docs) for c in totals)  # never within one document
+    names = {thing_name(f) for c in totals for f in c.facts}
+    assert names <= {"猎鹰 X2", "猎鹰 X5", "充电中心 H1", "遥控器 R1"} and "猎鹰 X2" in names
+    q = rule_question(totals[0])
+    a, b = totals[0].facts
+    assert q == f"同时购买{thing_name(a)}和{thing_name(b)}，一共要多少钱？"
+    assert check(q, totals[0], "rules", NearDupIndex()) is None
