@@ -193,9 +193,17 @@ class _Drafter:
             self.pipes[lang] = Pipeline(None, self.generator(lang), decoding=Decoding(max_tokens=32))
         return self.pipes[lang]
 
-    def replay(self, rec: dict) -> None:
-        if rec.get("item"):
-            self.seen.add(filters.strip_anchor(rec["item"]["question"]))
+    def replay(self, rec: dict) -> dict:
+        """An earlier run's outcome, checked again for duplicates: a run resumed after the
+        candidates' order changed may meet a question it already holds."""
+        if not rec.get("item"):
+            return rec
+        q = filters.strip_anchor(rec["item"]["question"])
+        hit = self.seen.match(q)
+        if hit:
+            return {**rec, "item": None, "drops": {**rec["drops"], hit[0]: rec["drops"].get(hit[0], 0) + 1}}
+        self.seen.add(q)
+        return rec
 
     def run(self, c: Candidate) -> dict:
         """The outcome of one candidate: {"key", "item" or None, "drops": {reason: n}, "writer"}."""
@@ -314,7 +322,7 @@ def _serve_slots(slots, drafter: _Drafter, done: dict, items: list, s: DraftSumm
             c = sl.next()
             rec = done.get(c.key)
             if rec is not None:
-                drafter.replay(rec)
+                rec = drafter.replay(rec)
                 s.resumed += 1
             else:
                 rec = drafter.run(c)

@@ -413,3 +413,24 @@ def test_a_total_question_names_both_things_by_their_table_rows():
     a, b = totals[0].facts
     assert q == f"同时购买{thing_name(a)}和{thing_name(b)}，一共要多少钱？"
     assert check(q, totals[0], "rules", NearDupIndex()) is None
+
+
+def test_a_total_question_naming_the_documents_is_dropped():
+    a = fact("USD 899", "The Falcon X2 has a retail price of USD 899.")
+    b = fact("USD 129", "The Falcon Care plan is priced at USD 129.")
+    a.title, b.title = "Falcon X2 Launch", "Falcon Care Plan"
+    total = Candidate("logic/complex", "en", [a, b], "USD 1,028",
+                      compute={"op": "sum", "operands": ["USD 899", "USD 129"], "result": 1028.0, "total": True})
+    assert check("How much do the Falcon X2 and its Care plan cost together?", total, "model", NearDupIndex()) is None
+    named = 'How much do "Falcon X2 Launch" and "Falcon Care Plan" cost together?'
+    assert check(named, total, "model", NearDupIndex()) == "inconsistent"
+
+
+def test_a_resumed_draft_drops_a_question_it_already_holds():
+    from ragkit.benchset.draft import _Drafter
+
+    drafter = _Drafter(DraftConfig(writer="rules"), None)
+    rec = {"key": "a", "item": {"question": "What is the weight of the Falcon X2?"}, "drops": {}, "lang": "en"}
+    assert drafter.replay(rec) is rec
+    again = drafter.replay({**rec, "key": "b"})
+    assert again["item"] is None and again["drops"] == {"duplicate": 1}
