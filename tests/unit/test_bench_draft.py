@@ -426,11 +426,15 @@ def test_a_total_question_naming_the_documents_is_dropped():
     assert check(named, total, "model", NearDupIndex()) == "inconsistent"
 
 
-def test_a_resumed_draft_drops_a_question_it_already_holds():
+def test_a_resumed_draft_verifies_what_it_replays():
     from ragkit.benchset.draft import _Drafter
 
+    text = "The Falcon X2 weighs 895 g."
+    c = Candidate("knowledge/easy", "en", [fact("895 g", text)], "895 g")
     drafter = _Drafter(DraftConfig(writer="rules"), None)
-    rec = {"key": "a", "item": {"question": "What is the weight of the Falcon X2?"}, "drops": {}, "lang": "en"}
-    assert drafter.replay(rec) is rec
-    again = drafter.replay({**rec, "key": "b"})
-    assert again["item"] is None and again["drops"] == {"duplicate": 1}
+    rec = {"key": c.key, "item": {"question": "How much does the Falcon X2 weigh?"}, "drops": {}, "lang": "en",
+           "writer": "model"}
+    assert drafter.replay(rec, c) is rec
+    assert drafter.replay({**rec, "key": "b"}, c) is None  # now a duplicate: drafted afresh
+    leaked = {**rec, "item": {"question": "Does the Falcon X2 weigh 895 g?"}}  # a filter added since
+    assert drafter.replay(leaked, c) is None
