@@ -305,6 +305,52 @@ def cross_document_comparisons(facts: list[Fact], stmts: StatementIndex, skip: s
                                   "compare": True}))
             used.update((i, j))
             break
+    out += attribute_comparisons(facts, skip, used)
+    return out
+
+
+def attribute(f: Fact) -> str | None:
+    """What a table cell or key-value line gives the value of, spaces left out ("续航时间",
+    "weight"): a cell's row, or its column where the row names the thing (a code such as M5); a
+    line's key. None where the header names the thing only ("Kestrel M5: 45%") or both headers do."""
+    def norm(text: str) -> str:
+        return "".join(strip_codes(text).replace(MASK, " ").split()).lower()
+
+    if f.kind == "value":
+        key = f.meta.get("key", "")
+        return None if _CODE.search(key) else norm(key)
+    row, col = f.meta.get("row", ""), f.meta.get("col", "")
+    if _CODE.search(row):
+        return None if _CODE.search(col) else norm(col)
+    return norm(f.statement)
+
+
+def attribute_comparisons(facts: list[Fact], skip: set[int], used: set[int]) -> list[Candidate]:
+    """The comparisons `cross_document_comparisons` misses between spec tables that name one
+    attribute in a shorter and a longer way ("续航" in one document, "续航时间" in another): two
+    cells or key-value lines about different things, in two documents, one attribute (two
+    characters or more) the start of the other. Facts in `used` are taken already."""
+    specs = [(i, f) for i, f in enumerate(facts) if f.kind in ("cell", "value") and f.number is not None
+             and i not in skip and i not in used and subject_codes(f) and len(attribute(f) or "") >= 2]
+    out = []
+    for n, (i, a) in enumerate(specs):
+        for j, b in specs[n + 1:]:
+            if i in used or j in used or b.source == a.source or b.lang != a.lang or b.unit != a.unit \
+                    or b.number == a.number or subject_codes(a) == subject_codes(b):
+                continue
+            x, y = sorted((attribute(a), attribute(b)), key=len)
+            if x == y or not y.startswith(x):
+                continue  # equal attributes are cross_document_comparisons' (if it passed them over, so do we)
+            hi, lo = (a, b) if a.number > b.number else (b, a)
+            dec = max(a.decimals, b.decimals)
+            diff = hi.number - lo.number
+            out.append(Candidate("logic/complex", a.lang, [hi, lo], computed_answer(hi, diff, dec),
+                                 f'"{hi.title or hi.source}" states {hi.answer}, "{lo.title or lo.source}" states '
+                                 f"{lo.answer}; {format_number(hi.number, dec)} - {format_number(lo.number, dec)} = "
+                                 f"{format_number(diff, dec)}",
+                                 {"op": "difference", "operands": [hi.answer, lo.answer], "result": diff,
+                                  "compare": True}))
+            used.update((i, j))
     return out
 
 

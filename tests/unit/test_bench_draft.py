@@ -438,3 +438,20 @@ def test_a_resumed_draft_verifies_what_it_replays():
     assert drafter.replay({**rec, "key": "b"}, c) is None  # now a duplicate: drafted afresh
     leaked = {**rec, "item": {"question": "Does the Falcon X2 weigh 895 g?"}}  # a filter added since
     assert drafter.replay(leaked, c) is None
+
+
+def test_two_spec_tables_naming_one_attribute_shorter_and_longer_are_compared():
+    from ragkit.benchset.draft import doc_titles
+    from ragkit.benchset.facts import extract_facts
+    from ragkit.benchset.pools import build_pools
+    from ragkit.types import Chunk
+
+    docs = {  # "续航" in one table, "续航时间" in another: one attribute of two products
+        "x2.md": "# 猎鹰 X2 快速入门\n\n| 项目 | 参数 |\n|---|---|\n| 续航时间 | 约 38 分钟 |\n| 重量 | 895 g |\n",
+        "faq.md": "# 常见问题\n\n| 项目 | 猎鹰 X5 |\n|---|---|\n| 续航 | 约 45 分钟 |\n| 起飞重量 | 1,200 g |\n",
+    }
+    chunks = [Chunk(f"{s}#0", s, t, 0, len(t)) for s, t in docs.items()]
+    facts = extract_facts(chunks, doc_titles(chunks))
+    pools = build_pools(facts, {c.source: [c] for c in chunks}, docs)
+    compared = [c for c in pools["logic/complex"].get("zh", []) if c.compute.get("compare")]
+    assert [c.answer for c in compared] == ["7 分钟"]  # 重量 is not the start of 起飞重量: not compared
