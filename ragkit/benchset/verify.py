@@ -17,8 +17,8 @@
     inconsistent     a model question asking for another kind of thing than the answer, or about
                      words none of the cited chunks use; a logic item's question that asks for no
                      difference, change or total ("What is the maximum slope?" for the 5% between
-                     two slopes), or another item's question that does; a total's question that
-                     names the documents instead of the things
+                     two slopes), or another item's question that does; a total's or a
+                     comparison's question that names the documents instead of the things
     duplicate, near_duplicate   the same question as, or ≥ 0.8 alike to, one already in the bench
     closed_book      the base model answers it without the documents (only with the check on)
 
@@ -75,7 +75,8 @@ def check(question: str, c: Candidate, writer: str, seen: filters.NearDupIndex) 
         return "inconsistent"
     if bool(c.compute) != asks_computation(question, c.lang):
         return "inconsistent"
-    if c.compute and c.compute.get("total") and any(f.title and clean_title(f.title) in question for f in c.facts):
+    if c.compute and (c.compute.get("total") or c.compute.get("compare")) \
+            and any(f.title and clean_title(f.title) in question for f in c.facts):
         return "inconsistent"  # "what do 《X 使用说明》 and 《Y 公告》 cost together?": documents, not things
     hit = seen.match(filters.strip_anchor(question))
     return hit[0] if hit else None

@@ -424,6 +424,10 @@ def test_a_total_question_naming_the_documents_is_dropped():
     assert check("How much do the Falcon X2 and its Care plan cost together?", total, "model", NearDupIndex()) is None
     named = 'How much do "Falcon X2 Launch" and "Falcon Care Plan" cost together?'
     assert check(named, total, "model", NearDupIndex()) == "inconsistent"
+    compare = Candidate("logic/complex", "en", [a, b], "USD 770",
+                        compute={"op": "difference", "operands": ["USD 899", "USD 129"], "result": 770.0, "compare": True})
+    named = 'By how much does the price in "Falcon X2 Launch" exceed the one in "Falcon Care Plan"?'
+    assert check(named, compare, "model", NearDupIndex()) == "inconsistent"
 
 
 def test_a_resumed_draft_verifies_what_it_replays():
