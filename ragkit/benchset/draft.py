@@ -193,9 +193,18 @@ class _Drafter:
             self.pipes[lang] = Pipeline(None, self.generator(lang), decoding=Decoding(max_tokens=32))
         return self.pipes[lang]
 
-    def replay(self, rec: dict) -> None:
-        if rec.get("item"):
-            self.seen.add(filters.strip_anchor(rec["item"]["question"]))
+    def replay(self, rec: dict, c: Candidate) -> dict | None:
+        """An earlier run's outcome for `c`, verified again (verify.check, without the closed-book
+        check): None when its question no longer passes, so the candidate is drafted afresh. A run
+        resumed after the filters or the candidates' order changed (a duplicate) then holds what a
+        fresh run would."""
+        if not rec.get("item"):
+            return rec
+        q = rec["item"]["question"]
+        if check(q, c, rec.get("writer", "model"), self.seen) is not None:
+            return None
+        self.seen.add(filters.strip_anchor(q))
+        return rec
 
     def run(self, c: Candidate) -> dict:
         """The outcome of one candidate: {"key", "item" or None, "drops": {reason: n}, "writer"}."""
@@ -314,7 +323,8 @@ def _serve_slots(slots, drafter: _Drafter, done: dict, items: list, s: DraftSumm
             c = sl.next()
             rec = done.get(c.key)
             if rec is not None:
-                drafter.replay(rec)
+                rec = drafter.replay(rec, c)
+            if rec is not None:
                 s.resumed += 1
             else:
                 rec = drafter.run(c)

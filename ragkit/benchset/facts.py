@@ -32,7 +32,7 @@ _CONDITION = {
                      r"at least|at most|up to|in \w+ mode|for \w+ models?|except)\b", re.IGNORECASE),
     "zh": re.compile(r"如果|若|当|(?<![小及])时|(?<![售之然])后|之前|以前|仅|只有|以内|以上|以下|模式|期间|除|超过"),
 }
-_MASK = "□"
+MASK = "□"
 QUALIFIER = re.compile(r"^(?:about|approximately|approx\.|around|roughly|up to|at least|at most|over|under|above|below|"
                         r"every|more than|less than|约|大约|每|最多|至少|超过|不超过|高于|低于)\s*", re.IGNORECASE)
 
@@ -63,7 +63,7 @@ class Fact:
 
     @property
     def masked(self) -> str:
-        return self.context.replace(self.answer, _MASK, 1) if self.answer in self.context else self.context
+        return self.context.replace(self.answer, MASK, 1) if self.answer in self.context else self.context
 
     @property
     def statement(self) -> str:
@@ -72,9 +72,9 @@ class Fact:
         if self.kind == "cell":
             col = self.meta.get("col", "")
             plain = not _IDENT.search(col) and col.lower() not in GENERIC_HEAD
-            return f"{self.meta.get('row', '')} {col if plain else ''} {_MASK}"
+            return f"{self.meta.get('row', '')} {col if plain else ''} {MASK}"
         if self.kind == "value":
-            return f"{self.meta.get('key', '')} {_MASK}"
+            return f"{self.meta.get('key', '')} {MASK}"
         return self.masked
 
     @property

@@ -10,7 +10,9 @@ written. Each kind follows the definition in the bench format's docs (docs/bench
     logic/simple       one computation over facts of one chunk: the difference of two values of one
                        table column (or two quantities with one unit in one chunk); recorded in notes
     logic/complex      facts from two documents combined: how much a value changed between an older
-                       and a newer document
+                       and a newer document; how much two things' values of one attribute differ
+                       (the M3 mows 90 minutes, the M5 120); or what two things cost together (a
+                       price in one document, another thing's price in another)
     common             a fact stated alike in two or more documents (FAQ-like), unless a document
                        changes that value ("reduced from 75 to 65 minutes": 75 is outdated)
 
@@ -24,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from .facts import (
+    MASK,
     QUALIFIER,
     Fact,
     StatementIndex,
@@ -216,6 +219,8 @@ def build_pools(facts: list[Fact], chunks_by_source: dict[str, list], texts: dic
     superseded = set(in_conflict) | changed
     for c in cross_document_comparisons(facts, stmts, superseded):
         add(c)
+    for c in cross_document_totals(facts, superseded):
+        add(c)
     return pools
 
 
@@ -300,6 +305,133 @@ def cross_document_comparisons(facts: list[Fact], stmts: StatementIndex, skip: s
                                   "compare": True}))
             used.update((i, j))
             break
+    out += attribute_comparisons(facts, skip, used)
+    return out
+
+
+def attribute(f: Fact) -> str | None:
+    """What a table cell or key-value line gives the value of, spaces left out ("续航时间",
+    "weight"): a cell's row, or its column where the row names the thing (a code such as M5); a
+    line's key. None where the header names the thing only ("Kestrel M5: 45%") or both headers do."""
+    def norm(text: str) -> str:
+        return "".join(strip_codes(text).replace(MASK, " ").split()).lower()
+
+    if f.kind == "value":
+        key = f.meta.get("key", "")
+        return None if _CODE.search(key) else norm(key)
+    row, col = f.meta.get("row", ""), f.meta.get("col", "")
+    if _CODE.search(row):
+        return None if _CODE.search(col) else norm(col)
+    return norm(f.statement)
+
+
+def attribute_comparisons(facts: list[Fact], skip: set[int], used: set[int]) -> list[Candidate]:
+    """The comparisons `cross_document_comparisons` misses between spec tables that name one
+    attribute in a shorter and a longer way ("续航" in one document, "续航时间" in another): two
+    cells or key-value lines about different things, in two documents, one attribute (two
+    characters or more) the start of the other. Facts in `used` are taken already."""
+    specs = [(i, f) for i, f in enumerate(facts) if f.kind in ("cell", "value") and f.number is not None
+             and i not in skip and i not in used and subject_codes(f) and len(attribute(f) or "") >= 2]
+    out = []
+    for n, (i, a) in enumerate(specs):
+        for j, b in specs[n + 1:]:
+            if i in used or j in used or b.source == a.source or b.lang != a.lang or b.unit != a.unit \
+                    or b.number == a.number or subject_codes(a) == subject_codes(b):
+                continue
+            x, y = sorted((attribute(a), attribute(b)), key=len)
+            if x == y or not y.startswith(x):
+                continue  # equal attributes are cross_document_comparisons' (if it passed them over, so do we)
+            hi, lo = (a, b) if a.number > b.number else (b, a)
+            dec = max(a.decimals, b.decimals)
+            diff = hi.number - lo.number
+            out.append(Candidate("logic/complex", a.lang, [hi, lo], computed_answer(hi, diff, dec),
+                                 f'"{hi.title or hi.source}" states {hi.answer}, "{lo.title or lo.source}" states '
+                                 f"{lo.answer}; {format_number(hi.number, dec)} - {format_number(lo.number, dec)} = "
+                                 f"{format_number(diff, dec)}",
+                                 {"op": "difference", "operands": [hi.answer, lo.answer], "result": diff,
+                                  "compare": True}))
+            used.update((i, j))
+    return out
+
+
+# a price, not a fee, refund, discount or per-visit charge: a word for price shortly before the
+# amount, no word for a fee or a cut right before it (or in a table cell's row), and no rate in the
+# unit ("199 元/次")
+_PRICE = {"en": re.compile(r"\bpric|\bcosts?\b|\bretail\b|\bMSRP\b|\bsold\b", re.IGNORECASE),
+          "zh": re.compile(r"价")}
+_NOT_PRICE = {"en": re.compile(r"\bfees?\b|\brefund|\bdiscount|\bsurcharge|\bdeposit|\brebate|\boff\b|\bcut\b",
+                               re.IGNORECASE),
+              "zh": re.compile(r"费|退款|优惠|补偿|补贴|差价|下调|降价|减免|折扣")}
+PRICE_WINDOW = 40  # characters before the amount that must hold the word for price
+NOT_PRICE_WINDOW = 12  # ... and that must not name a fee or a cut ("每台下调 400 元" beside "零售价")
+TOTAL_USES = 2  # one thing's price in at most this many totals: the items differ in more than one price
+
+
+def is_price(f: Fact) -> bool:
+    """An amount of money stated as what something costs (see _PRICE)."""
+    if f.number is None or not _CURRENCY.search(f.answer) or "/" in f.unit:
+        return False
+    before = f.statement.split(MASK, 1)[0]
+    named = f"{f.meta.get('row', '')} {before[-NOT_PRICE_WINDOW:]}"  # "Diagnostic fee | Price", "每台下调 400 元"
+    return bool(_PRICE[f.lang].search(before[-PRICE_WINDOW:])) and not _NOT_PRICE[f.lang].search(named)
+
+
+# a table header that says only "price" ("Price", "Launch price (USD)", "首发价格（人民币）", "建议零售价")
+_PRICE_HEADER = re.compile(r"^(?:(?:launch|recommended|retail|list|unit)\s+)?price\s*(?:\(.*\))?$|"
+                           r"^(?:首发|建议零售|零售|建议|官方)?(?:价格|售价|价)\s*(?:（.*）|\(.*\))?$", re.IGNORECASE)
+
+
+def thing_name(f: Fact) -> str | None:
+    """What a price is the price of, by rule: for a table cell whose column says only "price", its
+    row; whose row says only "price" (a table with a column per product), its column; None
+    otherwise ("Kestrel M3 | Price of Kestrel Care+" is Care+'s price, not the M3's)."""
+    if f.kind != "cell":
+        return None
+    row, col = (f.meta.get("row") or "").strip(), (f.meta.get("col") or "").strip()
+    if row and _PRICE_HEADER.match(col):
+        return row
+    if col and _PRICE_HEADER.match(row):
+        return col
+    return None
+
+
+def cross_document_totals(facts: list[Fact], skip: set[int]) -> list[Candidate]:
+    """logic/complex: what two things cost together, their prices stated in two documents ("the V7
+    is USD 499" / "Care+ for the V7: USD 79"; "M3 建议零售价 8,999 元" / "基站价格为 1,299 元"). Two
+    prices are of one thing when their codes and their amount agree, or their codes agree and their
+    statements say the same (a price two documents disagree on, which `skip` already holds when
+    the documents are dated): such a pair is no total. Facts in `skip` are no operands."""
+    prices = [f for i, f in enumerate(facts) if i not in skip and is_price(f)]
+
+    def thing(f: Fact) -> tuple:
+        return subject_codes(f), answer_key(f.answer)
+
+    pairs = []
+    for n, a in enumerate(prices):
+        for b in prices[n + 1:]:
+            if b.source == a.source or b.lang != a.lang or b.unit != a.unit or thing(a) == thing(b):
+                continue
+            if subject_codes(a) == subject_codes(b) and \
+                    word_jaccard(strip_codes(a.statement), strip_codes(b.statement)) >= CONFLICT_WORDS:
+                continue  # one thing's price, stated twice with different amounts
+            pairs.append((a, b))
+    # two things a question can name by rule first (thing_name), then a thing with what is sold for
+    # it (the V7 and Care+ for the V7: they share a code)
+    pairs.sort(key=lambda p: (not (thing_name(p[0]) and thing_name(p[1])), not (subject_codes(p[0]) & subject_codes(p[1]))))
+    out, seen, uses = [], set(), {}
+    for a, b in pairs:
+        ta, tb = thing(a), thing(b)
+        if frozenset((ta, tb)) in seen or uses.get(ta, 0) >= TOTAL_USES or uses.get(tb, 0) >= TOTAL_USES:
+            continue
+        dec = max(a.decimals, b.decimals)
+        total = a.number + b.number
+        out.append(Candidate("logic/complex", a.lang, [a, b], computed_answer(a, total, dec),
+                             f'"{a.title or a.source}" states {a.answer}, "{b.title or b.source}" states '
+                             f"{b.answer}; {format_number(a.number, dec)} + {format_number(b.number, dec)} = "
+                             f"{format_number(total, dec)}",
+                             {"op": "sum", "operands": [a.answer, b.answer], "result": total, "total": True}))
+        seen.add(frozenset((ta, tb)))
+        uses[ta], uses[tb] = uses.get(ta, 0) + 1, uses.get(tb, 0) + 1
     return out
 
 
@@ -408,4 +540,5 @@ def recompute(c: Candidate) -> bool:
     nums = [parse_quantity(a) for a in c.compute["operands"]]
     if any(n is None for n in nums) or len({n[1] for n in nums}) != 1:
         return False
-    return abs(abs(nums[0][0] - nums[1][0]) - c.compute["result"]) < 1e-9
+    value = sum(n[0] for n in nums) if c.compute.get("op") == "sum" else abs(nums[0][0] - nums[1][0])
+    return abs(value - c.compute["result"]) < 1e-6 * max(1.0, abs(value))

@@ -16,8 +16,9 @@
                      table shares ("the blade kit" beside two blade-kit rows)
     inconsistent     a model question asking for another kind of thing than the answer, or about
                      words none of the cited chunks use; a logic item's question that asks for no
-                     difference or change ("What is the maximum slope?" for the 5% between two
-                     slopes), or another item's question that does
+                     difference, change or total ("What is the maximum slope?" for the 5% between
+                     two slopes), or another item's question that does; a total's or a
+                     comparison's question that names the documents instead of the things
     duplicate, near_duplicate   the same question as, or ≥ 0.8 alike to, one already in the bench
     closed_book      the base model answers it without the documents (only with the check on)
 
@@ -32,6 +33,7 @@ import re
 from ..eval.metrics import contains_answer
 from ..lang import tokenize_for_search
 from ..sftdata import filters
+from ..sftdata.paraphrase import clean_title
 from .pools import Candidate, recompute
 
 REASONS = ("no_question", "unsupported", "contains_answer", "needs_context", "garbled", "two_asked", "ambiguous", "length",
@@ -73,6 +75,9 @@ def check(question: str, c: Candidate, writer: str, seen: filters.NearDupIndex) 
         return "inconsistent"
     if bool(c.compute) != asks_computation(question, c.lang):
         return "inconsistent"
+    if c.compute and (c.compute.get("total") or c.compute.get("compare")) \
+            and any(f.title and clean_title(f.title) in question for f in c.facts):
+        return "inconsistent"  # "what do 《X 使用说明》 and 《Y 公告》 cost together?": documents, not things
     hit = seen.match(filters.strip_anchor(question))
     return hit[0] if hit else None
 
@@ -115,14 +120,17 @@ _GARBLED = re.compile(r"(?:\b(?:the|a|an)|'s)\s+(?:how (?:many|much|long)|what)\
 _COMPUTATION = {
     "en": re.compile(r"\bby how (?:much|many)\b|\bhow (?:much|many) (?:more|less|fewer|longer|shorter|higher|lower|"
                      r"greater|larger|smaller|bigger|heavier|lighter|faster|slower|cheaper|dearer)\b|\bdifference\b|"
-                     r"\bexceed|\bhow (?:much|many) [^?]{0,60}\bchange", re.IGNORECASE),
+                     r"\bexceed|\bhow (?:much|many) [^?]{0,60}\bchange|"
+                     r"\b(?:in total|altogether|combined|together)\b|\btotal (?:cost|price|amount)\b", re.IGNORECASE),
     "zh": re.compile(r"[多少]多少|相差|差多少|差距|差值|变化|增加了多少|减少了多少|提高了多少|降低了多少|缩短了多少|"
-                     r"延长了多少|高出|贵多少|便宜多少|长多少|短多少|大多少|小多少|重多少|轻多少"),
+                     r"延长了多少|高出|贵多少|便宜多少|长多少|短多少|大多少|小多少|重多少|轻多少|"
+                     r"一共|总共|合计|共计|总计|加起来|总价|共需|共要|共花"),
 }
 
 
 def asks_computation(question: str, lang: str) -> bool:
-    """The question asks for a difference or a change ("by how much", "多多少", "相差")."""
+    """The question asks for a difference, a change or a total ("by how much", "多多少", "相差",
+    "together", "一共")."""
     return bool(_COMPUTATION[lang].search(filters.strip_anchor(question)))
 
 

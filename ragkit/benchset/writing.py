@@ -2,7 +2,8 @@
 sentence ("... recharges in [65 minutes] ...") with the few-shot prompt of `build-sft-data`
 (ragkit.sftdata.paraphrase.ModelWriter) and writes the question; the rules of the same module write
 one too where they can. A computation is shown to the model the same way, as a sentence that
-states the facts and ends in the marked result. `questions` returns them in order of preference
+states the facts and ends in the marked result ("The change is [...]", "The difference is [...]",
+"Together they cost [...]"). `questions` returns them in order of preference
 (model first, rules as the fallback), and draft.py keeps the first that passes verify.py.
 
 Anchors: an easy or medium question, and a computation over one document's facts, names its document ('According to "X", ...') when it does not
@@ -17,7 +18,7 @@ import re
 from ..sftdata.filters import strip_anchor
 from ..sftdata.paraphrase import anchor, clean_title
 from .facts import subject_codes
-from .pools import Candidate
+from .pools import Candidate, thing_name
 
 _LATEST = {"en": "As of the latest documents, {q}", "zh": "以最新资料为准，{q}"}
 _MARK = {"en": ("[", "]"), "zh": ("【", "】")}
@@ -41,6 +42,14 @@ def computation_text(c: Candidate) -> str:
     """The facts and the marked result of a logic candidate, as one text for the model."""
     o, e = _MARK[c.lang]
     a, b = c.facts[0], c.facts[1]
+    if c.cell == "logic/complex" and c.compute and c.compute.get("total"):
+        if c.lang == "zh":
+            return f"《{_title(a)}》：{a.context}《{_title(b)}》：{b.context}两者一共{o}{c.answer}{e}。"
+        return f'"{_title(a)}": {a.context} "{_title(b)}": {b.context} Together they cost {o}{c.answer}{e}.'
+    if c.cell == "logic/complex" and c.compute and c.compute.get("compare"):
+        if c.lang == "zh":
+            return f"《{_title(a)}》：{a.context}《{_title(b)}》：{b.context}两者相差{o}{c.answer}{e}。"
+        return f'"{_title(a)}": {a.context} "{_title(b)}": {b.context} The difference is {o}{c.answer}{e}.'
     if c.cell == "logic/complex":
         if c.lang == "zh":
             return f"《{_title(b)}》：{b.context}《{_title(a)}》（更新）：{a.context}两者相差{o}{c.answer}{e}。"
@@ -78,6 +87,8 @@ def rule_question(c: Candidate) -> str | None:
         return anchor(f"{f.context.rstrip('.;')}: by how much did it change?", f.title, c.lang)
     if c.cell == "logic/complex" and c.compute and c.compute.get("compare"):
         return comparison_question(c)
+    if c.cell == "logic/complex" and c.compute and c.compute.get("total"):
+        return total_question(c)
     if c.cell == "logic/complex" and f.question:
         old = c.facts[1]
         core = strip_anchor(f.question)
@@ -101,6 +112,18 @@ def comparison_question(c: Candidate) -> str | None:
     if c.lang == "zh":
         return f"{x} 的{attr}比 {y} 多多少？"
     return f"How much greater is the {attr[0].lower() + attr[1:] if attr[1:].islower() else attr} of the {x} than that of the {y}?"
+
+
+def total_question(c: Candidate) -> str | None:
+    """"How much do the Kestrel V7 and the Dock Pro cost together?" when both things have a name
+    by rule (thing_name) and the names differ."""
+    a, b = c.facts
+    x, y = thing_name(a), thing_name(b)
+    if not x or not y or x == y:
+        return None
+    if c.lang == "zh":
+        return f"同时购买{x}和{y}，一共要多少钱？"
+    return f"How much do the {x} and the {y} cost together?"
 
 
 def questions(c: Candidate, model_writer, use_rules: bool = True) -> list[tuple[str, str]]:

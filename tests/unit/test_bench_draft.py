@@ -357,3 +357,105 @@ def test_a_value_a_document_changes_is_no_common_item():
     assert any(c.answer == "10 minutes" for c in pools["logic/simple"]["en"])  # the change itself
     assert not any("75 minutes" in c.answer for cell in ("knowledge/easy", "knowledge/medium")
                    for c in pools[cell].get("en", []) if c.sources == ["x2-notes-2.md"])
+
+
+def test_two_things_prices_in_two_documents_make_a_total_and_a_fee_or_cut_does_not():
+    from ragkit.benchset.draft import doc_titles
+    from ragkit.benchset.facts import extract_facts
+    from ragkit.benchset.pools import build_pools, recompute
+    from ragkit.benchset.verify import asks_computation
+    from ragkit.types import Chunk
+
+    docs = {
+        "x2-launch.md": "# Falcon X2 Launch\n\nThe Falcon X2 drone has a retail price of USD 899.",
+        "x2-care.md": "# Falcon Care Plan\n\nThe Falcon Care plan for the X2 is priced at USD 129. "
+                      "A service fee of USD 49 applies per claim.",
+        "hub-guide.md": "# Falcon Hub Guide\n\n充电中心 H1 的价格为 1,299 元。",
+        "x2-price-cut.md": "# Falcon X2 价格调整\n\n猎鹰 X2 的建议零售价为 6,999 元，每台下调 500 元。",
+    }
+    chunks = [Chunk(f"{s}#0", s, t, 0, len(t)) for s, t in docs.items()]
+    facts = extract_facts(chunks, doc_titles(chunks))
+    pools = build_pools(facts, {c.source: [c] for c in chunks}, docs)
+    totals = [c for cs in pools["logic/complex"].values() for c in cs if c.compute.get("total")]
+    assert [(c.answer, sorted(c.compute["operands"])) for c in totals if c.lang == "en"] == \
+        [("USD 1,028", ["USD 129", "USD 899"])]  # the fee is no price
+    zh = [c.answer for c in totals if c.lang == "zh"]
+    assert zh == ["8,298 元"]  # 6,999 + 1,299; the 500 cut is no price
+    assert all(recompute(c) for c in totals)
+    c = totals[0]
+    c.compute["result"] = 1000.0
+    assert not recompute(c)
+    assert asks_computation("How much do the Falcon X2 and the Falcon Care plan cost together?", "en")
+    assert asks_computation("同时买猎鹰 X2 和充电中心 H1 一共要多少钱？", "zh")
+    assert not asks_computation("How much does the Falcon X2 cost?", "en")
+
+
+def test_a_total_question_names_both_things_by_their_table_rows():
+    from ragkit.benchset.draft import doc_titles
+    from ragkit.benchset.facts import extract_facts
+    from ragkit.benchset.pools import build_pools, thing_name
+    from ragkit.benchset.writing import rule_question
+    from ragkit.types import Chunk
+
+    docs = {  # a price column in one document, a column per product in another
+        "profile.md": "# 猎鹰公司简介\n\n| 产品 | 类别 | 首发价格（人民币） |\n|---|---|---|\n| 猎鹰 X2 | 无人机 | 6,999 元 |\n"
+                      "| 猎鹰 X5 | 无人机 | 9,999 元 |\n",
+        "faq.md": "# 猎鹰常见问题\n\n| 项目 | 充电中心 H1 | 遥控器 R1 |\n|---|---|---|\n| 建议零售价 | 1,299 元 | 899 元 |\n",
+    }
+    chunks = [Chunk(f"{s}#0", s, t, 0, len(t)) for s, t in docs.items()]
+    facts = extract_facts(chunks, doc_titles(chunks))
+    pools = build_pools(facts, {c.source: [c] for c in chunks}, docs)
+    totals = [c for c in pools["logic/complex"].get("zh", []) if c.compute.get("total")]
+    assert totals and all({f.source for f in c.facts} == set(docs) for c in totals)  # never within one document
+    names = {thing_name(f) for c in totals for f in c.facts}
+    assert names <= {"猎鹰 X2", "猎鹰 X5", "充电中心 H1", "遥控器 R1"} and "猎鹰 X2" in names
+    q = rule_question(totals[0])
+    a, b = totals[0].facts
+    assert q == f"同时购买{thing_name(a)}和{thing_name(b)}，一共要多少钱？"
+    assert check(q, totals[0], "rules", NearDupIndex()) is None
+
+
+def test_a_total_question_naming_the_documents_is_dropped():
+    a = fact("USD 899", "The Falcon X2 has a retail price of USD 899.")
+    b = fact("USD 129", "The Falcon Care plan is priced at USD 129.")
+    a.title, b.title = "Falcon X2 Launch", "Falcon Care Plan"
+    total = Candidate("logic/complex", "en", [a, b], "USD 1,028",
+                      compute={"op": "sum", "operands": ["USD 899", "USD 129"], "result": 1028.0, "total": True})
+    assert check("How much do the Falcon X2 and its Care plan cost together?", total, "model", NearDupIndex()) is None
+    named = 'How much do "Falcon X2 Launch" and "Falcon Care Plan" cost together?'
+    assert check(named, total, "model", NearDupIndex()) == "inconsistent"
+    compare = Candidate("logic/complex", "en", [a, b], "USD 770",
+                        compute={"op": "difference", "operands": ["USD 899", "USD 129"], "result": 770.0, "compare": True})
+    named = 'By how much does the price in "Falcon X2 Launch" exceed the one in "Falcon Care Plan"?'
+    assert check(named, compare, "model", NearDupIndex()) == "inconsistent"
+
+
+def test_a_resumed_draft_verifies_what_it_replays():
+    from ragkit.benchset.draft import _Drafter
+
+    text = "The Falcon X2 weighs 895 g."
+    c = Candidate("knowledge/easy", "en", [fact("895 g", text)], "895 g")
+    drafter = _Drafter(DraftConfig(writer="rules"), None)
+    rec = {"key": c.key, "item": {"question": "How much does the Falcon X2 weigh?"}, "drops": {}, "lang": "en",
+           "writer": "model"}
+    assert drafter.replay(rec, c) is rec
+    assert drafter.replay({**rec, "key": "b"}, c) is None  # now a duplicate: drafted afresh
+    leaked = {**rec, "item": {"question": "Does the Falcon X2 weigh 895 g?"}}  # a filter added since
+    assert drafter.replay(leaked, c) is None
+
+
+def test_two_spec_tables_naming_one_attribute_shorter_and_longer_are_compared():
+    from ragkit.benchset.draft import doc_titles
+    from ragkit.benchset.facts import extract_facts
+    from ragkit.benchset.pools import build_pools
+    from ragkit.types import Chunk
+
+    docs = {  # "续航" in one table, "续航时间" in another: one attribute of two products
+        "x2.md": "# 猎鹰 X2 快速入门\n\n| 项目 | 参数 |\n|---|---|\n| 续航时间 | 约 38 分钟 |\n| 重量 | 895 g |\n",
+        "faq.md": "# 常见问题\n\n| 项目 | 猎鹰 X5 |\n|---|---|\n| 续航 | 约 45 分钟 |\n| 起飞重量 | 1,200 g |\n",
+    }
+    chunks = [Chunk(f"{s}#0", s, t, 0, len(t)) for s, t in docs.items()]
+    facts = extract_facts(chunks, doc_titles(chunks))
+    pools = build_pools(facts, {c.source: [c] for c in chunks}, docs)
+    compared = [c for c in pools["logic/complex"].get("zh", []) if c.compute.get("compare")]
+    assert [c.answer for c in compared] == ["7 分钟"]  # 重量 is not the start of 起飞重量: not compared
