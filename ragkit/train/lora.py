@@ -89,8 +89,10 @@ def check_memory(need: int, device: str, what: str) -> None:
         )
 
 
-def training_bytes(model, batch: int, seq: int, bytes_per: int, checkpointing: bool) -> int:
-    """Rough peak memory of one step: weights, LoRA state and the activations kept for backward.
+def training_bytes(model, batch: int, seq: int, bytes_per: int, checkpointing: bool, loaded: bool = False) -> int:
+    """Rough peak memory of one step: weights, LoRA state and the activations kept for backward;
+    with `loaded`, what is still to be allocated once the weights are in memory (what to compare
+    with the memory free after loading: counting the weights twice refused a 1.5B on 24 GB).
 
     Frozen weights need no saved inputs, so a layer keeps about 10 hidden-size and 4 MLP-size values
     per token (norms, q/k/v, LoRA dropout, MLP gates); SDPA keeps no attention matrix. Calibrated on
@@ -103,7 +105,7 @@ def training_bytes(model, batch: int, seq: int, bytes_per: int, checkpointing: b
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) * 16
     per_layer = batch * seq * (10 * h + 4 * inter) * bytes_per
     acts = (batch * seq * h * bytes_per * layers + per_layer) if checkpointing else per_layer * layers
-    return int(weights + trainable + 1.2 * acts + 2**30)
+    return int((0 if loaded else weights) + trainable + 1.2 * acts + 2**30)
 
 
 def is_oom(e: BaseException) -> bool:

@@ -165,7 +165,7 @@ class LoRARecipe:
         self.model = add_lora(model, config)
         longest = max(len(e.input_ids) for e in self.train_items)
         check_memory(training_bytes(self.model, config.batch_size, longest, 2 if amp_dtype else 4,
-                                    config.gradient_checkpointing), device,
+                                    config.gradient_checkpointing, loaded=True), device,
                      f"training at batch {config.batch_size} x {longest} tokens")
 
     def _make_optimizer(self) -> None:

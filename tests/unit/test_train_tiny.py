@@ -296,6 +296,23 @@ def test_guard_rails_give_one_clear_sentence(tiny_base, tmp_path, monkeypatch):
         T.train(cfg(tmp_path, tiny_base, data, name="o"))
 
 
+def test_the_memory_check_after_loading_does_not_count_the_weights_again():
+    import torch
+
+    class Model(torch.nn.Module):
+        config = type("Config", (), {"hidden_size": 8, "num_hidden_layers": 2, "intermediate_size": 32})()
+
+        def __init__(self):
+            super().__init__()
+            self.base = torch.nn.Linear(1000, 1000)  # 1,001,000 frozen fp32 parameters
+            self.base.requires_grad_(False)
+
+    m = Model()
+    weights = sum(p.numel() * p.element_size() for p in m.parameters())
+    full = L.training_bytes(m, 4, 128, 4, False)
+    assert full - L.training_bytes(m, 4, 128, 4, False, loaded=True) == weights == 4_004_000
+
+
 def test_languages_keeps_only_those_questions_and_groups_batches_by_prompt(tiny_base, tmp_path):
     rows = [{"instruction": f"What is code E{i:02d}?", "output": f"fault {i}"} for i in range(24)]
     rows += [{"instruction": f"故障码 E{i:02d} 是什么意思？", "output": f"故障 {i}"} for i in range(24)]
