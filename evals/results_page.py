@@ -29,6 +29,9 @@ SOURCES = {
                          "ragkit run pipelines/sample-cpu.yaml, as it stood before the all-linear LoRA"),
     "sample-qwen": ("the sample bench on Qwen2.5-Coder-0.5B, oracle arm included",
                     "ragkit run pipelines/sample-qwen.yaml"),
+    "sample-raft": ("RAFT against plain QA fine-tuning on Qwen2.5-Coder-0.5B: rag, sft_rag, raft_rag and oracle, "
+                    "with retention (docs/raft.md; failures.md there reads raft_rag's failures)",
+                    "ragkit run pipelines/sample-raft.yaml"),
     "sft-sweep": ("a sweep of LoRA and SFT-data settings: accuracy against forgetting",
                   "ragkit run pipelines/sft-sweep.yaml && ragkit report runs/sft-sweep"),
     "scale": ("ingest, query and one-file-change cost from 10k to 1M chunks, FAISS and Milvus",
@@ -52,8 +55,11 @@ SOURCES = {
     "reason": ("how often the reasoning router flags a question, against the bench's logic labels",
                "python evals/reason_route.py"),
     "raft": ("what RAFT data costs against plain QA data: tokens per epoch of sample-raft's two recipes "
-             "(evidence selection included), and the training rate side by side (docs/raft.md)",
-             "python evals/perf/raft_train_rate.py --steps 0 --out evals/results/raft/tokens.json"),
+             "(evidence selection included), and the training rate of both on the 1.5B side by side (docs/raft.md)",
+             "python evals/perf/raft_train_rate.py --steps 0 --out evals/results/raft/tokens.json; "
+             "python evals/perf/raft_train_rate.py --experiment COPY --base qwen2.5-coder-1.5b --steps 1 "
+             "--out evals/results/raft/rate-1.5b.json (COPY: pipelines/sample-raft.yaml with raft.train batch_size 2 "
+             "and gradient_checkpointing true)"),
 }
 
 
