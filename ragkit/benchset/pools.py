@@ -294,19 +294,23 @@ def cross_document_comparisons(facts: list[Fact], stmts: StatementIndex, skip: s
                     or b.unit != a.unit or b.number == a.number or not subject_codes(b) \
                     or subject_codes(a) == subject_codes(b) or word_jaccard(strip_codes(a.statement), strip_codes(b.statement)) < CONFLICT_WORDS:
                 continue
-            hi, lo = (a, b) if a.number > b.number else (b, a)
-            dec = max(a.decimals, b.decimals)
-            diff = hi.number - lo.number
-            out.append(Candidate("logic/complex", a.lang, [hi, lo], computed_answer(hi, diff, dec),
-                                 f'"{hi.title or hi.source}" states {hi.answer}, "{lo.title or lo.source}" states '
-                                 f"{lo.answer}; {format_number(hi.number, dec)} - {format_number(lo.number, dec)} = "
-                                 f"{format_number(diff, dec)}",
-                                 {"op": "difference", "operands": [hi.answer, lo.answer], "result": diff,
-                                  "compare": True}))
+            out.append(comparison(a, b))
             used.update((i, j))
             break
     out += attribute_comparisons(facts, skip, used)
     return out
+
+
+def comparison(a: Fact, b: Fact) -> Candidate:
+    """logic/complex: how much the larger of two things' values of one attribute exceeds the other."""
+    hi, lo = (a, b) if a.number > b.number else (b, a)
+    dec = max(a.decimals, b.decimals)
+    diff = hi.number - lo.number
+    return Candidate("logic/complex", a.lang, [hi, lo], computed_answer(hi, diff, dec),
+                     f'"{hi.title or hi.source}" states {hi.answer}, "{lo.title or lo.source}" states '
+                     f"{lo.answer}; {format_number(hi.number, dec)} - {format_number(lo.number, dec)} = "
+                     f"{format_number(diff, dec)}",
+                     {"op": "difference", "operands": [hi.answer, lo.answer], "result": diff, "compare": True})
 
 
 def attribute(f: Fact) -> str | None:
@@ -341,15 +345,7 @@ def attribute_comparisons(facts: list[Fact], skip: set[int], used: set[int]) -> 
             x, y = sorted((attribute(a), attribute(b)), key=len)
             if x == y or not y.startswith(x):
                 continue  # equal attributes are cross_document_comparisons' (if it passed them over, so do we)
-            hi, lo = (a, b) if a.number > b.number else (b, a)
-            dec = max(a.decimals, b.decimals)
-            diff = hi.number - lo.number
-            out.append(Candidate("logic/complex", a.lang, [hi, lo], computed_answer(hi, diff, dec),
-                                 f'"{hi.title or hi.source}" states {hi.answer}, "{lo.title or lo.source}" states '
-                                 f"{lo.answer}; {format_number(hi.number, dec)} - {format_number(lo.number, dec)} = "
-                                 f"{format_number(diff, dec)}",
-                                 {"op": "difference", "operands": [hi.answer, lo.answer], "result": diff,
-                                  "compare": True}))
+            out.append(comparison(a, b))
             used.update((i, j))
     return out
 
