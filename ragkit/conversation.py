@@ -183,28 +183,28 @@ def _rewrite_body(turns: list[dict], question: str, lang: str) -> str:
     return f"{c}{colon}\n{convo}\n{q}{colon}{question}"
 
 
-def _rewrite_prompt(gen: Generator, turns: list[dict], question: str, lang: str) -> str:
-    ex_turns, ex_q, ex_a = _EXAMPLE[lang]
-    s = _LABEL[lang][2] + ("：" if lang == "zh" else ": ")
+def _one_shot_prompt(gen: Generator, system: str, example: tuple, answer_label: str, turns: list[dict],
+                     question: str, lang: str) -> str:
+    """`system`, one worked `example` (turns, follow-up, reply) and then `turns` + `question`: as chat
+    messages for a chat model, else as text, each reply after `answer_label`."""
+    ex_turns, ex_q, ex_a = example
     if gen.prompt_style == "chat":
-        return gen.render_chat([{"role": "system", "content": _REWRITE_SYSTEM[lang]},
+        return gen.render_chat([{"role": "system", "content": system},
                                 {"role": "user", "content": _rewrite_body(ex_turns, ex_q, lang)},
                                 {"role": "assistant", "content": ex_a},
                                 {"role": "user", "content": _rewrite_body(turns, question, lang)}])
-    return (f"{_REWRITE_SYSTEM[lang]}\n\n{_rewrite_body(ex_turns, ex_q, lang)}\n{s}{ex_a}\n\n"
-            f"{_rewrite_body(turns, question, lang)}\n{s}")
+    return (f"{system}\n\n{_rewrite_body(ex_turns, ex_q, lang)}\n{answer_label}{ex_a}\n\n"
+            f"{_rewrite_body(turns, question, lang)}\n{answer_label}")
+
+
+def _rewrite_prompt(gen: Generator, turns: list[dict], question: str, lang: str) -> str:
+    label = _LABEL[lang][2] + ("：" if lang == "zh" else ": ")
+    return _one_shot_prompt(gen, _REWRITE_SYSTEM[lang], _EXAMPLE[lang], label, turns, question, lang)
 
 
 def _referent_prompt(gen: Generator, turns: list[dict], question: str, lang: str) -> str:
-    ex_turns, ex_q, ex_a = _REFERENT_EXAMPLE[lang]
-    if gen.prompt_style == "chat":
-        return gen.render_chat([{"role": "system", "content": _REFERENT_SYSTEM[lang]},
-                                {"role": "user", "content": _rewrite_body(ex_turns, ex_q, lang)},
-                                {"role": "assistant", "content": ex_a},
-                                {"role": "user", "content": _rewrite_body(turns, question, lang)}])
-    s = _REFERENT_LABEL[lang]
-    return (f"{_REFERENT_SYSTEM[lang]}\n\n{_rewrite_body(ex_turns, ex_q, lang)}\n{s}{ex_a}\n\n"
-            f"{_rewrite_body(turns, question, lang)}\n{s}")
+    return _one_shot_prompt(gen, _REFERENT_SYSTEM[lang], _REFERENT_EXAMPLE[lang], _REFERENT_LABEL[lang], turns,
+                            question, lang)
 
 
 def _says(word: str, text: str, words: set[str]) -> bool:
