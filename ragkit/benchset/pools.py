@@ -334,15 +334,15 @@ def attribute_comparisons(facts: list[Fact], skip: set[int], used: set[int]) -> 
     attribute in a shorter and a longer way ("续航" in one document, "续航时间" in another): two
     cells or key-value lines about different things, in two documents, one attribute (two
     characters or more) the start of the other. Facts in `used` are taken already."""
-    specs = [(i, f) for i, f in enumerate(facts) if f.kind in ("cell", "value") and f.number is not None
-             and i not in skip and i not in used and subject_codes(f) and len(attribute(f) or "") >= 2]
+    specs = [(i, f, attr) for i, f in enumerate(facts) if f.kind in ("cell", "value") and f.number is not None
+             and i not in skip and i not in used and subject_codes(f) and len(attr := attribute(f) or "") >= 2]
     out = []
-    for n, (i, a) in enumerate(specs):
-        for j, b in specs[n + 1:]:
+    for n, (i, a, attr_a) in enumerate(specs):
+        for j, b, attr_b in specs[n + 1:]:
             if i in used or j in used or b.source == a.source or b.lang != a.lang or b.unit != a.unit \
                     or b.number == a.number or subject_codes(a) == subject_codes(b):
                 continue
-            x, y = sorted((attribute(a), attribute(b)), key=len)
+            x, y = sorted((attr_a, attr_b), key=len)
             if x == y or not y.startswith(x):
                 continue  # equal attributes are cross_document_comparisons' (if it passed them over, so do we)
             out.append(comparison(a, b))
@@ -537,4 +537,4 @@ def recompute(c: Candidate) -> bool:
     if any(n is None for n in nums) or len({n[1] for n in nums}) != 1:
         return False
     value = sum(n[0] for n in nums) if c.compute.get("op") == "sum" else abs(nums[0][0] - nums[1][0])
-    return abs(value - c.compute["result"]) < 1e-6 * max(1.0, abs(value))
+    return abs(value - c.compute["result"]) < 1e-9 * max(1.0, abs(value))  # float error only
