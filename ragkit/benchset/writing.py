@@ -42,14 +42,11 @@ def computation_text(c: Candidate) -> str:
     """The facts and the marked result of a logic candidate, as one text for the model."""
     o, e = _MARK[c.lang]
     a, b = c.facts[0], c.facts[1]
-    if c.cell == "logic/complex" and c.compute and c.compute.get("total"):
+    if c.cell == "logic/complex" and c.compute and (c.compute.get("total") or c.compute.get("compare")):
+        zh, en = ("一共", "Together they cost") if c.compute.get("total") else ("相差", "The difference is")
         if c.lang == "zh":
-            return f"《{_title(a)}》：{a.context}《{_title(b)}》：{b.context}两者一共{o}{c.answer}{e}。"
-        return f'"{_title(a)}": {a.context} "{_title(b)}": {b.context} Together they cost {o}{c.answer}{e}.'
-    if c.cell == "logic/complex" and c.compute and c.compute.get("compare"):
-        if c.lang == "zh":
-            return f"《{_title(a)}》：{a.context}《{_title(b)}》：{b.context}两者相差{o}{c.answer}{e}。"
-        return f'"{_title(a)}": {a.context} "{_title(b)}": {b.context} The difference is {o}{c.answer}{e}.'
+            return f"《{_title(a)}》：{a.context}《{_title(b)}》：{b.context}两者{zh}{o}{c.answer}{e}。"
+        return f'"{_title(a)}": {a.context} "{_title(b)}": {b.context} {en} {o}{c.answer}{e}.'
     if c.cell == "logic/complex":
         if c.lang == "zh":
             return f"《{_title(b)}》：{b.context}《{_title(a)}》（更新）：{a.context}两者相差{o}{c.answer}{e}。"
