@@ -53,7 +53,7 @@ from .generate.prompts import (
     with_conversation,
 )
 from .lang import detect_language
-from .reason.parse import Solution, parse_reasoning, solve
+from .reason.parse import RESULT_SLOT, Solution, parse_reasoning, solve
 from .reason.route import needs_reasoning, sub_queries
 from .settings import RetrievalSettings
 from .types import Answer, Completion, Hit
@@ -75,6 +75,8 @@ DEFAULT_MIN_SCORE = {"en": 0.20, "zh": 0.15}
 DEFAULT_CONTEXT_TOKENS = 200
 # Tokens the reasoning step may write (facts, one expression, the answer) before it is cut off.
 REASON_MAX_TOKENS = 160
+# Tokens of one line (the calculation, the answer) when the format is led line by line (_relabel).
+RELABEL_LINE_TOKENS = 48
 # A question routed to reasoning needs several facts (operands, or a fact about each thing it
 # names), so its evidence budget is this many times context_tokens: the operands its notes name are
 # shown far more often with more evidence (evals/evidence_coverage.py, `logic_operands_shown`, in
@@ -321,7 +323,31 @@ class Pipeline:
         said = cut_header_fragment(completion.text).strip()
         if is_refusal(said):
             return plan, completion, Solution(said, parse_reasoning(said))
-        return plan, completion, solve(REASON_LABELS[lang][0] + " " + said)
+        written = REASON_LABELS[lang][0] + " " + said
+        if said and "calculation" not in parse_reasoning(written).labels:
+            written = self._relabel(plan.text, completion, lang, cancel)
+        return plan, completion, solve(written)
+
+    def _relabel(self, prompt: str, completion: Completion, lang: str, cancel) -> str:
+        """The reasoning format, led line by line, for a model that wrote no calculation line: its
+        first line of facts is kept, then ragkit writes "Calculation:" and "Answer:" and the model
+        writes one line after each. The prompt grows by the model's own text, so the backend reads
+        only the new tokens (llama.cpp reuses the matching start). `completion` is charged with them."""
+        labels = REASON_LABELS[lang]
+        facts = completion.text.lstrip("\n").split("\n", 1)[0]
+        facts = facts[: slot.start()] if (slot := RESULT_SLOT.search(facts)) else facts  # the answer run in
+        text = prompt + completion.text[: completion.text.index(facts) + len(facts)]
+        lines = [labels[0] + " " + facts.strip()]
+        for label in labels[1:]:
+            text += "\n" + label
+            step = self._generate(text, replace(self.decoding, max_tokens=RELABEL_LINE_TOKENS).with_stops(["\n"]),
+                                  None, cancel)
+            line = step.text.split("\n", 1)[0]
+            text += line
+            lines.append(label + " " + line.strip())
+            completion.prompt_tokens += step.prompt_tokens - step.cached_tokens
+            completion.completion_tokens += step.completion_tokens
+        return "\n".join(lines)
 
     def wants_reasoning(self, question: str, lang: str) -> bool:
         """Whether this question gets the reasoning step: `reason` on, or auto and the question

@@ -16,8 +16,14 @@ ready to put after the passages; a test checks that its example solves to its ow
 
 `solve(text)` returns a `Solution`: the answer composed with the calculator's value; the model's
 own answer line when it wrote "Calculation: none" or a single value with nothing computed
-("Calculation: 12 months"); and `answer` None when the calculator refused the expression, or the output has no answer at all or one that says nothing ("Answer: 无"), so the
-caller falls back to a direct answer.
+("Calculation: 12 months"), and that single value itself when no answer line follows it or the
+answer line waits for the value ("Answer: {result} [2]"); and
+`answer` None when the calculator refused the expression, or the output has no answer at all or
+one that says nothing ("Answer: 无"), so the caller falls back to a direct answer.
+
+A model that writes no calculation line at all (the 1.5B often runs its facts into the answer in
+Chinese) is led through the format line by line: see `Pipeline` in ragkit/pipeline.py, which
+writes each label and lets the model write one line after it.
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ _NONE = re.compile(r"^(?:none|n/?a|no calculation|not needed|-+|无|不需要|�
 # "2999 - 2599 (price cut)": a note in brackets after a number, not part of the expression
 _TRAILING_COMMENT = re.compile(r"(?<=[\d)])\s+\((?=[^()]*[A-Za-z\u4e00-\u9fff]{2})[^()]*\)\s*$")
 _SINGLE_VALUE = re.compile(r"[$¥€£]?\s*\d[\d,]*(?:\.\d+)?\s*%?\s*[^\d\s+\-*/×÷^()]*")
-_RESULT_SLOT = re.compile(r"\{\s*(?:result|value|结果)\s*\}|<\s*result\s*>", re.IGNORECASE)
+RESULT_SLOT = re.compile(r"\{\s*(?:result|value|结果)\s*\}|<\s*result\s*>", re.IGNORECASE)
 # a standalone number in an answer line: not part of a code (V7), a version (2.2) or a citation [1]
 _NUMBER = re.compile(r"(?<![\w.,\[])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w\]]|\.\d)")
 _MONTHS = ("January February March April May June July August September October November "
@@ -83,6 +89,7 @@ class ReasoningOutput:
     expression: str | None = None  # None when there is no calculation line or it says none
     claimed: str | None = None  # what the model wrote after "=" (never used as the value)
     answer: str | None = None  # the model's answer line
+    labels: tuple[str, ...] = ()  # the labelled lines written, in order: "facts", "calculation", "answer"
 
     @property
     def citations(self) -> list[int]:
@@ -127,7 +134,8 @@ def parse_reasoning(text: str) -> ReasoningOutput:
              if f.strip()]
     expression, claimed = clean_expression(" ".join(sections.get("calculation", [])[:1]))
     answer = " ".join(sections.get("answer", [])[:1]).strip() or None
-    return ReasoningOutput([f.strip() for f in facts], expression, claimed, _strip_marks(answer) if answer else None)
+    return ReasoningOutput([f.strip() for f in facts], expression, claimed, _strip_marks(answer) if answer else None,
+                           tuple(sections))
 
 
 def clean_expression(line: str) -> tuple[str | None, str | None]:
@@ -137,8 +145,8 @@ def clean_expression(line: str) -> tuple[str | None, str | None]:
     parts = re.split(r"\s*(?:(?<![<>=!])=(?!=)|≈|→|=>)\s*", line, maxsplit=1)
     expression = _TRAILING_COMMENT.sub("", parts[0].strip().rstrip(".。;；,，")).strip()
     claimed = parts[1].strip() if len(parts) > 1 else None
-    if not expression or _NONE.match(expression):
-        return None, claimed
+    if not expression or _NONE.match(expression) or not RESULT_SLOT.sub("", expression).strip():
+        return None, claimed  # "Calculation: {result}" copies the answer's slot: nothing to compute
     return expression, claimed
 
 
@@ -150,9 +158,14 @@ def solve(text: str) -> Solution:
         # "Calculation: 12 months" computes nothing: as with "none", the model's own answer line,
         # unless it says nothing ("Answer: 无") or waits for a value ({result}): then a direct answer
         line = _CITATION.sub("", parsed.answer or "").strip()
-        usable = line and not _NONE.match(line) and not _RESULT_SLOT.search(line)
-        return Solution(parsed.answer if usable else None, parsed,
-                        refused="a single value is not a calculation" if single else None)
+        usable = line and not _NONE.match(line) and not RESULT_SLOT.search(line)
+        answer = parsed.answer if usable else None
+        if single and answer is None and (not line or RESULT_SLOT.search(line)):
+            # "Calculation: 12 months" and no answer line, or one that waits for the value: the
+            # model named the value it was asked for
+            answer = _cited(RESULT_SLOT.sub(parsed.expression, parsed.answer, count=1) if line else parsed.expression,
+                            parsed)
+        return Solution(answer, parsed, refused="a single value is not a calculation" if single else None)
     try:
         result = evaluate(parsed.expression)
     except CalcRefused as e:  # the model's own answer line rests on the refused expression
@@ -168,13 +181,18 @@ def compose_answer(parsed: ReasoningOutput, result: CalcResult) -> str:
     answer is the value alone. Citations of the facts are added when the answer line has none.
     """
     answer = parsed.answer or ""
-    if _RESULT_SLOT.search(answer):
-        composed = _RESULT_SLOT.sub(result.text, answer, count=1)
+    if RESULT_SLOT.search(answer):
+        composed = RESULT_SLOT.sub(result.text, answer, count=1)
     else:
         composed = _replace_value(answer, result, parsed.claimed) or result.text
-    if not _CITATION.search(composed) and parsed.citations:
-        composed = composed.rstrip() + " " + "".join(f"[{n}]" for n in parsed.citations)
-    return composed.strip()
+    return _cited(composed, parsed)
+
+
+def _cited(answer: str, parsed: ReasoningOutput) -> str:
+    """`answer` with the facts' citations added when it has none of its own."""
+    if not _CITATION.search(answer) and parsed.citations:
+        answer = answer.rstrip() + " " + "".join(f"[{n}]" for n in parsed.citations)
+    return answer.strip()
 
 
 def _replace_value(answer: str, result: CalcResult, claimed: str | None) -> str | None:

@@ -248,3 +248,43 @@ def test_chinese_header_fragment_is_cut():
     gen = FakeGenerator("两年 [1]\n\n[2]（来源：zh/公司.md）公司", prompt_style="chat")
     ans = Pipeline(FakeIndex(ZH_HITS), gen, k=2).answer("隼鸟 M3 保修多久？")
     assert ans.answer == "两年 [1]" and [c.number for c in ans.citations] == [1]
+
+
+# -- the reasoning step (ragkit/reason/ for the parsing and the calculator) ------------------------
+PRICE_HITS = [hit(1, "The Heron A3 costs 1,250 yuan.", "en/a3.md", score=0.7),
+              hit(2, "Its dock costs 380 yuan.", "en/dock.md", score=0.6)]
+TOTAL = "What is the total price of the Heron A3 together with its dock?"  # routed: "together with"
+
+
+def test_reasoning_computes_the_models_expression():
+    gen = FakeGenerator(" The A3 costs 1,250 yuan [1]; the dock 380 yuan [2]\nCalculation: 1250 + 380 = 1600\n"
+                        "Answer: {result} yuan [1][2]", prompt_style="chat")
+    ans = Pipeline(FakeIndex(PRICE_HITS), gen).answer(TOTAL)
+    assert ans.answer == "1630 yuan [1][2]" and len(gen.prompts) == 1  # the calculator's sum, not the claim
+    assert gen.prompts[0].endswith("Facts:")
+    assert ans.reasoning["used"] and ans.reasoning["expression"] == "1250 + 380" and ans.reasoning["value"] == "1630"
+    assert Pipeline(FakeIndex(PRICE_HITS), gen, reason="off").answer(TOTAL).reasoning is None
+
+
+def test_a_model_that_skips_the_calculation_line_is_led_line_by_line():
+    def reply(prompt):  # runs its facts into the answer, but writes a line after each label it is given
+        if prompt.endswith("Facts:"):
+            return " The A3 costs 1,250 yuan [1] and the dock 380 yuan [2], so {result} yuan in all.\nMore."
+        return " 1250 + 380\nAnswer: 9" if prompt.endswith("Calculation:") else " {result} yuan [1][2]\nFacts:"
+
+    gen = FakeGenerator(reply, prompt_style="chat")
+    ans = Pipeline(FakeIndex(PRICE_HITS), gen).answer(TOTAL)
+    assert ans.answer == "1630 yuan [1][2]" and ans.reasoning["expression"] == "1250 + 380"
+    first, calc, answer = gen.prompts
+    # each prompt continues the one before (a backend reuses what it has read), the facts line cut
+    # where the model started answering
+    assert calc == first + " The A3 costs 1,250 yuan [1] and the dock 380 yuan [2], so \nCalculation:"
+    assert answer == calc + " 1250 + 380\nAnswer:"
+    assert [d.stop[-1] for d in gen.decodings[1:]] == ["\n", "\n"]
+
+
+def test_a_lone_value_with_no_answer_line_is_the_answer():
+    gen = FakeGenerator(" Kestrel Care+ for the M5 costs 199 USD [2]\nCalculation: 199", prompt_style="chat")
+    ans = Pipeline(FakeIndex(PRICE_HITS), gen).answer(TOTAL)
+    assert ans.answer == "199 [2]" and ans.reasoning["value"] is None  # nothing was computed
+    assert ans.reasoning["refused"] == "a single value is not a calculation"

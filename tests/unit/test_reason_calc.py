@@ -257,7 +257,8 @@ def test_an_answer_that_says_nothing_falls_back_to_a_direct_answer(said):
 @pytest.mark.parametrize("expression", ["40%", "1,299", "$24.99", "20 minutes", "12 months"])
 def test_a_single_value_is_not_a_calculation(expression):
     solution = solve(f"Facts: limit 40% [1]\nCalculation: {expression}\nAnswer: {{result}} [1]")
-    assert solution.answer is None and solution.refused  # the answer waits for a value: answer directly
+    assert solution.answer == f"{solution.parsed.expression} [1]" and solution.refused  # the value it waits for
+    assert solution.calculation is None
     solution = solve(f"Facts: bought in 2024, 12-month warranty [1]\nCalculation: {expression}\nAnswer: 12 months [1]")
     assert solution.answer == "12 months [1]" and solution.calculation is None  # the model's own line
 
@@ -312,3 +313,9 @@ def test_the_prompted_format_example_solves_to_its_own_answer(lang):
 ])
 def test_an_expression_ending_in_times_100_percent_reads_as_a_percentage(text, shown):
     assert evaluate(text).text == shown
+
+
+def test_a_calculation_that_copies_the_result_slot_computes_nothing():
+    assert clean_expression("{result}") == clean_expression("{result} {result}") == (None, None)
+    solution = solve("事实：签收后 7 天内可退货 [1]\n计算：{result}\n答案：2025 年 6 月 17 日前 [1]")
+    assert solution.answer == "2025 年 6 月 17 日前 [1]" and solution.refused is None
