@@ -1,8 +1,11 @@
 """Follow-up questions in a conversation: answered as well as the same question asked standalone?
 
-Sixteen pairs written over data/corpus (8 English, 8 Chinese), each built on a sample-bench item: a
+32 pairs written over data/corpus (16 English, 16 Chinese), each built on a sample-bench item: a
 first turn that names the product, a fixed assistant reply, then a follow-up that leans on it
 ("How much does it weigh?"); its standalone form is the bench question, with the bench's answers.
+The first 16 were written in wave 3 session 2, alongside the method they measured; the other 16
+were added, held out, in session 5 (written before any further change to the method and not tuned
+to any model's output), so the summary reports each set's totals beside the totals over all pairs.
 Each follow-up is answered through the server's own path (conversation.follow_up, then
 Pipeline.answer, as app.answer_job does):
 
@@ -59,7 +62,34 @@ PAIRS = [
     ("zh-007", "隼鸟 V7 是扫地机器人吗？", "是的，隼鸟 V7 是扫拖一体机器人。", "它的最大吸力是多少？"),
     ("zh-010", "隼鸟 M5 能在坡地上用吗？", "可以，隼鸟 M5 能在一定坡度的草坪上工作。", "最大能爬多陡的坡？"),
     ("zh-002", "隼鸟家居机器人是一家什么公司？", "隼鸟家居机器人有限公司生产扫地机器人和割草机器人。", "总部在哪个城市？"),
+    # held out (session 5): bench items no pair above uses; replies checked to leave the answers out
+    ("en-018", "What is the Kestrel Dock Pro?", "The Dock Pro is a self-emptying dock, sold separately, for the Kestrel V7.",
+     "How long does it take to empty the V7's dustbin?"),
+    ("en-014", "What is Kestrel Care+?", "Kestrel Care+ is an extended service plan you can buy for Kestrel robots.",
+     "How much does it cost for the Kestrel V7?"),
+    ("en-021", "Tell me about the Kestrel M5.",
+     "The Kestrel M5 is a robot mower for large gardens and, like the M3, needs no boundary wire.",
+     "And its launch price in US dollars?"),
+    ("en-026", "Does the Kestrel V7 have a side brush?", "Yes, the V7 has a side brush, which counts as a consumable.",
+     "How often should it be replaced?"),
+    ("en-078", "Does the Kestrel M3 have replaceable blades?",
+     "Yes, the M3 uses pivoting razor blades that you can replace yourself.", "How often should I replace them?"),
+    ("en-072", "My Kestrel robot mower just showed error code E07.",
+     "Kestrel mowers show an error code when they stop because of a problem.", "What does that mean?"),
+    ("en-033", "Can I set Do Not Disturb hours for my Kestrel V7 in the KestrelLink app?",
+     "Yes, the KestrelLink app has a Do Not Disturb setting for the V7.", "What are the default hours?"),
+    ("en-006", "Can the Kestrel V7 mop as well as vacuum?", "Yes, the V7 vacuums and mops in one run.",
+     "How much water does its tank hold?"),
+    ("zh-004", "给我介绍一下隼鸟 M5。", "隼鸟 M5 是隼鸟为大面积庭院打造的割草机器人。", "它最多能割多大面积？"),
+    ("zh-017", "隼鸟 V7 一次充电能扫多久？", "要看吸力档位，档位越高，续航越短。", "电池容量是多少 mAh？"),
+    ("zh-014", "隼鸟 M3 的割草高度能调吗？", "可以，M3 的割草高度可以在 App 里电动调节。", "那割草宽度呢？"),
+    ("zh-072", "我家割草机屏幕上显示 E07。", "E07 是隼鸟割草机器人的故障代码之一。", "这是什么意思？"),
+    ("zh-073", "我打算买一台隼鸟割草机器人。", "隼鸟目前有 M3 和 M5 两款割草机器人。", "整机保修多久？"),
+    ("zh-081", "隼鸟的机器人能用手机控制吗？", "可以，用官方 App 就能在手机上控制隼鸟机器人。", "这个 App 叫什么？"),
+    ("zh-078", "隼鸟割草机器人防水吗？", "防水，隼鸟割草机器人可以在户外淋小雨，也能用花园水管冲洗。", "它的防水等级是多少？"),
+    ("zh-075", "隼鸟自清洁基站的集尘袋需要换吗？", "需要，集尘袋是一次性耗材，不能清洗后重复使用。", "多久换一次？"),
 ]
+ORIGINAL = 16  # PAIRS[:ORIGINAL] written in wave 3 session 2; the rest held out, added in session 5
 
 
 def norm(s: str) -> str:
@@ -126,13 +156,27 @@ ARMS = ("standalone", "followup", "all_turns", "bare")
 RETRIEVED = ("standalone", "followup", "bare")  # all_turns searches as followup does
 
 
+def by_set(rows) -> dict:
+    """The rows of the original pairs and of the held-out ones: the held-out set is the check that a
+    gain on the original 16 (written alongside the method) is not fitted to them."""
+    return {"original": rows[:ORIGINAL], "heldout": rows[ORIGINAL:]}
+
+
+def totals(rows, answered) -> dict:
+    """Pairs, correct answers and gold sources retrieved per arm over these rows (one set or all)."""
+    return {
+        "pairs": len(rows),
+        "correct": {arm: sum(r[f"{arm}_correct"] for r in rows) for arm in answered},
+        "gold_source_retrieved": {arm: sum(r[f"{arm}_retrieved_gold"] for r in rows) for arm in RETRIEVED},
+    }
+
+
 def partial(args, gen, rows) -> None:
     """The summary of the rows so far, written after each pair (a slow run can be stopped and still report)."""
     answered = ARMS if args.bare_answers else ARMS[:3]
     summary = {
-        "model": gen.model, "pairs": len(rows), "max_tokens": args.max_tokens,
-        "correct": {arm: sum(r[f"{arm}_correct"] for r in rows) for arm in answered},
-        "gold_source_retrieved": {arm: sum(r[f"{arm}_retrieved_gold"] for r in rows) for arm in RETRIEVED},
+        "model": gen.model, "max_tokens": args.max_tokens, **totals(rows, answered),
+        "by_set": {name: totals(part, answered) for name, part in by_set(rows).items()},
         "median_ms": {arm: statistics.median(r[f"{arm}_ms"] for r in rows) for arm in answered},
         "median_rewrite_ms": statistics.median(r["rewrite_ms"] for r in rows),
         "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "referent", "model", "fallback")},
