@@ -77,6 +77,11 @@ DEFAULT_CONTEXT_TOKENS = 200
 REASON_MAX_TOKENS = 160
 # Tokens of one line (the calculation, the answer) when the format is led line by line (_relabel).
 RELABEL_LINE_TOKENS = 48
+# When the model says the selected evidence lacks the answer, it is asked once more with this many
+# of the retrieved chunks whole (the default before evidence selection): selection sometimes drops
+# the sentence that answers, and a refusal from a few sentences is cheap to check. On the sample bench
+# ... (evals/answer_settings.py; evals/results/answer-settings/sample.json).
+WHOLE_PASSAGES_ON_REFUSAL = 3
 # A question routed to reasoning needs several facts (operands, or a fact about each thing it
 # names), so its evidence budget is this many times context_tokens: the operands its notes name are
 # shown far more often with more evidence (evals/evidence_coverage.py, `logic_operands_shown`, in
@@ -229,6 +234,7 @@ class Pipeline:
         hits: list[Hit] | None = None
         retrieval_ms = 0.0
         shown: list[Hit] | None = None
+        retrieved: list[Hit] = []  # the chunks evidence was selected from (none when passages are given)
         reason = False
         if passages:
             hits = shown = list(passages)
@@ -241,6 +247,7 @@ class Pipeline:
             if not hits or max(h.score for h in hits) < self.threshold(lang):
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
             shown = self.evidence(search, hits, lang, reason)
+            retrieved = hits
             if self.context_tokens:
                 # The sources of the answer are the selected spans: [n] is sources[n-1], and a
                 # citation points at the sentences the model read, not the whole chunk.
@@ -256,11 +263,13 @@ class Pipeline:
                     on_token(raw)
             else:  # no usable calculation: answer directly, as with reasoning off
                 used = completion
-                plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, (history, instructions))
+                plan, completion, raw, hits = self._direct_or_whole(question, shown, hits, retrieved, lang, on_token,
+                                                                    cancel, (history, instructions))
                 completion.prompt_tokens += used.prompt_tokens
                 completion.completion_tokens += used.completion_tokens
         else:
-            plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, (history, instructions))
+            plan, completion, raw, hits = self._direct_or_whole(question, shown, hits, retrieved, lang, on_token,
+                                                                cancel, (history, instructions))
         gen_ms = ms_since(t_gen)
         reasoning = _reasoning_record(solution, reason)
 
@@ -312,6 +321,20 @@ class Pipeline:
         if guard is not None:
             guard.finish(raw)
         return plan, completion, raw
+
+    def _direct_or_whole(self, question, shown, hits, retrieved, lang, on_token, cancel, conversation):
+        """The plain answer from the selected evidence; when the model says it lacks the answer, the
+        plain answer from the top WHOLE_PASSAGES_ON_REFUSAL retrieved chunks whole (their [n] then
+        cite those chunks). Returns the plan, the completions' sum, the answer and the hits cited."""
+        plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, conversation)
+        if not (is_refusal(raw) and self.context_tokens and retrieved):
+            return plan, completion, raw, hits
+        whole = retrieved[:WHOLE_PASSAGES_ON_REFUSAL]
+        used = completion
+        plan, completion, raw = self._direct(question, whole, lang, on_token, cancel, conversation)
+        completion.prompt_tokens += used.prompt_tokens
+        completion.completion_tokens += used.completion_tokens
+        return plan, completion, raw, whole
 
     def _reason(self, question, shown, lang, cancel, conversation=(None, None)):
         """The reasoning step: the model writes its facts, one expression and an answer; ragkit

@@ -147,7 +147,9 @@ def could_start_header(tail: str) -> bool:
 
 class HeaderGuard:
     """Streams answer text, holding back whatever could still turn into a passage header (and the
-    whitespace around it), so that what was streamed is always a prefix of the final answer."""
+    whitespace around it), so that what was streamed is always a prefix of the final answer; and an
+    answer that opens with the refusal ("I don't know", 不知道) is not streamed at all, since the
+    pipeline replaces it (the canonical refusal, or an answer from whole passages)."""
 
     _LOOKBACK = 24  # longer than any header prefix worth holding ("[12] (source:" is 13 characters)
 
@@ -158,6 +160,8 @@ class HeaderGuard:
 
     def feed(self, piece: str) -> None:
         self.text = self.text + piece if self.sent else (self.text + piece).lstrip()
+        if not self.sent and any(r.startswith(self.text) or self.text.startswith(r) for r in REFUSAL.values()):
+            return  # a refusal, or still possibly one
         hold = len(self.text)
         for i in range(max(self.sent, len(self.text) - self._LOOKBACK), len(self.text)):
             if self.text[i] in "[(（" and could_start_header(self.text[i:]):
@@ -169,7 +173,10 @@ class HeaderGuard:
             self.sent = hold
 
     def finish(self, answer: str) -> None:
-        """Send the rest of the final `answer` (the stream so far is a prefix of it)."""
+        """Send the rest of the final `answer` (the stream so far is a prefix of it), unless it is a
+        refusal held back from the start."""
+        if not self.sent and any(answer.startswith(r) for r in REFUSAL.values()):
+            return
         if answer.startswith(self.text[: self.sent]) and len(answer) > self.sent:
             self.on_token(answer[self.sent:])
 

@@ -288,3 +288,34 @@ def test_a_lone_value_with_no_answer_line_is_the_answer():
     ans = Pipeline(FakeIndex(PRICE_HITS), gen).answer(TOTAL)
     assert ans.answer == "199 [2]" and ans.reasoning["value"] is None  # nothing was computed
     assert ans.reasoning["refused"] == "a single value is not a calculation"
+
+
+# -- a refusal from the selected evidence is checked against whole passages -----------------------
+DUST = [hit(1, "The Dock Pro empties the V7 after every run and holds a dust bag. One bag lasts about 60 days "
+               "in a typical home.", "en/dock.md", score=0.7),
+        hit(2, "The dust bag of the Dock Pro is sold in packs of three.", "en/shop.md", score=0.6)]
+
+
+def test_a_refusal_from_selected_sentences_is_asked_again_with_whole_passages():
+    def reply(prompt):  # reads only what it is shown
+        return " About 60 days [1]" if "60 days" in prompt.split("Question: How often")[-2] else " I don't know"
+
+    streamed = []
+    gen = FakeGenerator(reply, prompt_style="chat")
+    ans = Pipeline(FakeIndex(DUST), gen, context_tokens=12).answer("How often do I change the Dock Pro's dust bag?",
+                                                                   on_token=streamed.append)
+    assert len(gen.prompts) == 2 and "60 days" not in gen.prompts[0] and "60 days" in gen.prompts[1]
+    assert ans.answer == "About 60 days [1]" and not ans.refused
+    assert (ans.citations[0].source, ans.citations[0].start, ans.citations[0].end) == ("en/dock.md", 0, len(DUST[0].text))
+    assert "".join(streamed) == "About 60 days [1]"  # the first attempt's "I don't know" was never streamed
+    assert ans.prompt_tokens == sum(gen.count_tokens(p) for p in gen.prompts)
+
+
+def test_a_refusal_from_whole_passages_is_final():
+    gen = FakeGenerator(" I don't know", prompt_style="chat")
+    streamed = []
+    ans = Pipeline(FakeIndex(DUST), gen, context_tokens=0).answer("How often do I change the bag?", on_token=streamed.append)
+    assert ans.refused and len(gen.prompts) == 1 and streamed == []  # the canonical refusal replaces it
+    gen = FakeGenerator(" I don't know", prompt_style="chat")
+    ans = Pipeline(FakeIndex([]), gen, context_tokens=12).answer("How often?", passages=DUST)
+    assert ans.refused and len(gen.prompts) == 1  # passages given: nothing retrieved to fall back on
