@@ -1,7 +1,7 @@
 """Answer metrics for `ragkit eval`: deterministic scores of one generated answer against a bench item.
 
 Every score compares *normalised* text (`normalize`): NFKC (full-width → half-width), lower case,
-thousands separators dropped (1,500 → 1500), punctuation → space, spaces next to CJK characters
+thousands separators dropped (1,500 → 1500), zeros ending a decimal dropped (189.00 → 189), punctuation → space, spaces next to CJK characters
 and between a number and its unit dropped (40 % → 40, 5 mm → 5mm, 24 个月 → 24个月), English
 articles dropped. On top of it:
 
@@ -27,6 +27,9 @@ from collections.abc import Sequence
 from ..lang import CJK
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+# Zeros that end a decimal part say nothing: 189.00 is 189 and 1.50 is 1.5 (a price list's "189.00"
+# answers "189"). Not after a second point (a version such as 1.2.0 keeps its parts).
+_TRAILING_ZEROS = re.compile(r"(?<![\d.])(\d+)(?:\.0+|(\.\d*?[1-9])0+)(?![\d.])")
 # Characters that stay inside numbers: 2.5, 9:00 (a decimal point is not punctuation there).
 _IN_NUMBER = re.compile(r"(?<=\d)([.:])(?=\d)")
 _PROTECT = {".": "\u0001", ":": "\u0002"}
@@ -46,6 +49,7 @@ def normalize(text: str, drop_articles: bool = True) -> str:
     """The comparable form of an answer (see the module docstring for each rule)."""
     t = unicodedata.normalize("NFKC", text or "").lower()
     t = _THOUSANDS.sub("", t)
+    t = _TRAILING_ZEROS.sub(lambda m: m.group(1) + (m.group(2) or ""), t)
     t = _IN_NUMBER.sub(lambda m: _PROTECT[m.group(1)], t)
     t = "".join(
         " " if (unicodedata.category(c).startswith(("P", "S")) and c not in _KEEP_SYMBOLS) else c for c in t

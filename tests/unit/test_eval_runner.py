@@ -143,18 +143,23 @@ def test_arms_report_and_items(setup):
         assert (setup[2] / f).is_file(), f
 
 
+# The resume tests count generator calls, one per item: whole chunks (context_tokens=0), since a
+# refusal from selected evidence is asked again from whole chunks (a second call).
+WHOLE = {"context_tokens": 0}
+
+
 def test_resume_reuses_finished_items_and_redoes_changed_settings(setup):
     loader = Loader()
-    run_eval(config(setup, arms=["closed_book", "rag"]), load_generator=loader)
+    run_eval(config(setup, arms=["closed_book", "rag"], **WHOLE), load_generator=loader)
     first = loader.n_calls()
     assert first == 8
     logs = []
-    report = run_eval(config(setup, arms=["closed_book", "rag"]), load_generator=loader, log=logs.append)
+    report = run_eval(config(setup, arms=["closed_book", "rag"], **WHOLE), load_generator=loader, log=logs.append)
     assert loader.n_calls() == first  # nothing generated again
     assert any("Reused 8" in m for m in logs)
     assert report["arms"]["rag"]["n"] == 4
     # A different k changes the rag key only: closed_book items are reused.
-    run_eval(config(setup, arms=["closed_book", "rag"], k=2), load_generator=loader)
+    run_eval(config(setup, arms=["closed_book", "rag"], k=2, **WHOLE), load_generator=loader)
     assert loader.n_calls() == first + 4
     lines = (setup[2] / "items.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 8  # the superseded rows are gone
@@ -162,12 +167,12 @@ def test_resume_reuses_finished_items_and_redoes_changed_settings(setup):
 
 def test_interrupted_run_resumes_from_a_torn_file(setup):
     loader = Loader()
-    run_eval(config(setup, arms=["rag"]), load_generator=loader)
+    run_eval(config(setup, arms=["rag"], **WHOLE), load_generator=loader)
     items = setup[2] / "items.jsonl"
     lines = items.read_text(encoding="utf-8").splitlines()
     items.write_text("\n".join(lines[:2]) + "\n" + lines[2][:30], encoding="utf-8")  # crash mid-write
     loader2 = Loader()
-    report = run_eval(config(setup, arms=["rag"]), load_generator=loader2)
+    report = run_eval(config(setup, arms=["rag"], **WHOLE), load_generator=loader2)
     assert loader2.n_calls() == 2 and report["arms"]["rag"]["n"] == 4
 
 

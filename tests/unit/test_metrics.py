@@ -17,6 +17,9 @@ from ragkit.eval import metrics as m
         ("2.5 hours", "2.5 hours"),  # a decimal point is not punctuation
         ("9:00–21:00", "9:00 21:00"),
         ("USD 1,299.", "usd 1299"),
+        ("USD 189.00", "usd 189"),  # zeros ending a decimal say nothing
+        ("1.50 m, 2.10 kg, 10.05 s", "1.5 m 2.1 kg 10.05 s"),
+        ("firmware 1.2.0", "firmware 1.2.0"),  # a version keeps its parts
     ],
 )
 def test_normalize(text, expected):
@@ -59,6 +62,7 @@ def test_exact_match(pred, answers, em):
         ("The cutting height is adjusted in 5mm steps.", ["5"], 1.0),  # a unit after a number
         ("Call 400-820-1616.", ["400 820 1616"], 1.0),
         ("It costs $1,899.", ["1899"], 1.0),
+        ("79.00 [3]", ["79"], 1.0),  # a price list's form
         # Not found: "2" inside another number or a model name, a word inside a longer word.
         ("The warranty is 24 months.", ["2"], 0.0),
         ("Use the M2 dock.", ["2"], 0.0),
