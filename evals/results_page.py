@@ -46,7 +46,7 @@ SOURCES = {
                         "python evals/evidence_coverage.py ..."),
     "bench-draft": ("benches drafted from data/corpus, their hand readings, and the ranking of six systems on "
                     "the drafted bench against the hand-written one (README.md there)",
-                    "ragkit bench draft --index IDX --out evals/results/bench-draft/draft-model-2.jsonl -n 150; "
+                    "ragkit bench draft --index IDX --out evals/results/bench-draft/draft-model-5.jsonl -n 150; "
                     "python evals/bench_agreement.py ..."),
     "embedders": ("all-MiniLM-L6-v2 against multilingual-e5-small: recall per bench and language, the two "
                   "e5 routes, ingest speed (docs/embedders.md)",
