@@ -325,12 +325,12 @@ class Pipeline:
 
     def _direct_or_whole(self, question, shown, hits, retrieved, lang, on_token, cancel, conversation):
         """The plain answer from the selected evidence; when the model says it lacks the answer, the
-        plain answer from the top WHOLE_PASSAGES_ON_REFUSAL retrieved chunks whole (their [n] then
+        plain answer from the top WHOLE_PASSAGES_ON_REFUSAL (at most `passages`) retrieved chunks whole (their [n] then
         cite those chunks). Returns the plan, the completions' sum, the answer and the hits cited."""
         plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, conversation)
         if not (is_refusal(raw) and self.context_tokens and retrieved):
             return plan, completion, raw, hits
-        whole = retrieved[:WHOLE_PASSAGES_ON_REFUSAL]
+        whole = retrieved[:min(WHOLE_PASSAGES_ON_REFUSAL, self.passages)]  # a tiny model's one passage stays one
         used = completion
         plan, completion, raw = self._direct(question, whole, lang, on_token, cancel, conversation)
         completion.prompt_tokens += used.prompt_tokens

@@ -317,5 +317,8 @@ def test_a_refusal_from_whole_passages_is_final():
     ans = Pipeline(FakeIndex(DUST), gen, context_tokens=0).answer("How often do I change the bag?", on_token=streamed.append)
     assert ans.refused and len(gen.prompts) == 1 and streamed == []  # the canonical refusal replaces it
     gen = FakeGenerator(" I don't know", prompt_style="chat")
+    Pipeline(FakeIndex(DUST), gen, context_tokens=12, passages=1).answer("How often do I change the dust bag?")
+    assert len(gen.prompts) == 2 and DUST[0].text in gen.prompts[1] and DUST[1].text not in gen.prompts[1]
+    gen = FakeGenerator(" I don't know", prompt_style="chat")
     ans = Pipeline(FakeIndex([]), gen, context_tokens=12).answer("How often?", passages=DUST)
     assert ans.refused and len(gen.prompts) == 1  # passages given: nothing retrieved to fall back on
