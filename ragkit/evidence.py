@@ -16,7 +16,8 @@ from `lang.tokenize_for_search`, jieba for Chinese, English words cut to their f
 so that "weigh" meets "Weight" and "charge" meets "charging"; a table row carries its header's
 words, an FAQ answer its question's), plus a share of its neighbours'
 scores (the fact often sits in the sentence after the one that names the subject), blended with
-its chunk's retrieval score; a question that names several things ("the M3 and the Care+ plan")
+its chunk's retrieval score; a question that asks for an explanation (`asks_explanation`: what
+something means, what to do) gets a larger budget from the Pipeline; a question that names several things ("the M3 and the Care+ plan")
 is scored part by part (`parts`, from ragkit.reason.route.sub_queries), a sentence keeping its best
 match, so each thing's fact can win a place. The best sentences are kept while they fit `budget` tokens, a new
 passage's header ("[2] (source: …)") counted in; a kept table row brings its table's header row
@@ -77,6 +78,29 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         if trail > lead:
             out.append((s + lead, s + trail))
     return out
+
+
+# A question that asks what something means, what to do, or what to use or avoid wants an
+# explanation: a sentence or two, often an FAQ's answer after its question, rather than one value.
+# Such questions get EXPLAIN_CONTEXT_FACTOR times the evidence budget (Pipeline.evidence): at 300
+# tokens instead of 200 for every question the sample bench's common questions gained 13.9 points
+# while its value questions lost 8.1 (evals/results/answer-settings/sample300.json), so only this
+# kind gets more; the rule flags 15 of its 177 questions, and 11 of 100 CMRC trial questions
+# (results of the rule in evals/results/answer-settings/sample.json and cmrc.json).
+_EXPLAIN = {
+    "en": re.compile(r"\bwhat (?:does|do|did) .{1,60}? mean\b|\bwhat (?:is|are) .{1,40}? for\b"
+                     r"|\bwhat (?:should|must|can|do|shall) (?:i|you|we|one)\b|\bhow (?:do|should|can|to) (?:i|you|we)\b"
+                     r"|\bhow to\b|\bwhere (?:do|can|should) (?:i|you|we) find\b|\bwhy\b|\bwhat happens\b",
+                     re.IGNORECASE),
+    "zh": re.compile(r"什么意思|啥意思|怎么回事|怎么理解|如何理解|什么故障|什么问题|怎么办|怎么处理|如何处理|"
+                     r"怎么做|怎么弄|怎样|如何|为什么|应该用什么|该用什么|不能用什么|在哪里?(?:找|看)"),
+}
+EXPLAIN_CONTEXT_FACTOR = 1.5
+
+
+def asks_explanation(question: str, lang: str) -> bool:
+    """Whether `question` asks for an explanation rather than a value (see _EXPLAIN)."""
+    return bool(_EXPLAIN["zh" if lang == "zh" else "en"].search(question))
 
 
 # Words that ask rather than say ("how long", 多长时间): they match FAQ questions, not answers.

@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic import Field
 
 from .errors import ContextOverflow, UsageError
-from .evidence import select_evidence
+from .evidence import EXPLAIN_CONTEXT_FACTOR, asks_explanation, select_evidence
 from .generate.base import Decoding, Generator, ms_since
 from .generate.citations import (
     drop_unknown_citations,
@@ -164,12 +164,14 @@ class Pipeline:
 
     def evidence(self, question: str, hits: list[Hit], lang: str | None = None, reason: bool = False) -> list[Hit]:
         """The passages shown for `question`: the best sentences of the top `passages` chunks within
-        `context_tokens` (REASON_CONTEXT_FACTOR times that for the reasoning step; scored against
-        each thing the question names), or (context_tokens 0) those chunks whole."""
+        `context_tokens` (REASON_CONTEXT_FACTOR times that for the reasoning step, scored against
+        each thing the question names; EXPLAIN_CONTEXT_FACTOR times for a question that asks for an
+        explanation, ragkit.evidence.asks_explanation), or (context_tokens 0) those chunks whole."""
         if not self.context_tokens:
             return hits[: self.passages]
         parts = sub_queries(question, lang)
-        budget = round(self.context_tokens * REASON_CONTEXT_FACTOR) if reason else self.context_tokens
+        factor = REASON_CONTEXT_FACTOR if reason else EXPLAIN_CONTEXT_FACTOR if asks_explanation(question, lang) else 1
+        budget = round(self.context_tokens * factor)
         return select_evidence(question, hits[: self.passages], budget, self.generator.count_tokens,
                                parts=parts if len(parts) > 1 else ())
 

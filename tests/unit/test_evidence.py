@@ -3,9 +3,10 @@ the selected span of the source document."""
 
 import re
 
+import pytest
 from test_pipeline import FakeGenerator, FakeIndex
 
-from ragkit.evidence import score_sentences, select_evidence, split_sentences
+from ragkit.evidence import asks_explanation, score_sentences, select_evidence, split_sentences
 from ragkit.generate.prompts import format_prompt
 from ragkit.pipeline import Pipeline
 from ragkit.reason.route import sub_queries
@@ -158,3 +159,31 @@ def test_an_faq_answer_is_scored_with_its_question():
     assert ranked[1].text.startswith(("**Can the mower", "Yes: the housing"))
     (got,) = select_evidence("Can the mower work in rain?", [hit], budget=20, count_tokens=words)
     assert "IPX5" in got.text and "ninety" not in got.text
+
+
+@pytest.mark.parametrize("question, lang, explain", [
+    ("What does error code E07 mean on a Heron mower?", "en", True),
+    ("What should I put in the water tank?", "en", True),
+    ("How do I reset the dock?", "en", True),
+    ("Where do I find the serial number?", "en", True),
+    ("割草机显示 E07 是什么意思？", "zh", True),
+    ("屏幕上出现 E03，是怎么回事？", "zh", True),
+    ("How much does the Heron A3 weigh?", "en", False),
+    ("How long is the battery warranty?", "en", False),
+    ("苍鹭 A3 的电池容量是多少？", "zh", False),
+    ("客服热线是多少？", "zh", False),
+])
+def test_questions_that_ask_for_an_explanation(question, lang, explain):
+    assert asks_explanation(question, lang) is explain
+
+
+def test_an_explanation_question_gets_more_evidence():
+    class Counting(FakeGenerator):
+        def count_tokens(self, text):
+            return words(text)
+
+    hits = [chunk_hit()]
+    pipe = Pipeline(FakeIndex(hits), Counting(prompt_style="chat"), context_tokens=20)
+    value = pipe.evidence("How long is the battery covered?", hits, "en")
+    explain = pipe.evidence("What does the battery warranty mean for me?", hits, "en")
+    assert sum(words(h.text) for h in value) <= 20 < sum(words(h.text) for h in explain) <= 30
