@@ -17,8 +17,8 @@ so that "weigh" meets "Weight" and "charge" meets "charging"; a table row carrie
 words, an FAQ answer its question's), plus a share of its neighbours'
 scores (the fact often sits in the sentence after the one that names the subject), blended with
 its chunk's retrieval score; a question that asks for an explanation (`asks_explanation`: what
-something means, what to do) gets a larger budget from the Pipeline; a question that names several things ("the M3 and the Care+ plan")
-is scored part by part (`parts`, from ragkit.reason.route.sub_queries), a sentence keeping its best
+something means, what to do) gets a larger budget from the Pipeline; a question that names several
+things ("the M3 and the Care+ plan") is scored part by part (`parts`, from ragkit.reason.route.sub_queries), a sentence keeping its best
 match, so each thing's fact can win a place. The best sentences are kept while they fit `budget` tokens, a new
 passage's header ("[2] (source: …)") counted in; a kept table row brings its table's header row
 (a price without its column names is a bare number); a sentence already kept from an

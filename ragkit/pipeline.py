@@ -327,8 +327,9 @@ class Pipeline:
 
     def _direct_or_whole(self, question, shown, hits, retrieved, lang, on_token, cancel, conversation):
         """The plain answer from the selected evidence; when the model says it lacks the answer, the
-        plain answer from the top WHOLE_PASSAGES_ON_REFUSAL (at most `passages`) retrieved chunks whole (their [n] then
-        cite those chunks). Returns the plan, the completions' sum, the answer and the hits cited."""
+        plain answer from the top WHOLE_PASSAGES_ON_REFUSAL (at most `passages`) retrieved chunks
+        whole, whose [n] then cite those chunks. Returns the plan, the completions' sum, the answer
+        and the hits cited."""
         plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, conversation)
         if not (is_refusal(raw) and self.context_tokens and retrieved):
             return plan, completion, raw, hits
