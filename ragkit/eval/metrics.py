@@ -2,8 +2,8 @@
 
 Every score compares *normalised* text (`normalize`): NFKC (full-width → half-width), lower case,
 thousands separators dropped (1,500 → 1500), zeros ending a decimal dropped (189.00 → 189),
-punctuation → space, spaces next to CJK characters and between a number and its unit dropped (40 % → 40, 5 mm → 5mm, 24 个月 → 24个月), English
-articles dropped. On top of it:
+punctuation → space, spaces next to CJK characters and between a number and its unit dropped
+(40 % → 40, 5 mm → 5mm, 24 个月 → 24个月), English articles dropped. On top of it:
 
 - `exact_match`: the normalised answer equals an acceptable answer.
 - `f1`: token-overlap F1, best over the acceptable answers; tokens are single CJK characters
