@@ -163,8 +163,7 @@ def solve(text: str) -> Solution:
         if single and answer is None and (not line or RESULT_SLOT.search(line)):
             # "Calculation: 12 months" and no answer line, or one that waits for the value: the
             # model named the value it was asked for
-            answer = _cited(RESULT_SLOT.sub(parsed.expression, parsed.answer, count=1) if line else parsed.expression,
-                            parsed)
+            answer = _cited(_fill_slot(parsed.answer, parsed.expression) if line else parsed.expression, parsed)
         return Solution(answer, parsed, refused="a single value is not a calculation" if single else None)
     try:
         result = evaluate(parsed.expression)
@@ -182,10 +181,16 @@ def compose_answer(parsed: ReasoningOutput, result: CalcResult) -> str:
     """
     answer = parsed.answer or ""
     if RESULT_SLOT.search(answer):
-        composed = RESULT_SLOT.sub(result.text, answer, count=1)
+        composed = _fill_slot(answer, result.text)
     else:
         composed = _replace_value(answer, result, parsed.claimed) or result.text
     return _cited(composed, parsed)
+
+
+def _fill_slot(answer: str, value: str) -> str:
+    """`answer` with its first {result} slot replaced by `value`, as text (a backslash in a
+    model-written value is no regex escape)."""
+    return RESULT_SLOT.sub(lambda _: value, answer, count=1)
 
 
 def _cited(answer: str, parsed: ReasoningOutput) -> str:

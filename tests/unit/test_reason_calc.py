@@ -319,3 +319,8 @@ def test_a_calculation_that_copies_the_result_slot_computes_nothing():
     assert clean_expression("{result}") == clean_expression("{result} {result}") == (None, None)
     solution = solve("事实：签收后 7 天内可退货 [1]\n计算：{result}\n答案：2025 年 6 月 17 日前 [1]")
     assert solution.answer == "2025 年 6 月 17 日前 [1]" and solution.refused is None
+
+
+def test_a_lone_value_with_a_backslash_fills_the_slot_as_text():
+    solution = solve("Facts: x [1]\nCalculation: 12\\months\nAnswer: {result} [1]")
+    assert solution.answer == "12\\months [1]"
