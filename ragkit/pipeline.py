@@ -268,8 +268,7 @@ class Pipeline:
                 used = completion
                 plan, completion, raw, hits = self._direct_or_whole(question, shown, hits, retrieved, lang, on_token,
                                                                     cancel, (history, instructions))
-                completion.prompt_tokens += used.prompt_tokens
-                completion.completion_tokens += used.completion_tokens
+                _charge(completion, used)
         else:
             plan, completion, raw, hits = self._direct_or_whole(question, shown, hits, retrieved, lang, on_token,
                                                                 cancel, (history, instructions))
@@ -336,8 +335,7 @@ class Pipeline:
         whole = retrieved[:min(WHOLE_PASSAGES_ON_REFUSAL, self.passages)]  # a tiny model's one passage stays one
         used = completion
         plan, completion, raw = self._direct(question, whole, lang, on_token, cancel, conversation)
-        completion.prompt_tokens += used.prompt_tokens
-        completion.completion_tokens += used.completion_tokens
+        _charge(completion, used)
         return plan, completion, raw, whole
 
     def _reason(self, question, shown, lang, cancel, conversation=(None, None)):
@@ -372,8 +370,7 @@ class Pipeline:
             line = step.text.split("\n", 1)[0]
             text += line
             lines.append(label + " " + line.strip())
-            completion.prompt_tokens += step.prompt_tokens - step.cached_tokens
-            completion.completion_tokens += step.completion_tokens
+            _charge(completion, step, read_only=True)
         return "\n".join(lines)
 
     def wants_reasoning(self, question: str, lang: str) -> bool:
@@ -415,6 +412,13 @@ class Pipeline:
             model=self.generator.model,
             refused=True,
         )
+
+
+def _charge(completion: Completion, earlier: Completion, read_only: bool = False) -> None:
+    """Add `earlier`'s tokens to `completion`, for an answer that took several generations: its whole
+    prompt, or (`read_only`, a prompt that continues the last one) only the tokens not reused."""
+    completion.prompt_tokens += earlier.prompt_tokens - (earlier.cached_tokens if read_only else 0)
+    completion.completion_tokens += earlier.completion_tokens
 
 
 def _reasoning_record(solution: Solution | None, asked: bool) -> dict | None:
