@@ -328,13 +328,22 @@ class Pipeline:
         """The plain answer from the selected evidence; when the model says it lacks the answer, the
         plain answer from the top WHOLE_PASSAGES_ON_REFUSAL (at most `passages`) retrieved chunks
         whole, whose [n] then cite those chunks. Returns the plan, the completions' sum, the answer
-        and the hits cited."""
-        plan, completion, raw = self._direct(question, shown, lang, on_token, cancel, conversation)
+        and the hits cited. A refusal in other words than "I don't know" may have been streamed: then
+        the retry streams nothing, and its answer replaces the streamed text at the end (as a
+        canonical refusal does), rather than following it."""
+        streamed: list[str] = []
+
+        def first(piece: str) -> None:
+            streamed.append(piece)
+            on_token(piece)
+
+        plan, completion, raw = self._direct(question, shown, lang, first if on_token else None, cancel, conversation)
         if not (is_refusal(raw) and self.context_tokens and retrieved):
             return plan, completion, raw, hits
         whole = retrieved[:min(WHOLE_PASSAGES_ON_REFUSAL, self.passages)]  # a tiny model's one passage stays one
         used = completion
-        plan, completion, raw = self._direct(question, whole, lang, on_token, cancel, conversation)
+        plan, completion, raw = self._direct(question, whole, lang, None if streamed else on_token, cancel,
+                                             conversation)
         _charge(completion, used)
         return plan, completion, raw, whole
 

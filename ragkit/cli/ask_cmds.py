@@ -85,7 +85,7 @@ def ask(question, index_dir, model, backend, adapter, base_url, api_key, prompt_
     shown = "".join(streamed)
     if answer.answer.startswith(shown):
         click.echo(answer.answer[len(shown):], nl=False)  # citation markers added after generation
-    elif answer.refused:
+    else:  # the pipeline replaced what streamed: the canonical refusal, or a whole-chunk retry's answer
         click.echo(f"\n{answer.answer}", nl=False)
     click.echo()
     _print_sources(answer)

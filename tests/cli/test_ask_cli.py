@@ -125,6 +125,21 @@ def test_ask_refuses_and_closed_book(index_dir, fake_model):
     assert "Context" not in gen.prompts[-1]
 
 
+def test_ask_prints_the_answer_that_replaced_the_streamed_text(index_dir, fake_model):
+    gen = fake_model("The context does not mention it.")
+    replies = iter(["The context does not mention it.", "24 months [1]"])
+    orig = gen.generate
+
+    def generate(prompt, decoding, on_token=None):
+        gen.reply = next(replies)
+        return orig(prompt, decoding, on_token)
+
+    gen.generate = generate
+    r = run("ask", "How long is the warranty?", "--index", index_dir, "--min-score", "0", "--context-tokens", "5")
+    assert r.exit_code == 0 and len(gen.prompts) == 2  # a refusal from the selected sentences, then whole chunks
+    assert r.output.splitlines()[:2] == ["The context does not mention it.", "24 months [1]"]
+
+
 def test_decoding_flags_reach_the_generator(index_dir, fake_model, monkeypatch):
     gen = fake_model("a b c d e")
     seen = []

@@ -322,3 +322,15 @@ def test_a_refusal_from_whole_passages_is_final():
     gen = FakeGenerator(" I don't know", prompt_style="chat")
     ans = Pipeline(FakeIndex([]), gen, context_tokens=12).answer("How often?", passages=DUST)
     assert ans.refused and len(gen.prompts) == 1  # passages given: nothing retrieved to fall back on
+
+
+def test_a_refusal_streamed_in_other_words_is_replaced_by_the_retry_not_followed():
+    def reply(prompt):
+        return " About 60 days [1]" if "60 days" in prompt.split("Question: How often")[-2] else \
+            " The context does not mention the bag."
+
+    streamed = []
+    ans = Pipeline(FakeIndex(DUST), FakeGenerator(reply, prompt_style="chat"), context_tokens=12).answer(
+        "How often do I change the Dock Pro's dust bag?", on_token=streamed.append)
+    assert ans.answer == "About 60 days [1]" and not ans.refused
+    assert "".join(streamed).startswith("The context does not mention") and "60 days" not in "".join(streamed)
