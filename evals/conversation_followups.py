@@ -1,11 +1,12 @@
 """Follow-up questions in a conversation: answered as well as the same question asked standalone?
 
-32 pairs written over data/corpus (16 English, 16 Chinese), each built on a sample-bench item: a
+48 pairs written over data/corpus (24 English, 24 Chinese), each built on a sample-bench item: a
 first turn that names the product, a fixed assistant reply, then a follow-up that leans on it
 ("How much does it weigh?"); its standalone form is the bench question, with the bench's answers.
-The first 16 were written in wave 3 session 2, alongside the method they measured; the other 16
-were added, held out, in session 5 (written before any further change to the method and not tuned
-to any model's output), so the summary reports each set's totals beside the totals over all pairs.
+The first 16 were written in wave 3 session 2, alongside the method they measured; the next 16
+were added, held out, in session 5, and the last 16, a second held-out set, in session 6 (each
+written before the next change to the method and not tuned to any model's output), so the summary
+reports each set's totals beside the totals over all pairs.
 Each follow-up is answered through the server's own path (conversation.follow_up, then
 Pipeline.answer, as app.answer_job does):
 
@@ -88,8 +89,41 @@ PAIRS = [
     ("zh-081", "隼鸟的机器人能用手机控制吗？", "可以，用官方 App 就能在手机上控制隼鸟机器人。", "这个 App 叫什么？"),
     ("zh-078", "隼鸟割草机器人防水吗？", "防水，隼鸟割草机器人可以在户外淋小雨，也能用花园水管冲洗。", "它的防水等级是多少？"),
     ("zh-075", "隼鸟自清洁基站的集尘袋需要换吗？", "需要，集尘袋是一次性耗材，不能清洗后重复使用。", "多久换一次？"),
+    # held out (session 6): bench items no pair above uses, over other documents; replies checked to leave
+    # the answers out; four name one thing while the pronoun means another (en-038, en-013, zh-021, zh-040)
+    ("en-001", "Who makes the Kestrel robot vacuums and mowers?", "They are made by Kestrel Home Robotics.",
+     "In which city was it founded?"),
+    ("en-031", "Does the Kestrel M5 go back to charge by itself?",
+     "Yes, the M5 drives back to its charging station when the battery runs low, then carries on mowing.",
+     "And about how long does it take to recharge?"),
+    ("en-074", "What does error code E01 mean on my Kestrel robot mower?",
+     "E01 means the blades are blocked: switch the mower off and clear whatever is jamming them.", "What about E03?"),
+    ("en-083", "What does the light on the Kestrel Dock Pro tell me?",
+     "The Dock Pro has a status light whose colour shows the state of the dock.",
+     "Mine is steady orange. What does that mean?"),
+    ("en-086", "Kestrel support asked me for the serial number of my robot mower.",
+     "Support uses the serial number to look up your mower and its warranty.", "Where do I find it on the mower?"),
+    ("en-089", "Does a Kestrel robot mower have an emergency stop?",
+     "Yes, every Kestrel robot mower has a STOP button that halts the blades.",
+     "Within how many seconds do its blades stop after I press it?"),
+    ("en-038", "What does Kestrel Care+ add to the standard warranty?",
+     "Kestrel Care+ extends the warranty period and adds cover for accidental damage.",
+     "For how many months in total does it cover the battery?"),
+    ("en-013", "Does Kestrel sell spare 5.2 Ah batteries?",
+     "Yes, the 5.2 Ah battery is sold as a spare part in Kestrel's shop.",
+     "What is its US price, for the Kestrel M3?"),
+    ("zh-001", "隼鸟的扫地机和割草机是哪家公司做的？", "是隼鸟家居机器人有限公司生产的。", "这家公司是哪一年成立的？"),
+    ("zh-016", "隼鸟 V7 扫完地要手动倒垃圾吗？", "不接自清洁基站的话要，V7 扫起的垃圾收在机身的尘盒里。", "它的尘盒容量是多少？"),
+    ("zh-012", "隼鸟 M5 的割草高度能调吗？", "可以，M5 的割草高度可以按草坪的情况调节。", "最低能调到多少？"),
+    ("zh-025", "隼鸟在上海有服务中心吗？", "有，上海服务中心可以受理送修和保养。", "它在哪条路上？"),
+    ("zh-033", "隼鸟智联 App 能把设备共享给家人吗？", "可以，隼鸟智联 App 支持把设备共享给家庭成员。", "一台设备最多能共享给几位？"),
+    ("zh-076", "割草机屏幕上出现 E01 是什么意思？", "E01 表示刀盘堵转，关机清理掉卡住刀盘的杂物后再重新启动。", "那 E03 呢？"),
+    ("zh-021", "隼鸟割草机器人的原装电池包可以单独买吗？", "可以，原装电池包在官方商城作为配件单独出售。", "M3 用的那款要多少钱？"),
+    ("zh-040", "2025 年以后在中国大陆买隼鸟割草机器人，保修政策有变化吗？", "有，隼鸟从 2025 年 1 月 1 日起在中国大陆执行新版保修政策。",
+     "它对电池的保修期是多久？"),
 ]
-ORIGINAL = 16  # PAIRS[:ORIGINAL] written in wave 3 session 2; the rest held out, added in session 5
+ORIGINAL = 16  # PAIRS[:ORIGINAL] written in wave 3 session 2
+HELDOUT = 32  # PAIRS[ORIGINAL:HELDOUT] held out, added in session 5; the rest, the second held-out set, in session 6
 
 
 def norm(s: str) -> str:
@@ -157,9 +191,10 @@ RETRIEVED = ("standalone", "followup", "bare")  # all_turns searches as followup
 
 
 def by_set(rows) -> dict:
-    """The rows of the original pairs and of the held-out ones: the held-out set is the check that a
-    gain on the original 16 (written alongside the method) is not fitted to them."""
-    return {"original": rows[:ORIGINAL], "heldout": rows[ORIGINAL:]}
+    """The rows of the original pairs and of each held-out set: the held-out sets are the check that a
+    gain on the original 16 (written alongside the method) is not fitted to them, and the second one
+    checks the same of any change made after the first held-out set was seen."""
+    return {"original": rows[:ORIGINAL], "heldout": rows[ORIGINAL:HELDOUT], "heldout2": rows[HELDOUT:]}
 
 
 def totals(rows, answered) -> dict:
