@@ -262,23 +262,26 @@ class Pipeline:
             plan, completion, solution = self._reason(question, shown, lang, cancel, (history, instructions))
             if solution is not None and solution.answer is not None:
                 raw = solution.answer
+                completion.first_token_ms = ms_since(t_gen)  # the answer is shown once it is computed
                 if on_token is not None:
                     on_token(raw)
             else:  # no usable calculation: answer directly, as with reasoning off
-                used = completion
-                plan, completion, raw, hits = self._direct_or_whole(question, shown, hits, retrieved, lang, on_token,
-                                                                    cancel, (history, instructions))
+                used, t_direct = completion, time.perf_counter()
+                plan, completion, raw, hits, _ = self._direct_or_whole(question, shown, hits, retrieved, lang,
+                                                                       on_token, cancel, (history, instructions))
                 _charge(completion, used)
+                _delay_first_token(completion, ms_since(t_gen, t_direct))
         else:
-            plan, completion, raw, hits = self._direct_or_whole(question, shown, hits, retrieved, lang, on_token,
-                                                                cancel, (history, instructions))
+            plan, completion, raw, hits, retried = self._direct_or_whole(question, shown, hits, retrieved, lang,
+                                                                         on_token, cancel, (history, instructions))
         gen_ms = ms_since(t_gen)
+        one_generation = not (reason and shown) and not retried  # else no single decode rate
         reasoning = _reasoning_record(solution, reason)
 
         if is_refusal(raw):
             ans = self._refuse(question, lang, hits, plan.text, t0, retrieval_ms, None)
             ans.prompt_tokens, ans.completion_tokens = completion.prompt_tokens, completion.completion_tokens
-            ans.timings.update(_gen_timings(completion, t_gen - t0, gen_ms))
+            ans.timings.update(_gen_timings(completion, t_gen - t0, gen_ms, one_generation))
             ans.reasoning = reasoning
             return ans
 
@@ -300,7 +303,8 @@ class Pipeline:
             prompt=plan.text,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
-            timings={"retrieval_ms": retrieval_ms, **_gen_timings(completion, t_gen - t0, gen_ms), "total_ms": ms_since(t0)},
+            timings={"retrieval_ms": retrieval_ms, **_gen_timings(completion, t_gen - t0, gen_ms, one_generation),
+                     "total_ms": ms_since(t0)},
             backend=self.generator.backend,
             model=self.generator.model,
             reasoning=reasoning,
@@ -327,8 +331,8 @@ class Pipeline:
     def _direct_or_whole(self, question, shown, hits, retrieved, lang, on_token, cancel, conversation):
         """The plain answer from the selected evidence; when the model says it lacks the answer, the
         plain answer from the top WHOLE_PASSAGES_ON_REFUSAL (at most `passages`) retrieved chunks
-        whole, whose [n] then cite those chunks. Returns the plan, the completions' sum, the answer
-        and the hits cited. A refusal in other words than "I don't know" may have been streamed: then
+        whole, whose [n] then cite those chunks. Returns the plan, the completions' sum, the answer,
+        the hits cited and whether it asked again. A refusal in other words than "I don't know" may have been streamed: then
         the retry streams nothing, and its answer replaces the streamed text at the end (as a
         canonical refusal does), rather than following it."""
         streamed: list[str] = []
@@ -337,15 +341,17 @@ class Pipeline:
             streamed.append(piece)
             on_token(piece)
 
+        t0 = time.perf_counter()
         plan, completion, raw = self._direct(question, shown, lang, first if on_token else None, cancel, conversation)
         if not (is_refusal(raw) and self.context_tokens and retrieved):
-            return plan, completion, raw, hits
+            return plan, completion, raw, hits, False
         whole = retrieved[:min(WHOLE_PASSAGES_ON_REFUSAL, self.passages)]  # a tiny model's one passage stays one
-        used = completion
+        used, t_retry = completion, time.perf_counter()
         plan, completion, raw = self._direct(question, whole, lang, None if streamed else on_token, cancel,
                                              conversation)
         _charge(completion, used)
-        return plan, completion, raw, whole
+        _delay_first_token(completion, ms_since(t0, t_retry))
+        return plan, completion, raw, whole, True
 
     def _reason(self, question, shown, lang, cancel, conversation=(None, None)):
         """The reasoning step: the model writes its facts, one expression and an answer; ragkit
@@ -430,6 +436,13 @@ def _charge(completion: Completion, earlier: Completion, read_only: bool = False
     completion.completion_tokens += earlier.completion_tokens
 
 
+def _delay_first_token(completion: Completion, ms: float) -> None:
+    """The answer that stands came from `completion`, which started `ms` after the answer's first
+    generation: its first token is that much later than its own clock says."""
+    if completion.first_token_ms is not None:
+        completion.first_token_ms += ms
+
+
 def _reasoning_record(solution: Solution | None, asked: bool) -> dict | None:
     """What `--json` shows of the reasoning step: the facts, the expression and its value, or why
     the calculator refused it (then the answer came from a direct prompt)."""
@@ -440,13 +453,16 @@ def _reasoning_record(solution: Solution | None, asked: bool) -> dict | None:
     return {"used": solution.answer is not None, **solution.as_dict()}
 
 
-def _gen_timings(c, offset_s: float, gen_ms: float) -> dict:
-    """first_token_ms counts from the question (retrieval and prompt building included);
+def _gen_timings(c, offset_s: float, gen_ms: float, one_generation: bool = True) -> dict:
+    """first_token_ms counts from the question (retrieval and prompt building included) to the first
+    token of the answer that stands (a computed answer: when it is computed; after a reasoning
+    fallback or a whole-chunk retry: the first token of that generation);
     tokens_per_s is the decode rate after the first token, the figure users compare; None when
-    fewer than 2 tokens came (one token has no decode time: n / gen_ms would be the prompt's rate)."""
+    fewer than 2 tokens came (one token has no decode time: n / gen_ms would be the prompt's rate),
+    and for an answer that took several generations (their tokens and clocks do not make one rate)."""
     first = round(offset_s * 1000 + c.first_token_ms, 2) if c.first_token_ms is not None else None
     n = c.completion_tokens
-    if n > 1 and c.first_token_ms is not None and gen_ms > c.first_token_ms:
+    if one_generation and n > 1 and c.first_token_ms is not None and gen_ms > c.first_token_ms:
         rate = round((n - 1) / ((gen_ms - c.first_token_ms) / 1000), 2)
     else:
         rate = None

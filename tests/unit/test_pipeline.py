@@ -5,6 +5,7 @@ The fake generator replies from a script and honours stop strings the way real b
 """
 
 import re
+import time
 
 import pytest
 
@@ -334,3 +335,36 @@ def test_a_refusal_streamed_in_other_words_is_replaced_by_the_retry_not_followed
         "How often do I change the Dock Pro's dust bag?", on_token=streamed.append)
     assert ans.answer == "About 60 days [1]" and not ans.refused
     assert "".join(streamed).startswith("The context does not mention") and "60 days" not in "".join(streamed)
+
+
+class SlowGenerator(FakeGenerator):
+    """A fake whose every generation reads its prompt for `delay` seconds before its first token."""
+
+    def __init__(self, reply, delay=0.05):
+        super().__init__(reply, prompt_style="chat")
+        self.delay = delay
+
+    def generate(self, prompt, decoding, on_token=None):
+        time.sleep(self.delay)
+        c = super().generate(prompt, decoding, on_token)
+        c.first_token_ms = c.total_ms = self.delay * 1000 + 1.0
+        return c
+
+
+def test_first_token_is_that_of_the_answer_that_stands():
+    # a computed answer is shown when it is computed: after the reasoning generation, not its first token
+    gen = SlowGenerator(" A3 1,250 yuan [1]; dock 380 yuan [2]\nCalculation: 1250 + 380\nAnswer: {result} yuan [1][2]")
+    ans = Pipeline(FakeIndex(PRICE_HITS), gen).answer(TOTAL)
+    assert ans.answer == "1630 yuan [1][2]" and ans.timings["first_token_ms"] >= 50
+    assert ans.timings["tokens_per_s"] is None  # several generations have no one decode rate
+    # a retry with whole chunks: its first token comes after the first attempt
+    def reply(prompt):
+        return " About 60 days [1]" if "60 days" in prompt.split("Question: How often")[-2] else " I don't know"
+
+    ans = Pipeline(FakeIndex(DUST), SlowGenerator(reply), context_tokens=12).answer(
+        "How often do I change the Dock Pro's dust bag?")
+    assert ans.answer == "About 60 days [1]" and ans.timings["first_token_ms"] >= 100
+    assert ans.timings["tokens_per_s"] is None
+    # one plain generation: its own first token, and a decode rate
+    ans = Pipeline(FakeIndex(DUST), SlowGenerator(" About 60 days [1]"), context_tokens=0).answer("How often?")
+    assert ans.timings["first_token_ms"] < 100 and ans.timings["tokens_per_s"] is not None
