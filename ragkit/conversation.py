@@ -12,6 +12,11 @@
   ("What is its capacity?" → "What is the Kestrel V7's dustbin's capacity?"; "最大能爬多陡的坡？" →
   "隼鸟 M5 最大能爬多陡的坡？"). A free rewrite paraphrased: it turned "how steep a slope can it
   climb" into "can it work on slopes" and lost the dustbin;
+- a follow-up that names a thing of its own means another by its pronoun ("How much does it cost
+  for the Kestrel V7?" after "What is Kestrel Care+?"). The model then tends to name the follow-up's
+  own thing, so a name that is the follow-up's is no referent (`referent_phrase`), and the thing the
+  last user turn names is put in place of the pronoun instead (`previous_subject`, a rule, no
+  model call). The same rule stands in for a free rewrite that failed, before the fallback;
 - else the model rewrites it from the last turns, in at most `REWRITE_TOKENS` tokens at
   temperature 0 (one short generation on the same model, on the same worker);
 - a rewrite that comes back empty, as a refusal, as an answer rather than one question (no final
@@ -40,9 +45,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .generate.base import Decoding, GenerationCancelled, Generator
+from .generate.base import Decoding, GenerationCancelled, Generator, ms_since
 from .generate.citations import is_refusal, strip_citations
-from .lang import detect_language, word_spans
+from .lang import EN_STOPWORDS, detect_language, word_spans
 
 REWRITE_TOKENS = 40  # a standalone question is one short sentence
 REFERENT_TOKENS = 24  # a name: "the Kestrel V7's dustbin"
@@ -101,7 +106,7 @@ _NUMBER = re.compile(r"[\d.]+")
 class Rewrite:
     question: str  # what retrieval searches with: the standalone question (the follow-up itself
     # when no rewrite was needed), or for the fallback the previous question + the follow-up
-    method: str  # none | rule | referent | model | fallback
+    method: str  # none | rule | referent | subject | model | fallback
     ms: float = 0.0
 
     def ask_and_search(self, asked: str) -> tuple[str, str | None]:
@@ -236,13 +241,48 @@ def referent_phrase(text: str, turns: list[dict], question: str) -> str | None:
             continue
         break
     while spans and (spans[-1][0] in _FUNCTION_WORDS or _says(spans[-1][0], question, asked)):
-        spans.pop()
+        w, a, b = spans.pop()
+        if is_name(text[a:b]):
+            return None  # the follow-up's own thing ("the V7's dustbin" for "it … the V7's dustbin"): not "it"
     if not any(_says(w, convo, known) for w, _, _ in spans):
         return None
     phrase = text[: spans[-1][2]].strip()
     for tail in ("'s", "’s", "的"):
         phrase = phrase.removesuffix(tail)
     return phrase.strip() or None
+
+
+def is_name(word: str) -> bool:
+    """A product name or a code as written: capitalised (Kestrel, Care+) or letters with digits (V7, 5.2Ah)."""
+    return bool(_CODE.search(word)) or word[:1].isupper()
+
+
+# a run of names and codes as written ("Kestrel Dock Pro", "Kestrel Care+", "M3"), spaces between
+_NAME = r"(?:[A-Z][\w\-]*\+?|[A-Za-z]*\d(?:[\w\-]|\.\d)*\+?)"
+_NAME_RUN = re.compile(rf"(?<![\w+.]){_NAME}(?: {_NAME})*")
+
+
+def previous_subject(turns: list[dict], question: str) -> str | None:
+    """What the last user turn names that `question` does not: its longest run of names and codes
+    ("the Kestrel Dock Pro" in "What is the Kestrel Dock Pro?"), with its article; None when it
+    names nothing else. A follow-up that names one thing and says "it" means another (a pronoun
+    is not the name its own clause gives): "How much does it cost for the Kestrel V7?" after "What
+    is Kestrel Care+?" asks about Care+."""
+    last = next((str(m["content"]) for m in reversed(turns) if m["role"] == "user"), "")
+    asked = {w.removesuffix("'s") for w, _, _ in word_spans(question)}
+    runs = []
+    for m in _NAME_RUN.finditer(last):
+        words = m[0].split()
+        while words and (words[0].lower() in EN_STOPWORDS or (m.start() == 0 and words[0] == m[0].split()[0]
+                                                                and not _CODE.search(words[0]))):
+            words.pop(0)  # "What", "My", a sentence's first word: not a name
+            if not words:
+                break
+        if words and not all(_says(w.lower(), question, asked) for w in words):
+            run = " ".join(words)
+            the = last[: m.start() + m[0].index(words[0])].rstrip().lower().endswith(" the")
+            runs.append(("the " if the else "") + run)
+    return max(runs, key=len, default=None)
 
 
 def spliced(question: str, ref: str, lang: str) -> str:
@@ -291,15 +331,21 @@ def standalone_question(gen: Generator, history: list[dict], question: str, *,
                            **({"cancel": cancel} if takes_cancel else {}))
         return out.text
 
+    subject = previous_subject(turns, question)
     if not _FRAME_ONLY[lang].search(question):
         ref = referent_phrase(ask(_referent_prompt(gen, turns, question, lang), REFERENT_TOKENS), turns, question)
         if ref:
-            return Rewrite(spliced(question, ref, lang), "referent", round((time.perf_counter() - t0) * 1000, 2))
+            return Rewrite(spliced(question, ref, lang), "referent", ms_since(t0))
+        if subject and any(is_name(w) for w in question.split()[1:]):
+            # the follow-up names a thing of its own, so "it" is another: the one the last question named
+            return Rewrite(spliced(question, subject, lang), "subject", ms_since(t0))
     text = " ".join(ask(_rewrite_prompt(gen, turns, question, lang), REWRITE_TOKENS).strip().strip('"“”').split())
     for label in _LABEL[lang][2:]:
         text = text.removeprefix(label).lstrip(":： ")
-    ms = round((time.perf_counter() - t0) * 1000, 2)
     if not text or is_refusal(text) or not looks_like_question(text, question) or needs_context(text):
+        if subject and not _FRAME_ONLY[lang].search(question):
+            return Rewrite(spliced(question, subject, lang), "subject", ms_since(t0))
         last_user = next((m["content"] for m in reversed(turns) if m["role"] == "user"), "")
-        return Rewrite(f"{' '.join(last_user.split())} {question}".strip(), "fallback", ms)
-    return Rewrite(text, "model", ms)
+        return Rewrite(f"{' '.join(last_user.split())} {question}".strip(), "fallback", ms_since(t0))
+    return Rewrite(text, "model", ms_since(t0))
+

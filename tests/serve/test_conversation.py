@@ -9,6 +9,7 @@ from ragkit.conversation import (
     FollowUp,
     follow_up,
     needs_context,
+    previous_subject,
     recent_turns,
     referent_phrase,
     spliced,
@@ -32,6 +33,9 @@ def replies(prompt: str) -> str:
 
 
 HISTORY = [{"role": "user", "content": "What is the Falcon X2?"},
+           {"role": "assistant", "content": "A drone with a 24-month warranty [1]."}]
+# the user's turn names nothing ragkit can put in place of "it": a failed rewrite falls back
+UNNAMED = [{"role": "user", "content": "Tell me about your drone."},
            {"role": "assistant", "content": "A drone with a 24-month warranty [1]."}]
 
 
@@ -61,8 +65,11 @@ def test_standalone_question_asks_the_model_only_when_needed():
     assert r.method == "rule" and len(gen.prompts) == 2  # no model call
     assert standalone_question(gen, [], "How long can it fly?").method == "none"
     gen.reply = "I don't know"
+    # no referent and no rewrite: the thing the last user turn names goes in place of "it" (no model call)
     r = standalone_question(gen, HISTORY, "How long can it fly?")
-    assert r.method == "fallback" and r.question == "What is the Falcon X2? How long can it fly?"
+    assert (r.question, r.method) == ("How long can the Falcon X2 fly?", "subject")
+    r = standalone_question(gen, UNNAMED, "How long can it fly?")
+    assert r.method == "fallback" and r.question == "Tell me about your drone. How long can it fly?"
 
 
 def test_with_conversation_puts_turns_before_the_question_and_the_instruction_after_the_rules():
@@ -101,8 +108,8 @@ def test_a_rewrite_that_answers_instead_falls_back():
         return "I don't know" if "Say what the user's last question is about" in prompt else "The Falcon X2 flies for 38 minutes."
 
     gen = ChatFake(reply=answers)
-    r = standalone_question(gen, HISTORY, "How long can it fly?")
-    assert r.method == "fallback" and r.question == "What is the Falcon X2? How long can it fly?"
+    r = standalone_question(gen, UNNAMED, "How long can it fly?")
+    assert r.method == "fallback" and r.question == "Tell me about your drone. How long can it fly?"
     assert "Heron H2 kettle hold" in gen.prompts[1]  # the worked example that shows a rewrite, not an answer
 
 
@@ -114,12 +121,12 @@ def test_a_fallback_is_searched_with_but_the_follow_up_is_what_is_answered(serve
 
     gen = ChatFake(reply=fallback_replies)
     srv = serve(generator=gen)
-    messages = [*HISTORY, {"role": "user", "content": "How long can it fly?"}]
+    messages = [*UNNAMED, {"role": "user", "content": "How long can it fly?"}]
     body = httpx.post(f"{srv.url}/v1/chat/completions", json={"messages": messages}, timeout=20).json()
-    assert body["rewrite"] == {"question": "What is the Falcon X2? How long can it fly?", "method": "fallback"}
+    assert body["rewrite"] == {"question": "Tell me about your drone. How long can it fly?", "method": "fallback"}
     answer_prompt = gen.prompts[-1]
     assert answer_prompt.rstrip().endswith("How long can it fly?") or "Question: How long can it fly?" in answer_prompt
-    assert "Question: What is the Falcon X2? How long can it fly?" not in answer_prompt
+    assert "Question: Tell me about your drone. How long can it fly?" not in answer_prompt
     # the follow-up still leans on the conversation: the earlier turns are in the prompt, markers stripped
     assert "Earlier in this conversation:" in answer_prompt and "A drone with a 24-month warranty." in answer_prompt
 
@@ -133,8 +140,8 @@ def test_follow_up_keeps_the_turns_only_where_the_question_leans_on_them():
     assert closed.rewrite is None and closed.question == "How long can it fly?" and len(closed.turns) == 2
     assert follow_up(gen, [], "How long can it fly?") == FollowUp("How long can it fly?", None, None, None)
     gen.reply = "I don't know"
-    fell_back = follow_up(gen, HISTORY, "How long can it fly?")
-    assert fell_back.query == "What is the Falcon X2? How long can it fly?" and len(fell_back.turns) == 2
+    fell_back = follow_up(gen, UNNAMED, "How long can it fly?")
+    assert fell_back.query == "Tell me about your drone. How long can it fly?" and len(fell_back.turns) == 2
 
 
 def test_short_questions_that_name_nothing_lean_on_the_conversation():
@@ -180,3 +187,26 @@ def test_the_referent_is_cut_to_what_the_conversation_says():
     assert referent_phrase("I don't know.", en, "How fast is it?") is None
     assert referent_phrase("The Falcon X2 flies 12 km [1].", en, "How far does it fly?") == "The Falcon X2"
     assert referent_phrase("the Heron H2 kettle", en, "How fast is it?") is None  # nothing the conversation says
+
+
+def test_a_follow_up_that_names_a_thing_means_another_by_its_pronoun():
+    history = [{"role": "user", "content": "What is the Falcon Care plan?"},
+               {"role": "assistant", "content": "Falcon Care is an extended service plan for Falcon drones."}]
+
+    def own_thing(prompt: str) -> str:  # the model names what the follow-up itself names
+        return "the Falcon X2" if "Say what the user's last question is about" in prompt else "I don't know"
+
+    gen = ChatFake(reply=own_thing)
+    r = standalone_question(gen, history, "How much does it cost for the Falcon X2?")
+    assert (r.question, r.method) == ("How much does the Falcon Care cost for the Falcon X2?", "subject")
+    assert len(gen.prompts) == 1  # the referent asked; the rule after it, no free rewrite
+    # a name the follow-up gives, cut off the model's referent, leaves no referent (not "the Falcon")
+    named = [{"role": "user", "content": "What is the Falcon Dock?"},
+             {"role": "assistant", "content": "A charging dock for the Falcon X2."}]
+    assert referent_phrase("the Falcon X2's battery", named, "How long does it take to charge the X2's battery?") is None
+    assert referent_phrase("the Falcon Dock", named, "How long does it take to charge the X2's battery?") == "the Falcon Dock"
+    # the last user turn's names, its sentence's first word and function words left out
+    assert previous_subject(named, "How long does it take?") == "the Falcon Dock"
+    assert previous_subject([{"role": "user", "content": "Does Falcon sell spare 5.2 Ah batteries?"}],
+                            "What is its price for the Falcon X2?") == "5.2 Ah"
+    assert previous_subject(UNNAMED, "How long can it fly?") is None
