@@ -53,6 +53,7 @@ from .generate.prompts import (
     with_conversation,
 )
 from .lang import detect_language
+from .reason.kinds import asked_kind, fits_kind
 from .reason.parse import RESULT_SLOT, Solution, parse_reasoning, solve
 from .reason.route import needs_reasoning, sub_queries
 from .settings import RetrievalSettings
@@ -355,7 +356,8 @@ class Pipeline:
 
     def _reason(self, question, shown, lang, cancel, conversation=(None, None)):
         """The reasoning step: the model writes its facts, one expression and an answer; ragkit
-        computes the expression (ragkit/reason/) and puts the value into the answer."""
+        computes the expression (ragkit/reason/) and puts the value into the answer. An answer of
+        another kind than the question asks for (ragkit.reason.kinds) is not used."""
         plan = self.plan(question, shown, lang, reason=True, history=conversation[0], instructions=conversation[1])
         decoding = replace(self.decoding, max_tokens=max(self.decoding.max_tokens, REASON_MAX_TOKENS))
         completion = self._generate(plan.text, decoding.with_stops(header_stops()), None, cancel)
@@ -366,7 +368,12 @@ class Pipeline:
         written = REASON_LABELS[lang][0] + " " + said
         if said and "calculation" not in parse_reasoning(written).labels:
             written = self._relabel(plan.text, completion, lang, cancel)
-        return plan, completion, solve(written)
+        solution = solve(written)
+        kind = asked_kind(question, lang)
+        if solution.answer is not None and not fits_kind(solution.answer, kind):
+            # a price for "how long", a length for "which mower": a wrong expression, answered directly instead
+            solution = replace(solution, answer=None, refused=f"the answer is not the {kind} the question asks for")
+        return plan, completion, solution
 
     def _relabel(self, prompt: str, completion: Completion, lang: str, cancel) -> str:
         """The reasoning format, led line by line, for a model that wrote no calculation line: its

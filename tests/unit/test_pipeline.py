@@ -345,9 +345,10 @@ class SlowGenerator(FakeGenerator):
         self.delay = delay
 
     def generate(self, prompt, decoding, on_token=None):
-        time.sleep(self.delay)
+        time.sleep(self.delay)  # reading the prompt
         c = super().generate(prompt, decoding, on_token)
-        c.first_token_ms = c.total_ms = self.delay * 1000 + 1.0
+        time.sleep(0.01)  # the rest of the answer
+        c.first_token_ms, c.total_ms = self.delay * 1000, self.delay * 1000 + 10
         return c
 
 
@@ -363,8 +364,22 @@ def test_first_token_is_that_of_the_answer_that_stands():
 
     ans = Pipeline(FakeIndex(DUST), SlowGenerator(reply), context_tokens=12).answer(
         "How often do I change the Dock Pro's dust bag?")
-    assert ans.answer == "About 60 days [1]" and ans.timings["first_token_ms"] >= 100
+    assert ans.answer == "About 60 days [1]" and ans.timings["first_token_ms"] >= 110
     assert ans.timings["tokens_per_s"] is None
     # one plain generation: its own first token, and a decode rate
     ans = Pipeline(FakeIndex(DUST), SlowGenerator(" About 60 days [1]"), context_tokens=0).answer("How often?")
     assert ans.timings["first_token_ms"] < 100 and ans.timings["tokens_per_s"] is not None
+
+
+def test_a_computed_answer_of_another_kind_than_asked_is_not_used():
+    def reply(prompt):  # a wrong expression gives a price for "how long"; read directly, the passage says it
+        if prompt.endswith("Facts:"):
+            return " A bag costs 8 yuan [1]\nCalculation: 8 * 3\nAnswer: {result} yuan [1]"
+        return " About 180 days [1]"
+
+    hits = [hit(1, "A 3-pack of dust bags costs 24 yuan and lasts about 180 days.", "en/shop.md", score=0.7)]
+    gen = FakeGenerator(reply, prompt_style="chat")
+    ans = Pipeline(FakeIndex(hits), gen).answer("How long does a 3-pack of dust bags last, at 60 days a bag?")
+    assert ans.answer == "About 180 days [1]" and len(gen.prompts) == 2
+    assert ans.reasoning["used"] is False and ans.reasoning["value"] == "24"
+    assert ans.reasoning["refused"] == "the answer is not the span the question asks for"
