@@ -7,7 +7,8 @@
 
 `ragkit ask` and every arm of `ragkit eval` call `Pipeline.answer`, so what the CLI shows is what
 the bench measures. Negative rejection happens twice: before generation, when the best retrieved
-chunk scores below `min_score` (hybrid scores are absolute, in [0, 1]), and after it, when the
+chunk scores below `min_score` (hybrid scores are absolute, in [0, 1]) and holds no code the
+question names (E03, V7: `retrieved_code`), and after it, when the
 model says the passages lack the answer. Both give the same canonical "I don't know" answer with
 `refused=True`. Passages given by the caller (`answer(..., passages=hits)`: a bench item's own
 context, the eval's oracle arm) replace retrieval; no score threshold applies to them.
@@ -20,6 +21,7 @@ settings of this path (`AnswerSettings`) are shared by `ask`, `eval` and `serve`
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +70,11 @@ from .types import Answer, Completion, Hit
 # 20 through. The model's own "I don't know" is the second line of defence. Hybrid mode only: dense
 # and BM25 scores live on other scales, so there the threshold is off unless one is given.
 DEFAULT_MIN_SCORE = {"en": 0.20, "zh": 0.15}
+# A question that names a code (E03, V7, M5) which a retrieved chunk holds word for word is about
+# this corpus, whatever its score: the threshold is not applied to it (`retrieved_code`). On the
+# sample bench this lets the 2 answerable questions the threshold refused through (E03 in Chinese,
+# V7 in a long question) and none of the 40 off-domain ones, whose codes (M9, X1) the corpus lacks.
+_CODE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{1,3}\d{1,4}[A-Za-z]?(?![A-Za-z0-9])")
 
 # Prompt tokens of evidence shown by default (passage headers included), chosen by measurement
 # against whole chunks (evals/answer_settings.py, evals/evidence_coverage.py; results in
@@ -248,7 +255,7 @@ class Pipeline:
             search = query.strip() if query and query.strip() else question
             hits = self.retrieve_parts(search, lang) if reason else self.retrieve(search)
             retrieval_ms = ms_since(t0)
-            if not hits or max(h.score for h in hits) < self.threshold(lang):
+            if not hits or (max(h.score for h in hits) < self.threshold(lang) and not retrieved_code(search, hits)):
                 return self._refuse(question, lang, hits, "", t0, retrieval_ms, on_token)
             shown = self.evidence(search, hits, lang, reason)
             retrieved = hits
@@ -434,6 +441,16 @@ class Pipeline:
             model=self.generator.model,
             refused=True,
         )
+
+
+def retrieved_code(question: str, hits: list[Hit]) -> bool:
+    """Whether a code the question names (letters and digits: E03, V7, M5) is in a retrieved chunk
+    as a word of its own."""
+    for code in set(_CODE.findall(question)):
+        word = re.compile(rf"(?<![A-Za-z0-9]){re.escape(code)}(?![A-Za-z0-9])")
+        if any(word.search(h.text) for h in hits):
+            return True
+    return False
 
 
 def _charge(completion: Completion, earlier: Completion, read_only: bool = False) -> None:

@@ -114,6 +114,19 @@ def test_low_retrieval_score_refuses_without_generating():
     assert not ans.refused and ans.answer == "Lima"
 
 
+def test_a_code_the_question_names_in_a_retrieved_chunk_passes_the_threshold():
+    low = DEFAULT_MIN_SCORE["zh"] - 0.03
+    e03 = [hit(1, "| E03 | 机器被抬起 | 放回草坪后按 OK |", "zh/codes.md", score=low)]
+    gen = FakeGenerator("机器被抬起 [1]", prompt_style="chat")
+    ans = Pipeline(FakeIndex(e03), gen).answer("屏幕上出现 E03，是怎么回事？")
+    assert not ans.refused and len(gen.prompts) == 1
+    # a code the corpus lacks (a product that does not exist), or one inside another word, is no reason
+    gen = FakeGenerator("should not be called", prompt_style="chat")
+    assert Pipeline(FakeIndex(e03), gen).answer("隼鸟 M9 无人机多少钱？").refused and gen.prompts == []
+    assert Pipeline(FakeIndex(e03), gen).answer("What does E0 mean?").refused and gen.prompts == []
+    assert Pipeline(FakeIndex([hit(1, "The XE03 panel.", "x.md", score=0.1)]), gen).answer("What is E03?").refused
+
+
 @pytest.mark.parametrize("reply", [
     "I don't know", "The context does not mention the price.", "There is no information about that [1].",
     "The price is not mentioned in the passages.", "不知道", "资料中没有提到价格。", "",
