@@ -214,7 +214,11 @@ def partial(args, gen, rows) -> None:
         "by_set": {name: totals(part, answered) for name, part in by_set(rows).items()},
         "median_ms": {arm: statistics.median(r[f"{arm}_ms"] for r in rows) for arm in answered},
         "median_rewrite_ms": statistics.median(r["rewrite_ms"] for r in rows),
-        "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "referent", "model", "fallback")},
+        "rewrite_methods": {m: sum(r["rewrite_method"] == m for r in rows) for m in ("rule", "referent", "subject", "model",
+                                                                                "fallback")},
+        # the paired view: pairs right only standalone, and right only as a follow-up
+        "discordant": {"standalone_only": [r["id"] for r in rows if r["standalone_correct"] and not r["followup_correct"]],
+                       "followup_only": [r["id"] for r in rows if r["followup_correct"] and not r["standalone_correct"]]},
         "note": "2-core machine; times are comparable within this run only",
     }
     summary["followup_over_standalone_time"] = round(summary["median_ms"]["followup"] / summary["median_ms"]["standalone"], 2)
