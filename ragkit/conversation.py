@@ -273,11 +273,10 @@ def previous_subject(turns: list[dict], question: str) -> str | None:
     runs = []
     for m in _NAME_RUN.finditer(last):
         words = m[0].split()
-        while words and (words[0].lower() in EN_STOPWORDS or (m.start() == 0 and words[0] == m[0].split()[0]
-                                                                and not _CODE.search(words[0]))):
-            words.pop(0)  # "What", "My", a sentence's first word: not a name
-            if not words:
-                break
+        if m.start() == 0 and not _CODE.search(words[0]):
+            words.pop(0)  # a sentence's first word ("What", "Tell") is capitalised, not a name
+        while words and words[0].lower() in EN_STOPWORDS:
+            words.pop(0)  # "My", "The"
         if words and not all(_says(w.lower(), question, asked) for w in words):
             run = " ".join(words)
             the = last[: m.start() + m[0].index(words[0])].rstrip().lower().endswith(" the")
@@ -331,11 +330,12 @@ def standalone_question(gen: Generator, history: list[dict], question: str, *,
                            **({"cancel": cancel} if takes_cancel else {}))
         return out.text
 
-    subject = previous_subject(turns, question)
+    subject = None  # a frame ("What about the M5?") has no pronoun to put it in place of
     if not _FRAME_ONLY[lang].search(question):
         ref = referent_phrase(ask(_referent_prompt(gen, turns, question, lang), REFERENT_TOKENS), turns, question)
         if ref:
             return Rewrite(spliced(question, ref, lang), "referent", ms_since(t0))
+        subject = previous_subject(turns, question)
         if subject and any(is_name(w) for w in question.split()[1:]):
             # the follow-up names a thing of its own, so "it" is another: the one the last question named
             return Rewrite(spliced(question, subject, lang), "subject", ms_since(t0))
@@ -343,7 +343,7 @@ def standalone_question(gen: Generator, history: list[dict], question: str, *,
     for label in _LABEL[lang][2:]:
         text = text.removeprefix(label).lstrip(":： ")
     if not text or is_refusal(text) or not looks_like_question(text, question) or needs_context(text):
-        if subject and not _FRAME_ONLY[lang].search(question):
+        if subject:
             return Rewrite(spliced(question, subject, lang), "subject", ms_since(t0))
         last_user = next((m["content"] for m in reversed(turns) if m["role"] == "user"), "")
         return Rewrite(f"{' '.join(last_user.split())} {question}".strip(), "fallback", ms_since(t0))

@@ -266,6 +266,7 @@ class Pipeline:
 
         t_gen = time.perf_counter()
         solution = None
+        one_generation = False  # else tokens and clocks of several generations make no one decode rate
         if reason and shown:
             plan, completion, solution = self._reason(question, shown, lang, cancel, (history, instructions))
             if solution is not None and solution.answer is not None:
@@ -282,8 +283,8 @@ class Pipeline:
         else:
             plan, completion, raw, hits, retried = self._direct_or_whole(question, shown, hits, retrieved, lang,
                                                                          on_token, cancel, (history, instructions))
+            one_generation = not retried
         gen_ms = ms_since(t_gen)
-        one_generation = not (reason and shown) and not retried  # else no single decode rate
         reasoning = _reasoning_record(solution, reason)
 
         if is_refusal(raw):
